@@ -1,0 +1,34 @@
+# The two commands a newcomer runs: `make demo` and `make test`. Both set up what is missing.
+PY := .venv/bin/python
+export PLAYWRIGHT_BROWSERS_PATH := 0
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+
+.PHONY: setup demo test lint types pytest bench fmt clean
+
+setup:
+	@./scripts/setup.sh
+
+demo: setup
+	$(PY) -m fixtures.demo --out demo-output
+
+test: setup lint types pytest
+
+lint:
+	.venv/bin/ruff check evidence fixtures tests bench
+	.venv/bin/ruff format --check evidence fixtures tests bench
+
+types:
+	.venv/bin/mypy
+
+pytest:
+	.venv/bin/pytest -q
+
+bench: setup
+	$(PY) -m bench.run
+
+fmt: setup
+	.venv/bin/ruff format evidence fixtures tests bench
+	.venv/bin/ruff check --fix evidence fixtures tests bench
+
+clean:
+	rm -rf demo-output .pytest_cache .mypy_cache .ruff_cache

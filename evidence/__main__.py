@@ -1,0 +1,5 @@
+"""Allow ``python -m evidence``."""
+
+from evidence.cli import main
+
+main()
