@@ -15,13 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import bench_simulator
+from bench import bench_collect, bench_simulator
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
 
 BENCHES: dict[str, Callable[[Path], dict[str, Any]]] = {
     "simulator": bench_simulator.run,
+    "collect": bench_collect.run,
 }
 
 

@@ -46,6 +46,182 @@ def cli() -> None:
     """
 
 
+def _env_or(value: str | None, env: str) -> str | None:
+    import os
+
+    return value if value else os.environ.get(env) or None
+
+
+@cli.command()
+@click.argument("canary", metavar="NAMESPACE/CANARY")
+@click.option(
+    "--prometheus",
+    "prometheus_url",
+    envvar="EVIDENCE_PROMETHEUS_URL",
+    metavar="URL",
+    help="Prometheus-compatible API (Prometheus, Thanos, Mimir, VictoriaMetrics). Env: EVIDENCE_PROMETHEUS_URL.",
+)
+@click.option(
+    "--from-dump", "dump", metavar="DIR", type=click.Path(), help="Read kubectl output from DIR instead of the live cluster."
+)
+@click.option("--kubeconfig", metavar="PATH", help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster).")
+@click.option("--context", metavar="NAME", help="Kubeconfig context to use.")
+@click.option(
+    "--flagger-namespace", default="flagger-system", show_default=True, help="Where Flagger runs (its logs are read from there)."
+)
+@click.option(
+    "--flagger-selector", default="app.kubernetes.io/name=flagger", show_default=True, help="Label selector of Flagger's pods."
+)
+@click.option("--start", metavar="RFC3339", help="Window start (default: the latest rollout's start minus --lead).")
+@click.option("--end", metavar="RFC3339", help="Window end (default: the latest rollout's end plus --tail).")
+@click.option("--lead", default="10m", show_default=True, help="Time before the rollout to include.")
+@click.option("--tail", default="10m", show_default=True, help="Time after the rollout to include.")
+@click.option("--max-window", default="168h", show_default=True, help="Refuse windows longer than this.")
+@click.option("--out", default="bundles", show_default=True, type=click.Path(), help="Parent folder for the bundle.")
+@click.option("--allow-partial", is_flag=True, help="Write the bundle even if some queries failed (gaps are recorded).")
+@click.option(
+    "--prometheus-token",
+    envvar="EVIDENCE_PROMETHEUS_TOKEN",
+    metavar="TOKEN",
+    help="Bearer token. Env: EVIDENCE_PROMETHEUS_TOKEN.",
+)
+@click.option("--prometheus-token-file", metavar="PATH", help="File holding a bearer token.")
+@click.option("--prometheus-user", metavar="USER", help="Basic-auth user (password from EVIDENCE_PROMETHEUS_PASSWORD).")
+@click.option("--prometheus-ca-file", metavar="PATH", help="CA bundle to verify Prometheus' TLS certificate.")
+@click.option("--prometheus-insecure-skip-verify", is_flag=True, help="Do not verify Prometheus' TLS certificate.")
+@click.option(
+    "--prometheus-header",
+    "headers",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Extra header, e.g. X-Scope-OrgID=tenant-a for Mimir/Cortex. Repeatable.",
+)
+@click.option(
+    "--timeout", default=30.0, show_default=True, help="Seconds to wait for one answer from Prometheus or the API server."
+)
+@click.option("--concurrency", default=4, show_default=True, help="Prometheus queries in flight at once.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@handle_errors
+def collect(
+    canary: str,
+    prometheus_url: str | None,
+    dump: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+    flagger_namespace: str,
+    flagger_selector: str,
+    start: str | None,
+    end: str | None,
+    lead: str,
+    tail: str,
+    max_window: str,
+    out: str,
+    allow_partial: bool,
+    prometheus_token: str | None,
+    prometheus_token_file: str | None,
+    prometheus_user: str | None,
+    prometheus_ca_file: str | None,
+    prometheus_insecure_skip_verify: bool,
+    headers: tuple[str, ...],
+    timeout: float,
+    concurrency: int,
+    quiet: bool,
+) -> None:
+    """Snapshot one rollout of NAMESPACE/CANARY into a verifiable parquet bundle.
+
+    Prints the bundle's path as the last line of stdout.
+    """
+    import datetime as dt
+    import os
+    from pathlib import Path
+
+    from evidence.collect import CollectOptions, Progress, collect_rollout, parse_duration
+    from evidence.errors import UsageError
+    from evidence.model import CanaryRef, parse_time
+    from evidence.sources import ClusterSource
+    from evidence.sources.prometheus import PrometheusAuth, PrometheusSource, read_token_file
+
+    ref = CanaryRef.parse(canary)
+    if not prometheus_url:
+        raise UsageError("--prometheus URL is required (or set EVIDENCE_PROMETHEUS_URL)")
+
+    def duration(text: str, option: str) -> dt.timedelta:
+        try:
+            return dt.timedelta(seconds=parse_duration(text))
+        except ValueError:
+            raise UsageError(f"{option} {text!r}: not a duration; write e.g. 10m, 90s or 2h") from None
+
+    hdrs: dict[str, str] = {}
+    for h in headers:
+        k, sep, v = h.partition("=")
+        if not sep or not k.strip():
+            raise UsageError(f"--prometheus-header {h!r}: write NAME=VALUE, e.g. X-Scope-OrgID=tenant-a")
+        hdrs[k.strip()] = v.strip()
+    token = prometheus_token or (read_token_file(prometheus_token_file) if prometheus_token_file else None)
+    auth = PrometheusAuth(
+        bearer_token=token,
+        username=prometheus_user,
+        password=os.environ.get("EVIDENCE_PROMETHEUS_PASSWORD") if prometheus_user else None,
+        ca_file=prometheus_ca_file,
+        insecure_skip_verify=prometheus_insecure_skip_verify,
+        headers=hdrs,
+    )
+    prom = PrometheusSource(prometheus_url, auth=auth, timeout=timeout)
+    cluster: ClusterSource
+    if dump:
+        if kubeconfig or context:
+            raise UsageError("--from-dump reads a folder: drop --kubeconfig/--context, or drop --from-dump to read the cluster")
+        from evidence.sources.dump import DumpSource
+
+        cluster = DumpSource(dump)
+    else:
+        from evidence.sources.kube import KubeSource
+
+        cluster = KubeSource(
+            kubeconfig=kubeconfig,
+            context=context,
+            flagger_namespace=flagger_namespace,
+            flagger_selector=flagger_selector,
+            request_timeout=timeout,
+        )
+    options = CollectOptions(
+        out=Path(out),
+        start=parse_time(start, "--start") if start else None,
+        end=parse_time(end, "--end") if end else None,
+        lead=duration(lead, "--lead"),
+        tail=duration(tail, "--tail"),
+        max_window=duration(max_window, "--max-window"),
+        allow_partial=allow_partial,
+        concurrency=concurrency,
+    )
+    path = collect_rollout(ref, cluster, prom, options, Progress(quiet=quiet))
+    click.echo(str(path))
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path())
+@handle_errors
+def verify(bundle: str) -> None:
+    """Check every file of BUNDLE against its manifest (exit 0 when all match)."""
+    from evidence.bundle import verify_bundle
+
+    info = verify_bundle(bundle)
+    click.echo(
+        f"ok: {info['files']} files match the manifest (bundle {info['bundle_id']}, manifest sha256 {info['manifest_sha256']})"
+    )
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path())
+@handle_errors
+def show(bundle: str) -> None:
+    """Summarise BUNDLE: canary, window, Flagger's outcome, weights, counts, gaps."""
+    from evidence.bundle import read_bundle
+    from evidence.summary import summarise_bundle
+
+    click.echo(summarise_bundle(read_bundle(bundle)))
+
+
 def main() -> None:
     """Run the CLI."""
     cli()

@@ -66,3 +66,38 @@ def prometheus_for(
     yield start
     for s in servers.values():
         s.stop()
+
+
+@pytest.fixture(scope="session")
+def bundle_for(
+    simulated: Callable[[str], Path],
+    prometheus_for: Callable[[str], PrometheusServer],
+    truth_of: Callable[[str], dict[str, Any]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[str], Path]:
+    """Collect each scenario once per session (dump + real Prometheus) and return the bundle path."""
+    import datetime as dt
+
+    from evidence.collect import CollectOptions, collect_rollout
+    from evidence.model import CanaryRef
+    from evidence.sources.dump import DumpSource
+    from evidence.sources.prometheus import PrometheusSource
+
+    cache: dict[str, Path] = {}
+
+    def collect(name: str) -> Path:
+        if name not in cache:
+            truth = truth_of(name)
+            ref = CanaryRef.parse(truth["canary"])
+            now = dt.datetime.fromtimestamp(truth["snapshot_at"], dt.UTC)
+            out = tmp_path_factory.mktemp(f"bundle-{name}")
+            cache[name] = collect_rollout(
+                ref,
+                DumpSource(simulated(name) / "dump"),
+                PrometheusSource(prometheus_for(name).url),
+                CollectOptions(out=out),
+                clock=lambda: now,
+            )
+        return cache[name]
+
+    return collect

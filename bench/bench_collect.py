@@ -1,0 +1,154 @@
+"""Collection on the large scenario against a plain concurrent HTTP fetch of the same queries.
+
+Figures: wall time of ``collect_rollout`` for the default window (latest rollout ± 10 min) and
+for the whole 24 h window, each against the same queries fetched with plain ``requests`` at the
+same concurrency in the same run (target ≤ 1.3×); peak memory of ``evidence collect`` as a
+process; bundle bytes against the bytes of the raw API responses; ``evidence --help`` time
+(target < 0.3 s) against ``python -c pass``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from evidence.collect import RAW_CHUNK, CollectOptions, collect_rollout
+from evidence.model import CanaryRef
+from evidence.sources.dump import DumpSource
+from evidence.sources.prometheus import MAX_POINTS, PrometheusSource, range_chunks
+from fixtures.prom import PrometheusServer, backfill
+from fixtures.scenario import load_scenario
+from fixtures.simulator import write_outputs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ensure_large(work: Path) -> tuple[Path, Path, dict[str, Any]]:
+    """Return (simulator output, tsdb, truth) for the large scenario, building them if needed."""
+    out = work / "large"
+    tsdb = work / "large-tsdb"
+    if not (out / "truth.json").exists():
+        write_outputs(load_scenario(ROOT / "fixtures" / "scenarios" / "large.yaml"), out)
+        shutil.rmtree(tsdb, ignore_errors=True)
+    if not tsdb.exists():
+        backfill(out / "openmetrics.txt", tsdb)
+    return out, tsdb, json.loads((out / "truth.json").read_text())
+
+
+def plain_fetch(url: str, manifest: dict[str, Any], concurrency: int) -> tuple[float, int]:
+    """Fetch the manifest's queries, chunked the same way, with plain requests; return (seconds, bytes)."""
+    tasks = []
+    for q in manifest["queries"]:
+        start = dt.datetime.fromisoformat(q["start"].replace("Z", "+00:00"))
+        end = dt.datetime.fromisoformat(q["end"].replace("Z", "+00:00"))
+        if q["kind"] == "raw":
+            t = start
+            while t < end:
+                e = min(end, t + RAW_CHUNK)
+                secs = max(1, int((e - t).total_seconds() + 0.999))
+                tasks.append(("/api/v1/query", {"query": f"{q['query']}[{secs}s]", "time": f"{e.timestamp():.3f}"}))
+                t = e
+        else:
+            step = q["step_seconds"]
+            for s, e in range_chunks(start.timestamp(), end.timestamp(), step, MAX_POINTS):
+                tasks.append(
+                    ("/api/v1/query_range", {"query": q["query"], "start": f"{s:.3f}", "end": f"{e:.3f}", "step": f"{step:g}s"})
+                )
+    session = requests.Session()
+
+    def one(task: tuple[str, dict[str, str]]) -> int:
+        r = session.get(url + task[0], params=task[1], timeout=60)
+        r.raise_for_status()
+        r.json()
+        return len(r.content)
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        total = sum(pool.map(one, tasks))
+    return time.monotonic() - t0, total
+
+
+def run(work: Path) -> dict[str, Any]:
+    sim, tsdb, truth = ensure_large(work)
+    now = dt.datetime.fromtimestamp(truth["snapshot_at"], dt.UTC)
+    ref = CanaryRef.parse(truth["canary"])
+    figures: dict[str, Any] = {}
+    with PrometheusServer(tsdb, work / "large-prom") as server:
+        prom_url = server.url
+        for label, options in (
+            ("latest_rollout", CollectOptions(out=work / "bundles")),
+            (
+                "window_24h",
+                CollectOptions(
+                    out=work / "bundles",
+                    start=dt.datetime.fromtimestamp(truth["window"]["start"], dt.UTC),
+                    end=dt.datetime.fromtimestamp(truth["window"]["start"] + 86400, dt.UTC),
+                ),
+            ),
+        ):
+            shutil.rmtree(work / "bundles", ignore_errors=True)
+            # Warm Prometheus' page cache for both contenders alike.
+            path = collect_rollout(ref, DumpSource(sim / "dump"), PrometheusSource(prom_url), options, clock=lambda: now)
+            shutil.rmtree(path)
+            t0 = time.monotonic()
+            path = collect_rollout(ref, DumpSource(sim / "dump"), PrometheusSource(prom_url), options, clock=lambda: now)
+            t_collect = time.monotonic() - t0
+            manifest = json.loads((path / "manifest.json").read_text())
+            t_plain, raw_bytes = plain_fetch(prom_url, manifest, options.concurrency)
+            t_plain2, _ = plain_fetch(prom_url, manifest, options.concurrency)
+            t_plain = min(t_plain, t_plain2)
+            bundle_bytes = sum(p.stat().st_size for p in path.iterdir())
+            figures[f"{label}.samples"] = manifest["counts"]["samples"]
+            figures[f"{label}.queries_chunks"] = sum(q["chunks"] for q in manifest["queries"])
+            figures[f"{label}.collect_s"] = round(t_collect, 3)
+            figures[f"{label}.plain_fetch_s"] = round(t_plain, 3)
+            figures[f"{label}.collect_vs_plain_fetch_ratio"] = round(t_collect / t_plain, 2)
+            figures[f"{label}.bundle_bytes"] = bundle_bytes
+            figures[f"{label}.raw_response_bytes"] = raw_bytes
+            figures[f"{label}.bundle_vs_raw_bytes_ratio"] = round(bundle_bytes / raw_bytes, 3)
+        # Peak memory of the command as a whole (a fresh process), 24 h window.
+        shutil.rmtree(work / "bundles", ignore_errors=True)
+        exe = str(Path(sys.executable).with_name("evidence"))
+        cmd = [
+            exe,
+            "collect",
+            truth["canary"],
+            "--from-dump",
+            str(sim / "dump"),
+            "--prometheus",
+            prom_url,
+            "--out",
+            str(work / "bundles"),
+            "--start",
+            dt.datetime.fromtimestamp(truth["window"]["start"], dt.UTC).isoformat(),
+            "--end",
+            dt.datetime.fromtimestamp(truth["window"]["start"] + 86400, dt.UTC).isoformat(),
+            "--quiet",
+        ]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        t0 = time.monotonic()
+        subprocess.run(cmd, check=True, capture_output=True)
+        figures["cli_24h.wall_s"] = round(time.monotonic() - t0, 2)
+        figures["cli_24h.peak_rss_mb"] = round(max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024)
+    helps, passes = [], []
+    for _ in range(5):
+        t0 = time.monotonic()
+        subprocess.run([exe, "--help"], check=True, capture_output=True)
+        helps.append(time.monotonic() - t0)
+        t0 = time.monotonic()
+        subprocess.run([sys.executable, "-c", "pass"], check=True, capture_output=True)
+        passes.append(time.monotonic() - t0)
+    figures["help_s"] = round(min(helps), 3)
+    figures["python_startup_s"] = round(min(passes), 3)
+    figures["help_vs_python_startup_ratio"] = round(min(helps) / min(passes), 2)
+    return figures

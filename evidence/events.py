@@ -1,0 +1,287 @@
+"""The rollout's record of events, merged from every source.
+
+Sources, best first (../shared/reference/flagger-traefik.md §9.1): the event-webhook journal
+(lossless, millisecond timestamps, phase and checksum), Flagger's zap JSON log (lossless while
+the pod lives, millisecond timestamps), and Kubernetes Events — core/v1 and events.k8s.io/v1 —
+which client-go aggregates (``(combined from similar events): …``), deduplicates (even across
+rollouts: ``count`` and an old ``firstTimestamp``), rate-limits and the API server expires.
+
+One row per occurrence.  Webhook and log occurrences of the same message within two seconds
+are one row.  A Kubernetes Event is attached to the occurrences it accounts for; when no
+lossless source has them, the Event becomes a row of its own, keeping its count and first /
+last times, with ``aggregated`` / ``cross_rollout`` set so that nobody misreads it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from evidence.flagger import parse_message, strip_combined
+from evidence.redact import scrub_text
+
+UTC = dt.UTC
+MATCH_TOLERANCE = dt.timedelta(seconds=2)
+
+
+@dataclass
+class Occurrence:
+    """One event occurrence being assembled."""
+
+    time: dt.datetime
+    type: str
+    message: str
+    sources: list[str]
+    reason: str = "Synced"
+    phase: str | None = None
+    checksum: str | None = None
+    k8s_count: int | None = None
+    k8s_first: dt.datetime | None = None
+    k8s_last: dt.datetime | None = None
+    aggregated: bool = False
+    cross_rollout: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    """Parse an RFC3339 string or unix milliseconds string into an aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return dt.datetime.fromtimestamp(float(value), tz=UTC)
+    text = str(value)
+    if text.isdigit():
+        return dt.datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+    try:
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def from_webhooks(payloads: list[dict[str, Any]]) -> list[Occurrence]:
+    """Return occurrences from event-webhook payloads."""
+    out = []
+    for p in payloads:
+        meta = p.get("metadata") or {}
+        t = parse_time(meta.get("timestamp")) or parse_time(p.get("_received_at"))
+        msg = meta.get("eventMessage")
+        if t is None or not isinstance(msg, str):
+            continue
+        out.append(
+            Occurrence(
+                t,
+                str(meta.get("eventType") or "Normal"),
+                msg,
+                ["webhook"],
+                phase=p.get("phase"),
+                checksum=p.get("checksum"),
+            )
+        )
+    return out
+
+
+def from_log_lines(lines: list[str], canary: str, namespace: str) -> tuple[list[Occurrence], list[dict[str, Any]]]:
+    """Return occurrences from Flagger's zap log lines about the canary's events, and its parsed lines.
+
+    A line is the canary's when its zap field ``canary`` is ``<name>.<namespace>``, or, for
+    lines without that field, when the message names ``<name>.<namespace>``.
+    """
+    who = f"{canary}.{namespace}"
+    occ = []
+    parsed = []
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(rec, dict):
+            continue
+        c = rec.get("canary")
+        if not (c == who or (c is None and who in str(rec.get("msg", "")))):
+            continue
+        t = parse_time(rec.get("ts"))
+        if t is None:
+            continue
+        msg = str(rec.get("msg", ""))
+        level = str(rec.get("level", ""))
+        caller = str(rec.get("caller", ""))
+        parsed.append({"time": t, "level": level, "caller": caller, "message": msg, "raw": line})
+        # Events are logged from controller/events.go; warnings log at info level, errors at error.
+        if "events.go" in caller or not caller:
+            p = parse_message(msg)
+            etype = "Warning" if level == "error" or p.action in _WARNING_ACTIONS or msg.startswith("Halt") else "Normal"
+            occ.append(Occurrence(t, etype, msg, ["log"]))
+    return occ, parsed
+
+
+_WARNING_ACTIONS = {
+    "halt",
+    "rollback",
+    "rollback-manual",
+    "rollback-deadline",
+    "failed",
+    "not-ready",
+    "primary-not-ready",
+    "promotion-failed",
+    "wait",
+    "hook-rollback",
+    "hook-failed",
+    "error",
+}
+
+
+def merge_lossless(webhook: list[Occurrence], log: list[Occurrence]) -> list[Occurrence]:
+    """Merge webhook and log occurrences of the same message within the tolerance."""
+    rows = sorted(webhook, key=lambda o: o.time)
+    by_msg: dict[str, list[Occurrence]] = {}
+    for o in rows:
+        by_msg.setdefault(o.message, []).append(o)
+    for o in sorted(log, key=lambda o: o.time):
+        cands = [w for w in by_msg.get(o.message, []) if "log" not in w.sources and abs(w.time - o.time) <= MATCH_TOLERANCE]
+        if cands:
+            best = min(cands, key=lambda w: abs(w.time - o.time))
+            best.sources.append("log")
+            if best.type != o.type and o.type == "Warning":
+                best.type = o.type
+        else:
+            rows.append(o)
+            by_msg.setdefault(o.message, []).append(o)
+    return sorted(rows, key=lambda o: o.time)
+
+
+def normalise_k8s_event(ev: dict[str, Any]) -> dict[str, Any] | None:
+    """Return a core/v1 or events.k8s.io/v1 Event as {message, type, reason, count, first, last, source}."""
+    if "regarding" in ev or "note" in ev:  # events.k8s.io/v1
+        msg = ev.get("note")
+        series = ev.get("series") or {}
+        count = int(series.get("count") or ev.get("deprecatedCount") or 1)
+        first = parse_time(ev.get("deprecatedFirstTimestamp")) or parse_time(ev.get("eventTime"))
+        last = parse_time(series.get("lastObservedTime")) or parse_time(ev.get("deprecatedLastTimestamp")) or first
+        src = "k8s-events-v1"
+    else:
+        msg = ev.get("message")
+        count = int(ev.get("count") or 1)
+        first = parse_time(ev.get("firstTimestamp")) or parse_time(ev.get("eventTime"))
+        last = parse_time(ev.get("lastTimestamp")) or first
+        src = "k8s"
+    if not isinstance(msg, str) or first is None or last is None:
+        return None
+    return {
+        "message": msg,
+        "type": str(ev.get("type") or "Normal"),
+        "reason": str(ev.get("reason") or ""),
+        "count": count,
+        "first": first,
+        "last": last,
+        "source": src,
+        "name": (ev.get("metadata") or {}).get("name"),
+    }
+
+
+def attach_k8s(
+    rows: list[Occurrence], events: list[dict[str, Any]], window_start: dt.datetime
+) -> tuple[list[Occurrence], dict[str, int]]:
+    """Attach Kubernetes Events to occurrences, or add them as rows; return rows and counters."""
+    stats = {"k8s_events": 0, "k8s_only": 0, "aggregated": 0, "cross_rollout": 0, "duplicates_v1": 0}
+    norm = [n for n in (normalise_k8s_event(e) for e in events) if n is not None]
+    # The same Event may come as core/v1 and as events.k8s.io/v1: keep one.
+    seen: set[tuple[Any, ...]] = set()
+    unique = []
+    for n in sorted(norm, key=lambda n: n["source"]):  # "k8s" sorts before "k8s-events-v1"
+        key = (n["name"], n["message"], n["last"]) if n["name"] else (n["message"], n["first"], n["last"])
+        if key in seen:
+            stats["duplicates_v1"] += 1
+            continue
+        seen.add(key)
+        unique.append(n)
+    for n in sorted(unique, key=lambda n: n["last"]):
+        stats["k8s_events"] += 1
+        message, aggregated = strip_combined(n["message"])
+        cross = n["first"] < window_start <= n["last"]
+        stats["aggregated"] += aggregated
+        stats["cross_rollout"] += cross
+        lo = (n["last"] if aggregated else n["first"]) - MATCH_TOLERANCE
+        hi = n["last"] + MATCH_TOLERANCE
+        matched = [o for o in rows if o.message == message and lo <= o.time <= hi and not o.k8s_count]
+        if matched:
+            for o in matched:
+                o.sources.append(n["source"])
+                o.k8s_count, o.k8s_first, o.k8s_last = n["count"], n["first"], n["last"]
+                o.aggregated, o.cross_rollout = aggregated, cross
+            continue
+        stats["k8s_only"] += 1
+        # Without a lossless source: an Event that repeated inside the window is dated by its
+        # first occurrence; one merged with an older rollout (or aggregated) by its last.
+        t = n["last"] if (aggregated or cross or n["first"] < window_start) else n["first"]
+        rows.append(
+            Occurrence(
+                t,
+                n["type"],
+                message,
+                [n["source"]],
+                reason=n["reason"] or "Synced",
+                k8s_count=n["count"],
+                k8s_first=n["first"],
+                k8s_last=n["last"],
+                aggregated=aggregated,
+                cross_rollout=cross,
+            )
+        )
+    return sorted(rows, key=lambda o: o.time), stats
+
+
+def to_records(rows: list[Occurrence]) -> list[dict[str, Any]]:
+    """Return the rows of the events table (columns as in bundle.SCHEMAS['events'])."""
+    out = []
+    for o in rows:
+        p = parse_message(o.message)
+        message = scrub_text(o.message)
+        eid = hashlib.sha256(f"{o.time.isoformat()}|{message}|{o.sources[0]}".encode()).hexdigest()[:16]
+        out.append(
+            {
+                "event_id": eid,
+                "time": o.time,
+                "type": o.type,
+                "reason": o.reason,
+                "message": message,
+                "sources": ",".join(dict.fromkeys(o.sources)),
+                "k8s_count": o.k8s_count,
+                "k8s_first": o.k8s_first,
+                "k8s_last": o.k8s_last,
+                "aggregated": o.aggregated,
+                "cross_rollout": o.cross_rollout,
+                "phase": o.phase,
+                "checksum": o.checksum,
+                "action": p.action,
+                "weight": p.weight,
+                "metric": p.metric,
+                "value": p.value,
+                "threshold": p.threshold,
+                "comparator": p.comparator,
+                "failed_checks": p.failed_checks,
+                "detail": scrub_text(p.detail) if p.detail else None,
+            }
+        )
+    return out
+
+
+ROLLOUT_START = {"new-revision", "restart"}
+ROLLOUT_END = {"promoted", "failed", "promotion-failed"}
+
+
+def find_latest_rollout(rows: list[Occurrence]) -> tuple[dt.datetime, dt.datetime | None] | None:
+    """Return (start, end or None if still running) of the latest rollout in the rows."""
+    parsed = [(o, parse_message(o.message).action) for o in rows]
+    starts = [o.time for o, a in parsed if a in ROLLOUT_START]
+    if not starts:
+        # Events may have expired: the first analysis step also marks a rollout.
+        starts = [o.time for o, a in parsed if a == "start"]
+    if not starts:
+        return None
+    start = max(starts)
+    ends = [o.time for o, a in parsed if a in ROLLOUT_END and o.time >= start]
+    return start, (min(ends) if ends else None)

@@ -1,0 +1,225 @@
+"""Flagger's vocabulary: its event messages parsed into fields, and its Traefik queries.
+
+Formats follow Flagger 1.44 (``pkg/controller/scheduler*.go``, ``pkg/canary/deployment_ready.go``,
+``pkg/metrics/observers/traefik.go``) as recorded in ../shared/reference/flagger-traefik.md
+§2.2 and §4.1.  Messages are untrusted text: they are parsed, never evaluated.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+COMBINED_PREFIX = "(combined from similar events): "
+
+_N = r"(?P<obj>[^\s]+)"  # "name.namespace" as Flagger prints it
+_NUM = r"(?P<value>-?[0-9.]+(?:e[+-]?[0-9]+)?)"
+_THR = r"(?P<threshold>-?[0-9.]+(?:e[+-]?[0-9]+)?)"
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """Fields read from one Flagger event message."""
+
+    action: str
+    weight: int | None = None
+    metric: str | None = None
+    value: float | None = None
+    threshold: float | None = None
+    comparator: str | None = None
+    failed_checks: int | None = None
+    detail: str | None = None
+
+
+def _go_duration_ms(text: str) -> float | None:
+    """Parse a Go time.Duration string (``1.515s``, ``500ms``, ``1m2.5s``) into milliseconds."""
+    units = {"h": 3_600_000.0, "m": 60_000.0, "s": 1000.0, "ms": 1.0, "us": 0.001, "µs": 0.001, "ns": 1e-6}
+    parts = re.findall(r"([0-9.]+)(h|ms|m|s|us|µs|ns)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^New revision detected! Scaling up " + _N + r"$"), "new-revision"),
+    (re.compile(r"^New revision detected! Restarting analysis for " + _N + r"$"), "restart"),
+    (re.compile(r"^Starting canary analysis for " + _N + r"$"), "start"),
+    (re.compile(r"^Advance " + _N + r" canary weight (?P<weight>\d+)$"), "advance"),
+    (re.compile(r"^Advance " + _N + r" canary iteration (?P<detail>\d+/\d+)$"), "iteration"),
+    (re.compile(r"^Advance " + _N + r" primary weight (?P<pweight>\d+)$"), "promote-step"),
+    (re.compile(r"^Copying " + _N + r" template spec to (?P<detail>\S+)$"), "promote-start"),
+    (re.compile(r"^Routing all traffic to primary$"), "route-primary"),
+    (re.compile(r"^(?:Stop traffic mirroring and route|Routing) all traffic to canary$"), "route-canary"),
+    (re.compile(r"^Promotion completed! Canary analysis was skipped for " + _N + r"$"), "promoted"),
+    (re.compile(r"^Promotion completed! Scaling down " + _N + r"$"), "promoted"),
+    (re.compile(r"^Promotion of " + _N + r" failed, primary not ready: (?P<detail>.*)$", re.S), "promotion-failed"),
+    (
+        re.compile(r"^Halt " + _N + r" advancement success rate " + _NUM + r"% (?P<cmp>[<>]) " + _THR + r"%$"),
+        "halt:request-success-rate",
+    ),
+    (
+        re.compile(r"^Halt " + _N + r" advancement request duration (?P<dvalue>\S+) (?P<cmp>[<>]) (?P<dthreshold>\S+)$"),
+        "halt:request-duration",
+    ),
+    (re.compile(r"^Halt " + _N + r" advancement external check (?P<hook>\S+) failed (?P<detail>.*)$", re.S), "halt:hook"),
+    (re.compile(r"^Halt " + _N + r" advancement pre-rollout check (?P<hook>\S+) failed (?P<detail>.*)$", re.S), "halt:hook"),
+    (
+        re.compile(
+            r"^Halt " + _N + r" advancement waiting for (?P<detail>(?:traffic increase |promotion )?approval) (?P<hook>\S+)$"
+        ),
+        "wait",
+    ),
+    (
+        re.compile(
+            r"^Halt advancement no values found for (?P<provider>\S+) metric (?P<metric>\S+) probably (?P<obj>\S+) is not receiving traffic(?::\s*(?P<detail>.*))?$",
+            re.S,
+        ),
+        "halt:no-values",
+    ),
+    (
+        re.compile(r"^Halt advancement no values found for custom metric: (?P<metric>[^:]+): (?P<detail>.*)$", re.S),
+        "halt:no-values",
+    ),
+    (re.compile(r"^Halt advancement no values found for metric: (?P<metric>.+)$"), "halt:no-values"),
+    (re.compile(r"^halt " + _N + r" advancement: (?P<detail>primary deployment is scaled to zero)$"), "primary-not-ready"),
+    (re.compile(r"^Halt " + _N + r" advancement (?P<metric>\S+) " + _NUM + r" (?P<cmp>[<>]) " + _THR + r"$"), "halt:custom"),
+    (re.compile(r"^Rolling back " + _N + r" failed checks threshold reached (?P<failed>\d+)$"), "rollback"),
+    (re.compile(r"^Rolling back " + _N + r" manual webhook invoked$"), "rollback-manual"),
+    (re.compile(r"^Rolling back " + _N + r" progress deadline exceeded (?P<detail>.*)$", re.S), "rollback-deadline"),
+    (re.compile(r"^Canary failed! Scaling down " + _N + r"$"), "failed"),
+    (re.compile(r"^canary (?:deployment|damonset|daemonset) " + _N + r" not ready(?P<detail>.*)$", re.S), "not-ready"),
+    (re.compile(r"^(?P<obj>\S+-primary\.\S+) not ready(?P<detail>.*)$", re.S), "primary-not-ready"),
+    (
+        re.compile(
+            r"^(?P<kind>Pre-rollout|Confirm-rollout|Confirm-traffic-increase|Confirm-promotion|Post-rollout) check (?P<hook>\S+) passed$"
+        ),
+        "hook-passed",
+    ),
+    (re.compile(r"^Post-rollout hook (?P<hook>\S+) failed (?P<detail>.*)$", re.S), "hook-failed"),
+    (re.compile(r"^Rollback hook (?P<hook>\S+) not signaling a rollback$"), "hook-idle"),
+    (re.compile(r"^Rollback check (?P<hook>\S+) passed$"), "hook-rollback"),
+    (re.compile(r"^Initialization done! " + _N + r"$"), "initialized"),
+    (re.compile(r"^all the metrics providers are available!$"), "providers-ok"),
+    (re.compile(r"^skipping canary run as object is suspended$"), "suspended"),
+    (re.compile(r"^Terminat(?:ing|ed) canary " + _N + r"$"), "terminating"),
+    (
+        re.compile(
+            r"^(?:Prometheus query failed|Metric query failed|Error checking metric providers|Metric template|Error building Prometheus client|TraefikService|RoutingRule|scaling down canary)(?P<detail>.*)$",
+            re.S,
+        ),
+        "error",
+    ),
+]
+
+
+def parse_message(message: str) -> Parsed:
+    """Return the fields of one Flagger event message (without any combined prefix)."""
+    for pattern, action in _PATTERNS:
+        m = pattern.match(message)
+        if not m:
+            continue
+        g: dict[str, Any] = m.groupdict()
+        if action == "advance":
+            return Parsed("advance", weight=int(g["weight"]))
+        if action == "promote-step":
+            return Parsed("promote-step", weight=100 - int(g["pweight"]), detail=f"primary weight {g['pweight']}")
+        if action == "route-primary":
+            return Parsed("route-primary", weight=0)
+        if action == "route-canary":
+            return Parsed("route-canary", weight=100)
+        if action == "halt:request-success-rate":
+            return Parsed(
+                "halt",
+                metric="request-success-rate",
+                value=float(g["value"]),
+                threshold=float(g["threshold"]),
+                comparator=g["cmp"],
+            )
+        if action == "halt:request-duration":
+            return Parsed(
+                "halt",
+                metric="request-duration",
+                value=_go_duration_ms(g["dvalue"]),
+                threshold=_go_duration_ms(g["dthreshold"]),
+                comparator=g["cmp"],
+            )
+        if action == "halt:custom":
+            return Parsed(
+                "halt", metric=g["metric"], value=float(g["value"]), threshold=float(g["threshold"]), comparator=g["cmp"]
+            )
+        if action == "halt:hook":
+            return Parsed("halt", metric=f"webhook:{g['hook']}", detail=g.get("detail"))
+        if action == "halt:no-values":
+            return Parsed("halt", metric=g["metric"], detail="no values found" + (f": {g['detail']}" if g.get("detail") else ""))
+        if action == "rollback":
+            return Parsed("rollback", failed_checks=int(g["failed"]), weight=0)
+        if action in ("rollback-manual", "rollback-deadline"):
+            return Parsed(action, weight=0, detail=g.get("detail"))
+        if action == "failed":
+            return Parsed("failed", weight=0)
+        if action in ("hook-passed", "hook-failed", "hook-idle", "hook-rollback", "wait"):
+            return Parsed(action, metric=f"webhook:{g['hook']}", detail=(g.get("kind") or g.get("detail")))
+        if action == "not-ready":
+            detail = (g.get("detail") or "").lstrip(": ").strip()
+            deadline = "progress deadline" in detail or "progressDeadlineSeconds" in detail
+            return Parsed("not-ready", detail=("deadline: " if deadline else "") + detail)
+        return Parsed(action, detail=g.get("detail") or None)
+    return Parsed("other")
+
+
+def strip_combined(message: str) -> tuple[str, bool]:
+    """Return the message without client-go's aggregation prefix, and whether it had one."""
+    if message.startswith(COMBINED_PREFIX):
+        return message[len(COMBINED_PREFIX) :], True
+    return message, False
+
+
+# ----- queries -----------------------------------------------------------------------------
+
+SUCCESS_RATE = (
+    'sum(rate(traefik_service_request_duration_seconds_bucket{service=~"{{ namespace }}-{{ target }}-canary-[0-9a-zA-Z-]+@kubernetescrd",'
+    'code!~"5..",le="+Inf"}[{{ interval }}])) / sum(rate(traefik_service_request_duration_seconds_bucket{service=~"{{ namespace }}-{{ target }}-canary-[0-9a-zA-Z-]+@kubernetescrd",'
+    'le="+Inf"}[{{ interval }}])) * 100'
+)
+REQUEST_DURATION = (
+    'histogram_quantile(0.99, sum(rate(traefik_service_request_duration_seconds_bucket{service=~"{{ namespace }}-{{ target }}-canary-[0-9a-zA-Z-]+@kubernetescrd"}'
+    "[{{ interval }}])) by (le)) * 1000"
+)
+BUILTIN_QUERIES = {"request-success-rate": SUCCESS_RATE, "request-duration": REQUEST_DURATION}
+
+_TEMPLATE_VAR = re.compile(r"\{\{\s*(\.?[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_-]+)?)\s*\}\}")
+
+
+class TemplateError(ValueError):
+    """A metric query template uses a variable Flagger would not know (missingkey=error)."""
+
+
+def render_query(template: str, model: dict[str, str], variables: dict[str, str]) -> str:
+    """Render a Flagger metric query template as Flagger's ``render.go`` does, then collapse whitespace."""
+
+    def sub(m: re.Match[str]) -> str:
+        key = m.group(1).lstrip(".")
+        if key.startswith("variables."):
+            name = key.split(".", 1)[1]
+            if name not in variables:
+                raise TemplateError(f"map has no entry for key {name!r} in templateVariables")
+            return variables[name]
+        if key not in model:
+            raise TemplateError(f"function {key!r} not defined")
+        return model[key]
+
+    return " ".join(_TEMPLATE_VAR.sub(sub, template).split())
+
+
+def promql_string(value: str) -> str:
+    """Quote a value as a PromQL double-quoted string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+_RE2_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
+
+
+def re2_escape(value: str) -> str:
+    """Escape a literal for use inside an RE2 regular expression."""
+    return _RE2_SPECIAL.sub(r"\\\1", value)

@@ -1,0 +1,222 @@
+"""A folder of kubectl output as a cluster source (``--from-dump DIR``).
+
+Any ``*.json`` / ``*.yaml`` / ``*.yml`` file holding Kubernetes objects or ``List``s is read
+and recognised by ``kind``, not by file name; ``*.log`` / ``*.txt`` / ``*.jsonl`` files are
+read as Flagger's zap JSON log lines or as event-webhook payloads (one JSON object a line).
+Files that are unreadable or not Kubernetes are named in a warning and skipped; Secrets are
+never read into memory beyond recognising their kind.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from evidence.errors import DumpError, NotFoundError
+from evidence.model import CanaryRef
+from evidence.sources import ClusterData
+
+OBJECT_SUFFIXES = {".json", ".yaml", ".yml"}
+LINE_SUFFIXES = {".log", ".txt", ".jsonl", ".ndjson"}
+MAX_FILE_BYTES = 512 * 1024 * 1024
+
+
+class DumpSource:
+    """Reads a folder written by ``kubectl get … -o json`` and ``kubectl logs``."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def describe(self) -> str:
+        return f"dump {self.folder}"
+
+    def read(self, ref: CanaryRef) -> ClusterData:
+        """Read every file once and keep what concerns ``ref``."""
+        if not self.folder.is_dir():
+            raise DumpError(f"--from-dump {self.folder}: not a folder; pass the folder holding the kubectl output")
+        objects: list[dict[str, Any]] = []
+        lines: list[str] = []
+        webhooks: list[dict[str, Any]] = []
+        warnings: list[str] = []
+        usable = 0
+        files = sorted(p for p in self.folder.rglob("*") if p.is_file())
+        for path in files:
+            rel = path.relative_to(self.folder)
+            suffix = path.suffix.lower()
+            if suffix not in OBJECT_SUFFIXES | LINE_SUFFIXES:
+                warnings.append(f"{rel}: skipped (not .json, .yaml, .log or .jsonl)")
+                continue
+            try:
+                if path.stat().st_size > MAX_FILE_BYTES:
+                    warnings.append(f"{rel}: skipped (larger than {MAX_FILE_BYTES // 2**20} MiB)")
+                    continue
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                warnings.append(f"{rel}: skipped (unreadable: {getattr(exc, 'strerror', None) or exc})")
+                continue
+            if suffix in OBJECT_SUFFIXES:
+                found = _objects_from_text(text, suffix)
+                if found is None:
+                    # A .json file may also be a JSON-lines log.
+                    jl = _json_lines(text)
+                    if jl is not None:
+                        n_logs, n_hooks = _classify_lines(jl, lines, webhooks)
+                        if n_logs or n_hooks:
+                            usable += 1
+                            continue
+                    warnings.append(f"{rel}: skipped (not a Kubernetes object or List)")
+                    continue
+                usable += 1
+                skipped_secrets = sum(1 for o in found if o.get("kind") == "Secret")
+                if skipped_secrets:
+                    warnings.append(f"{rel}: {skipped_secrets} Secret object(s) ignored (secrets never enter a bundle)")
+                objects.extend(o for o in found if o.get("kind") != "Secret")
+            else:
+                jl = _json_lines(text, tolerate=True)
+                n_logs, n_hooks = _classify_lines(jl or [], lines, webhooks)
+                if n_logs or n_hooks:
+                    usable += 1
+                else:
+                    warnings.append(f"{rel}: skipped (no Flagger JSON log lines or webhook payloads)")
+        if usable == 0:
+            detail = "; ".join(warnings[:5]) or "the folder is empty"
+            raise DumpError(
+                f"--from-dump {self.folder}: nothing usable ({detail}); save e.g. `kubectl get canary NAME -o json`, "
+                "`kubectl get events -o json` and `kubectl logs deploy/flagger` into it"
+            )
+        return _select(ref, objects, lines, webhooks, warnings, str(self.folder))
+
+
+def _objects_from_text(text: str, suffix: str) -> list[dict[str, Any]] | None:
+    docs: list[Any]
+    if suffix == ".json":
+        try:
+            docs = [json.loads(text)]
+        except ValueError:
+            return None
+    else:
+        import yaml
+
+        try:
+            docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        except yaml.YAMLError:
+            return None
+    out: list[dict[str, Any]] = []
+    for d in docs:
+        if not isinstance(d, dict) or "kind" not in d:
+            return None
+        if str(d["kind"]).endswith("List") and isinstance(d.get("items"), list):
+            list_kind = str(d["kind"])[: -len("List")]
+            for item in d["items"]:
+                if isinstance(item, dict):
+                    if "kind" not in item and list_kind:
+                        item = dict(item, kind=list_kind)
+                    out.append(item)
+        else:
+            out.append(d)
+    return out
+
+
+def _json_lines(text: str, tolerate: bool = False) -> list[dict[str, Any]] | None:
+    rows = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            v = json.loads(line)
+        except ValueError:
+            if tolerate:
+                continue
+            return None
+        if isinstance(v, dict):
+            rows.append(v)
+    return rows
+
+
+def _classify_lines(rows: list[dict[str, Any]], lines: list[str], webhooks: list[dict[str, Any]]) -> tuple[int, int]:
+    n_logs = n_hooks = 0
+    for r in rows:
+        if "msg" in r and "ts" in r:
+            lines.append(json.dumps(r, separators=(",", ":")))
+            n_logs += 1
+        elif isinstance(r.get("metadata"), dict) and "eventMessage" in r["metadata"] and "name" in r:
+            webhooks.append(r)
+            n_hooks += 1
+        elif isinstance(r.get("payload"), dict) and "eventMessage" in (r["payload"].get("metadata") or {}):
+            webhooks.append(dict(r["payload"], _received_at=r.get("received_at")))
+            n_hooks += 1
+    return n_logs, n_hooks
+
+
+def _select(
+    ref: CanaryRef,
+    objects: list[dict[str, Any]],
+    lines: list[str],
+    webhooks: list[dict[str, Any]],
+    warnings: list[str],
+    where: str,
+) -> ClusterData:
+    """Keep the objects, events and lines of ``ref``; ignore other canaries'."""
+
+    def meta(o: dict[str, Any]) -> dict[str, Any]:
+        m = o.get("metadata")
+        return m if isinstance(m, dict) else {}
+
+    canaries = [o for o in objects if o.get("kind") == "Canary"]
+    canary = next(
+        (o for o in canaries if meta(o).get("name") == ref.name and meta(o).get("namespace", ref.namespace) == ref.namespace),
+        None,
+    )
+    if canary is None:
+        known = ", ".join(sorted(f"{meta(o).get('namespace', '?')}/{meta(o).get('name', '?')}" for o in canaries)) or "none"
+        raise NotFoundError(
+            f"canary {ref} not found in dump {where} (canaries there: {known}); save it with "
+            f"`kubectl get canary {ref.name} -n {ref.namespace} -o json > {where}/canary.json`"
+        )
+    spec = canary.get("spec") or {}
+    target = str((spec.get("targetRef") or {}).get("name") or ref.name)
+    apex = str((spec.get("service") or {}).get("name") or target)
+    analysis = spec.get("analysis") or spec.get("canaryAnalysis") or {}
+    template_refs = {
+        (str(m["templateRef"].get("namespace") or ref.namespace), str(m["templateRef"]["name"]))
+        for m in analysis.get("metrics") or []
+        if isinstance(m, dict) and isinstance(m.get("templateRef"), dict) and m["templateRef"].get("name")
+    }
+    provider_refs = {
+        (str(a["providerRef"].get("namespace") or ref.namespace), str(a["providerRef"]["name"]))
+        for a in analysis.get("alerts") or []
+        if isinstance(a, dict) and isinstance(a.get("providerRef"), dict) and a["providerRef"].get("name")
+    }
+
+    def key(o: dict[str, Any]) -> tuple[str, str]:
+        return (str(meta(o).get("namespace") or ref.namespace), str(meta(o).get("name")))
+
+    data = ClusterData(source_kind="dump", source=where, canary=canary, warnings=warnings)
+    for o in objects:
+        kind = o.get("kind")
+        if kind == "MetricTemplate" and key(o) in template_refs:
+            data.metric_templates.append(o)
+        elif kind == "AlertProvider" and key(o) in provider_refs:
+            data.alert_providers.append(o)
+        elif kind == "TraefikService" and key(o) == (ref.namespace, apex):
+            data.traefik_services.append(o)
+        elif kind == "Deployment" and key(o) in {(ref.namespace, target), (ref.namespace, f"{target}-primary")}:
+            data.workloads.append(o)
+        elif kind == "Event" and _event_of(o, ref):
+            data.events.append(o)
+    missing_templates = template_refs - {key(o) for o in data.metric_templates}
+    for ns, name in sorted(missing_templates):
+        warnings.append(f"MetricTemplate {ns}/{name} used by the canary is not in the dump; its query cannot be re-run")
+    data.log_lines = lines  # the collector keeps the canary's lines
+    data.webhook_events = [w for w in webhooks if w.get("name") == ref.name and w.get("namespace") == ref.namespace]
+    return data
+
+
+def _event_of(ev: dict[str, Any], ref: CanaryRef) -> bool:
+    obj = ev.get("involvedObject") or ev.get("regarding") or {}
+    if not isinstance(obj, dict):
+        return False
+    ns = obj.get("namespace") or (ev.get("metadata") or {}).get("namespace")
+    return obj.get("kind") == "Canary" and obj.get("name") == ref.name and ns == ref.namespace

@@ -1,0 +1,527 @@
+"""The live Kubernetes API as a cluster source: a Canary, what it refers to, its events and Flagger's logs.
+
+Objects come back exactly as the API server sent them, as plain dicts with ``apiVersion`` and
+``kind`` on every item, like ``kubectl get -o json``.  Secrets are never read, not even the
+ones an AlertProvider names.  Connection errors and 5xx answers are retried a few times;
+a timeout is not (it already took the whole budget).  Every failure becomes a ``KubeError``
+that names the server and what to do; a missing canary is a ``NotFoundError``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from evidence.errors import KubeError, NotFoundError
+from evidence.model import CanaryRef
+from evidence.sources import ClusterData
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+DEFAULT_KUBECONFIG = "~/.kube/config"
+DEFAULT_PAGE_SIZE = 250
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One API request, described for error messages and RBAC hints."""
+
+    verb: str  # get | list
+    resource: str  # plural, or plural/subresource
+    group: str
+    namespace: str
+    name: str | None = None
+
+    def describe(self) -> str:
+        what = self.resource if not self.group else f"{self.resource}.{self.group}"
+        target = f" {self.namespace}/{self.name}" if self.name else f" in namespace {self.namespace}"
+        return f"{self.verb} {what}{target}"
+
+
+class _Missing(Exception):
+    """A 404 answer: no such object, or (``served`` False) no such resource on this server.
+
+    Never leaves this module: each caller turns it into a warning, a NotFoundError or a KubeError.
+    """
+
+    def __init__(self, call: _Call, served: bool) -> None:
+        what = "not found" if served else "is not served by the API server"
+        super().__init__(f"{call.resource}.{call.group} {what}" if call.group else f"{call.resource} {what}")
+        self.call = call
+        self.served = served
+
+
+class KubeSource:
+    """Read a canary and its evidence from a Kubernetes API server, the way kubectl would find it."""
+
+    def __init__(
+        self,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        flagger_namespace: str = "flagger-system",
+        flagger_selector: str = "app.kubernetes.io/name=flagger",
+        request_timeout: float = 30.0,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        attempts: int = 3,
+        backoff: float = 0.2,
+    ) -> None:
+        if request_timeout <= 0:
+            raise KubeError(f"request timeout must be positive, got {request_timeout}")
+        self.flagger_namespace = flagger_namespace
+        self.flagger_selector = flagger_selector
+        self.request_timeout = float(request_timeout)
+        self.page_size = max(1, int(page_size))
+        self.attempts = max(1, int(attempts))
+        self.backoff = backoff
+        self.context = context
+        self.kubeconfig: str | None = None  # the file(s) used, os.pathsep-joined; None in a pod
+        self._client = self._connect(kubeconfig, context)
+        self.server = _public_url(str(self._client.configuration.host))
+
+    # -- the ClusterSource protocol -----------------------------------------------------------
+
+    def describe(self) -> str:
+        """Return ``cluster <server URL>``, never credentials."""
+        return f"cluster {self.server}"
+
+    def read(self, ref: CanaryRef) -> ClusterData:
+        """Return the canary, its templates, providers, TraefikService, workloads, events and Flagger's log."""
+        warnings: list[str] = []
+        ns = ref.namespace
+        canary = self._get_canary(ref)
+        spec = canary.get("spec") or {}
+        analysis = spec.get("analysis") or spec.get("canaryAnalysis") or {}
+
+        templates = []
+        for tns, tname in _refs(analysis.get("metrics"), "templateRef", ns):
+            call = _Call("get", "metrictemplates", "flagger.app", tns, tname)
+            obj = self._optional(call, "MetricTemplate", warnings, partial(self._custom_get, version="v1beta1"))
+            templates += [obj] if obj else []
+        providers = []
+        for pns, pname in _refs(analysis.get("alerts"), "providerRef", ns):
+            call = _Call("get", "alertproviders", "flagger.app", pns, pname)
+            obj = self._optional(call, "AlertProvider", warnings, partial(self._custom_get, version="v1beta1"))
+            providers += [obj] if obj else []
+
+        target = spec.get("targetRef") or {}
+        target_name = str(target.get("name") or ref.name)
+        apex = str((spec.get("service") or {}).get("name") or target_name)
+        call = _Call("get", "traefikservices", "traefik.io", ns, apex)
+        traefik = self._optional(call, "TraefikService", warnings, partial(self._custom_get, version="v1alpha1"))
+
+        workloads = []
+        kind = str(target.get("kind") or "Deployment")
+        if kind in ("Deployment", "DaemonSet"):
+            for name in (target_name, f"{target_name}-primary"):
+                wcall = _Call("get", kind.lower() + "s", "apps", ns, name)
+                obj = self._optional(wcall, kind, warnings, partial(self._get_workload, kind=kind))
+                workloads += [obj] if obj else []
+        else:
+            warnings.append(f"canary {ref} targets a {kind}; only Deployments and DaemonSets are read")
+
+        events = self._core_events(ref) + self._events_v1(ref, warnings)
+        log_lines = self._flagger_log(warnings)
+        return ClusterData(
+            source_kind="cluster",
+            source=self.server,
+            canary=canary,
+            metric_templates=templates,
+            alert_providers=providers,
+            traefik_services=[traefik] if traefik else [],
+            workloads=workloads,
+            events=events,
+            log_lines=log_lines,
+            warnings=warnings,
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()  # type: ignore[no-untyped-call]
+
+    def __enter__(self) -> KubeSource:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- configuration ------------------------------------------------------------------------
+
+    def _connect(self, kubeconfig: str | None, context: str | None) -> ApiClient:
+        """Find the kubeconfig like kubectl does and build a client of our own (no global config)."""
+        from kubernetes import client, config
+        from kubernetes.config.config_exception import ConfigException
+
+        cfg = client.Configuration()
+        # urllib3 would retry each request on its own (3 times, timeouts included); we retry instead.
+        cfg.retries = 0
+        paths = _kubeconfig_paths(kubeconfig)
+        if paths is None:
+            try:
+                config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+            except ConfigException as exc:
+                raise KubeError(
+                    f"no kubeconfig found and the in-cluster service account is unusable ({exc}); pass --kubeconfig or set KUBECONFIG"
+                ) from None
+            return client.ApiClient(configuration=cfg)
+        joined = os.pathsep.join(str(p) for p in paths)
+        where = f"kubeconfig {joined}"
+        _check_context(paths, context, where)
+        try:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=joined, context=context, client_configuration=cfg, persist_config=False
+            )
+        except (ConfigException, OSError, ValueError, KeyError) as exc:
+            ctx = f", context {context!r}" if context else ""
+            raise KubeError(f"{where}{ctx} is unusable: {exc}; check it with `kubectl config view`") from None
+        self.kubeconfig = joined
+        return client.ApiClient(configuration=cfg)
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def _get_canary(self, ref: CanaryRef) -> dict[str, Any]:
+        call = _Call("get", "canaries", "flagger.app", ref.namespace, ref.name)
+        try:
+            return self._custom_get(call, "v1beta1")
+        except _Missing as exc:
+            if not exc.served:
+                raise NotFoundError(
+                    f"the API server {self.server} does not serve canaries.flagger.app/v1beta1; is Flagger installed?"
+                ) from None
+            raise NotFoundError(
+                f"canary {ref} not found on {self.server}; `kubectl get canaries -n {ref.namespace}` lists them"
+            ) from None
+
+    def _custom_get(self, call: _Call, version: str) -> dict[str, Any]:
+        from kubernetes import client
+
+        api = client.CustomObjectsApi(self._client)
+        assert call.name is not None
+        name = call.name
+        return self._json(
+            call,
+            lambda: api.get_namespaced_custom_object(
+                call.group,
+                version,
+                call.namespace,
+                call.resource,
+                name,
+                _preload_content=False,
+                _request_timeout=self.request_timeout,
+            ),
+        )
+
+    def _get_workload(self, call: _Call, kind: str) -> dict[str, Any]:
+        from kubernetes import client
+
+        api = client.AppsV1Api(self._client)
+        assert call.name is not None
+        read = api.read_namespaced_deployment if kind == "Deployment" else api.read_namespaced_daemon_set
+        name = call.name
+        return self._json(call, lambda: read(name, call.namespace, _preload_content=False, _request_timeout=self.request_timeout))
+
+    def _core_events(self, ref: CanaryRef) -> list[dict[str, Any]]:
+        from kubernetes import client
+
+        api = client.CoreV1Api(self._client)
+        selector = f"involvedObject.kind=Canary,involvedObject.name={ref.name}"
+        call = _Call("list", "events", "", ref.namespace)
+
+        def page(token: str | None) -> Any:
+            return api.list_namespaced_event(
+                ref.namespace,
+                field_selector=selector,
+                limit=self.page_size,
+                _continue=token,
+                _preload_content=False,
+                _request_timeout=self.request_timeout,
+            )
+
+        try:
+            return self._list(call, page, "v1", "Event")
+        except _Missing as exc:
+            raise KubeError(f"the API server {self.server} answered 404 to {call.describe()}: {exc}") from None
+
+    def _events_v1(self, ref: CanaryRef, warnings: list[str]) -> list[dict[str, Any]]:
+        from kubernetes import client
+
+        api = client.EventsV1Api(self._client)
+        selector = f"regarding.kind=Canary,regarding.name={ref.name}"
+        call = _Call("list", "events", "events.k8s.io", ref.namespace)
+
+        def page(token: str | None) -> Any:
+            return api.list_namespaced_event(
+                ref.namespace,
+                field_selector=selector,
+                limit=self.page_size,
+                _continue=token,
+                _preload_content=False,
+                _request_timeout=self.request_timeout,
+            )
+
+        try:
+            return self._list(call, page, "events.k8s.io/v1", "Event")
+        except _Missing:
+            return []  # an old API server without events.k8s.io/v1: the core events say the same
+        except _Forbidden as exc:
+            # Roles often grant core events only; events.k8s.io is a view of the same objects.
+            warnings.append(f"events.k8s.io/v1 events not read ({exc}); the core/v1 events were read")
+            return []
+
+    def _flagger_log(self, warnings: list[str]) -> list[str]:
+        from kubernetes import client
+
+        api = client.CoreV1Api(self._client)
+        ns, selector = self.flagger_namespace, self.flagger_selector
+        call = _Call("list", "pods", "", ns)
+
+        def page(token: str | None) -> Any:
+            return api.list_namespaced_pod(
+                ns,
+                label_selector=selector,
+                limit=self.page_size,
+                _continue=token,
+                _preload_content=False,
+                _request_timeout=self.request_timeout,
+            )
+
+        try:
+            pods = self._list(call, page, "v1", "Pod")
+        except (KubeError, _Missing) as exc:
+            warnings.append(f"Flagger's log not read: {exc}")
+            return []
+        if not pods:
+            warnings.append(
+                f"Flagger's log not read: no pod in namespace {ns} matches {selector!r}; pass --flagger-namespace with the namespace Flagger runs in"
+            )
+            return []
+        lines: list[str] = []
+        for pod in sorted(pods, key=lambda p: str(p["metadata"]["name"])):
+            name = str(pod["metadata"]["name"])
+            containers = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []]
+            container = "flagger" if "flagger" in containers else (containers[0] if containers else None)
+            lcall = _Call("get", "pods/log", "", ns, name)
+            try:
+                read = partial(api.read_namespaced_pod_log, name, ns, container=container, _preload_content=False)
+                data = self._send(lcall, partial(read, _request_timeout=self.request_timeout))
+            except (KubeError, _Missing) as exc:
+                warnings.append(f"Flagger's log of pod {ns}/{name} not read: {exc}")
+                continue
+            lines += [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+        return lines
+
+    def _list(self, call: _Call, page: Callable[[str | None], Any], api_version: str, kind: str) -> list[dict[str, Any]]:
+        """Follow ``continue`` tokens to the end; set apiVersion and kind on each item like kubectl."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            body = self._json(call, partial(page, token))
+            for item in body.get("items") or []:
+                rest = {k: v for k, v in item.items() if k not in ("apiVersion", "kind")}
+                items.append({"apiVersion": item.get("apiVersion") or api_version, "kind": item.get("kind") or kind, **rest})
+            token = (body.get("metadata") or {}).get("continue") or None
+            if token is None:
+                return items
+            if token in seen:
+                raise KubeError(f"the API server {self.server} repeated a continue token while paging {call.describe()}")
+            seen.add(token)
+
+    def _json(self, call: _Call, fetch: Callable[[], Any]) -> dict[str, Any]:
+        data = self._send(call, fetch)
+        try:
+            body = json.loads(data)
+        except ValueError:
+            raise KubeError(
+                f"the API server {self.server} answered {call.describe()} with something that is not JSON: {data[:200]!r}"
+            ) from None
+        if not isinstance(body, dict):
+            raise KubeError(
+                f"the API server {self.server} answered {call.describe()} with a JSON {type(body).__name__}, not an object"
+            )
+        return body
+
+    def _send(self, call: _Call, fetch: Callable[[], Any]) -> bytes:
+        """Run one request; retry connection errors and 5xx; translate every failure."""
+        import urllib3
+        from kubernetes.client.exceptions import ApiException
+
+        for attempt in range(1, self.attempts + 1):
+            retry = attempt < self.attempts
+            try:
+                resp = fetch()
+                try:
+                    return bytes(resp.data)
+                finally:
+                    resp.release_conn()
+            except ApiException as exc:
+                status = int(exc.status or 0)
+                if status == 0:  # the client's own wrapping of a TLS error
+                    raise KubeError(self._tls_message(call, str(exc.reason))) from None
+                if status >= 500 and retry:
+                    time.sleep(self.backoff * 2 ** (attempt - 1))
+                    continue
+                raise self._api_error(call, status, exc, attempt) from None
+            except urllib3.exceptions.HTTPError as exc:
+                reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason else exc
+                # NewConnectionError (refused, unresolvable) subclasses ConnectTimeoutError in urllib3 2.
+                timeout = isinstance(reason, urllib3.exceptions.TimeoutError)
+                if timeout and not isinstance(reason, urllib3.exceptions.NewConnectionError):
+                    raise KubeError(
+                        f"the API server {self.server} did not answer {call.describe()} within {self.request_timeout:g}s; "
+                        "check that it is reachable, or raise the request timeout"
+                    ) from None
+                if isinstance(reason, urllib3.exceptions.SSLError):
+                    raise KubeError(self._tls_message(call, str(reason))) from None
+                if retry:
+                    time.sleep(self.backoff * 2 ** (attempt - 1))
+                    continue
+                raise KubeError(
+                    f"cannot reach the API server {self.server} ({_short(reason)}) after {attempt} attempts; "
+                    "check that the cluster is up and the server URL in your kubeconfig is right"
+                ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _tls_message(self, call: _Call, detail: str) -> str:
+        return (
+            f"TLS with the API server {self.server} failed ({_short(detail)}) on {call.describe()}; "
+            "check certificate-authority(-data) and the server URL in your kubeconfig"
+        )
+
+    def _api_error(self, call: _Call, status: int, exc: Any, attempts: int) -> Exception:
+        """Turn an API error answer into the exception to raise."""
+        body: dict[str, Any] = {}
+        try:
+            parsed = json.loads(exc.body or "")
+            body = parsed if isinstance(parsed, dict) else {}
+        except ValueError:
+            pass
+        message = str(body.get("message") or (exc.body or "").strip()[:300] or exc.reason)
+        if status == 401:
+            ctx = f" (context {self.context})" if self.context else ""
+            return KubeError(
+                f"the API server {self.server} rejected the credentials (401 Unauthorized){ctx}; refresh the token in your kubeconfig"
+            )
+        if status == 403:
+            group = f'(API group "{call.group}")'
+            return _Forbidden(
+                f"forbidden (403): needs RBAC permission to {call.verb} {call.resource} {group} in namespace {call.namespace}: {message}"
+            )
+        if status == 404:
+            details = body.get("details") or {}
+            # A missing object's Status names it; an unknown resource's has empty details.
+            return _Missing(call, served=bool(details.get("name")))
+        if status >= 500:
+            return KubeError(
+                f"the API server {self.server} failed to {call.describe()} with {status} {exc.reason} after {attempts} attempts: "
+                f"{message}; try again later or check the API server's health"
+            )
+        return KubeError(f"the API server {self.server} answered {status} {exc.reason} to {call.describe()}: {message}")
+
+    def _optional(
+        self, call: _Call, kind: str, warnings: list[str], fetch: Callable[[_Call], dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """Return the object, or None with a warning when it does not exist."""
+        try:
+            return fetch(call)
+        except _Missing as exc:
+            if not exc.served:
+                warnings.append(
+                    f"{kind} {call.namespace}/{call.name} not read: the API server does not serve {call.resource}.{call.group}"
+                )
+            else:
+                warnings.append(f"{kind} {call.namespace}/{call.name} not found")
+            return None
+
+
+class _Forbidden(KubeError):
+    """A 403 answer; a KubeError that optional reads may downgrade to a warning."""
+
+
+def _refs(entries: Any, key: str, namespace: str) -> list[tuple[str, str]]:
+    """Return the distinct (namespace, name) of ``entries[].<key>`` references, in order."""
+    out: list[tuple[str, str]] = []
+    for entry in entries or []:
+        ref = entry.get(key) if isinstance(entry, dict) else None
+        if isinstance(ref, dict) and ref.get("name"):
+            pair = (str(ref.get("namespace") or namespace), str(ref["name"]))
+            if pair not in out:
+                out.append(pair)
+    return out
+
+
+def _kubeconfig_paths(kubeconfig: str | None) -> list[Path] | None:
+    """Return the kubeconfig files to use like kubectl, or None to use the in-cluster service account."""
+    if kubeconfig:
+        path = Path(kubeconfig).expanduser()
+        if not path.is_file():
+            raise KubeError(f"--kubeconfig {kubeconfig}: no such file")
+        return [path]
+    env = os.environ.get("KUBECONFIG", "")
+    if env.strip():
+        named = [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()]
+        found = [p for p in named if p.is_file()]
+        if not found:
+            raise KubeError(f"KUBECONFIG={env} names no existing file; fix KUBECONFIG or pass --kubeconfig")
+        return found
+    default = Path(DEFAULT_KUBECONFIG).expanduser()
+    if default.is_file():
+        return [default]
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return None
+    raise KubeError(
+        f"no kubeconfig found: {default} does not exist and KUBECONFIG is not set; pass --kubeconfig or set KUBECONFIG"
+    )
+
+
+def _check_context(paths: list[Path], context: str | None, where: str) -> None:
+    """Raise KubeError unless the kubeconfig has ``context`` (or a current-context), naming the choices."""
+    names: list[str] = []
+    current = ""
+    for path in paths:
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise KubeError(f"kubeconfig {path} is unreadable: {exc}") from None
+        if not isinstance(doc, dict):
+            raise KubeError(f"kubeconfig {path} is not a kubeconfig (no mapping at the top)")
+        for entry in doc.get("contexts") or []:
+            if isinstance(entry, dict) and entry.get("name") and entry["name"] not in names:
+                names.append(str(entry["name"]))
+        current = current or str(doc.get("current-context") or "")
+    available = ", ".join(names) if names else "none"
+    if context is not None and context not in names:
+        raise KubeError(
+            f"{where} has no context {context!r}; available contexts: {available} (see `kubectl config get-contexts`)"
+        )
+    if context is None and not current:
+        raise KubeError(f"{where} sets no current-context; pass --context, one of: {available}")
+    if context is None and current not in names:
+        raise KubeError(f"{where}: current-context {current!r} is not defined; pass --context, one of: {available}")
+
+
+def _public_url(url: str) -> str:
+    """Return ``url`` without any user:password part."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", "")).rstrip("/")
+
+
+def _short(detail: Any) -> str:
+    """Return the useful end of a urllib3 error text, e.g. ``[Errno 111] Connection refused``."""
+    text = str(detail)
+    marker = "Failed to establish a new connection: "
+    if marker in text:
+        text = text.split(marker, 1)[1]
+    return text.strip()[:300]
