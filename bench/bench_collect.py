@@ -37,7 +37,9 @@ def ensure_large(work: Path) -> tuple[Path, Path, dict[str, Any]]:
     """Return (simulator output, tsdb, truth) for the large scenario, building them if needed."""
     out = work / "large"
     tsdb = work / "large-tsdb"
-    if not (out / "truth.json").exists():
+    sources = [ROOT / "fixtures" / "scenarios" / "large.yaml", *(ROOT / "fixtures").glob("*.py")]
+    newest = max(p.stat().st_mtime for p in sources)
+    if not (out / "truth.json").exists() or (out / "truth.json").stat().st_mtime < newest:
         write_outputs(load_scenario(ROOT / "fixtures" / "scenarios" / "large.yaml"), out)
         shutil.rmtree(tsdb, ignore_errors=True)
     if not tsdb.exists():

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import bench_collect, bench_simulator
+from bench import bench_collect, bench_evaluate, bench_simulator
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
@@ -23,6 +23,7 @@ WORK = HERE / "work"
 BENCHES: dict[str, Callable[[Path], dict[str, Any]]] = {
     "simulator": bench_simulator.run,
     "collect": bench_collect.run,
+    "evaluate": bench_evaluate.run,
 }
 
 

@@ -43,6 +43,7 @@ def cli() -> None:
     collect   snapshot one rollout into a verifiable parquet bundle
     verify    check a bundle's files against its manifest
     show      summarise a bundle in the terminal
+    evaluate  judge a bundle against the abort policy: timeline, lag, blast radius
     """
 
 
@@ -220,6 +221,35 @@ def show(bundle: str) -> None:
     from evidence.summary import summarise_bundle
 
     click.echo(summarise_bundle(read_bundle(bundle)))
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path())
+@click.option(
+    "--policy", "policy_file", metavar="FILE", type=click.Path(), help="Abort policy YAML (default: the built-in policy)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the summary.")
+@handle_errors
+def evaluate(bundle: str, policy_file: str | None, as_json: bool) -> None:
+    """Judge BUNDLE against the abort policy and reconstruct what Flagger did.
+
+    \b
+    Exit codes: 0 no abort criterion breached, 3 at least one breached,
+    1 error, 2 usage.
+    """
+    import json
+
+    from evidence.bundle import read_bundle
+    from evidence.evaluate import evaluate_bundle, evaluation_to_json, format_evaluation
+    from evidence.policy import default_policy, load_policy
+
+    policy = load_policy(policy_file) if policy_file else default_policy()
+    ev = evaluate_bundle(read_bundle(bundle), policy)
+    if as_json:
+        click.echo(json.dumps(evaluation_to_json(ev), indent=2, ensure_ascii=False))
+    else:
+        click.echo(format_evaluation(ev), nl=False)
+    sys.exit(3 if ev.verdict == "abort" else 0)
 
 
 def main() -> None:

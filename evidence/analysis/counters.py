@@ -1,0 +1,322 @@
+"""Window arithmetic on raw samples: exact counter increases and histogram quantiles.
+
+Everything works on the bundle's ``samples`` joined to its ``series``, vectorised with numpy.
+Times are int64 milliseconds since the epoch.
+
+**Counters.**  For a series *s*, ``C_s(x)`` is its reset-corrected value at its last sample at
+or before *x*, and **0 when the series did not exist at x**.  The increase over the trailing
+window ``(t - w, t]`` is ``C_s(t) - C_s(t - w)``, with the exact sample values: no
+extrapolation to the window edges as Prometheus' ``increase()`` does, and the first sample
+of a series that appears inside the window counts as an increase from 0 (``increase()``
+drops it, which undercounts Traefik's canary service: its counters start at 0 each rollout).
+
+Reset correction, per series, in time order:
+
+* a value lower than the previous one is a counter reset: the value before the drop is added
+  to everything after it;
+* a series that is absent from a scrape of its target (same ``job`` and ``instance``) and then
+  comes back was deleted and re-created (Traefik drops a removed service's series and starts
+  it again at 0): the value before the absence is added too, even when the new value is
+  higher;
+* a scrape missed by the whole target (a gap) is not an absence: the counter kept counting,
+  and its increase shows at the first sample after the gap.
+
+A series present at the first scrape of its target in the bundle cannot be told apart from
+one that existed long before: its first sample is a baseline, not an increase from 0.
+
+**Histograms.**  ``histogram_quantile`` follows Prometheus ``promql/quantile.go``
+(``bucketQuantile``): buckets sorted by ``le``, duplicate bounds merged, counts forced
+monotonic, linear interpolation inside the bucket holding the rank (the first bucket starts at
+0), and a rank in the ``+Inf`` bucket returns the second-highest bound.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    FloatArray = NDArray[np.float64]
+    IntArray = NDArray[np.int64]
+    BoolArray = NDArray[np.bool_]
+
+# Sample keys combine a series' position and its time: position * _STRIDE + ms.  2**42 ms
+# reaches the year 2109; 2**21 series fit below 2**63.
+_STRIDE = np.int64(2**42)
+_FIVE_XX = re.compile(r"5\d\d")
+
+
+def to_ms(values: pd.Series | pd.DatetimeIndex | Sequence[Any]) -> IntArray:
+    """Return timestamps (tz-aware or naive UTC datetimes) as int64 epoch milliseconds."""
+    idx = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
+    return np.asarray(idx.as_unit("ms").asi8, dtype=np.int64)
+
+
+def ms_to_datetimes(ms: IntArray) -> pd.DatetimeIndex:
+    """Return epoch milliseconds as a tz-aware UTC DatetimeIndex."""
+    return pd.DatetimeIndex(pd.to_datetime(np.asarray(ms, dtype=np.int64), unit="ms", utc=True))
+
+
+def parse_le(le: Any) -> float:
+    """Return a bucket bound (``le`` label) as a float; ``+Inf`` is infinity, junk is NaN."""
+    if le is None:
+        return float("nan")
+    text = str(le).strip()
+    if text in ("+Inf", "Inf", "inf", "+inf"):
+        return float("inf")
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
+def is_5xx(code: Any) -> bool:
+    """Return whether a ``code`` label is an HTTP 5xx status."""
+    return code is not None and bool(_FIVE_XX.fullmatch(str(code)))
+
+
+@dataclass(frozen=True, eq=False)
+class CounterTable:
+    """Samples of a set of series, sorted and reset-corrected, ready for window arithmetic.
+
+    ``series`` has one row per series in position order: the ``series`` table's columns plus
+    ``pos``, ``group`` (job/instance), ``samples``, ``appeared`` (its first sample counts
+    from 0) and ``restarts`` (resets and re-creations); ``labels`` holds each series' labels.
+    """
+
+    series: pd.DataFrame = field(repr=False)
+    labels: tuple[dict[str, str], ...] = field(repr=False)
+    keys: IntArray = field(repr=False)
+    times: IntArray = field(repr=False)
+    raw: FloatArray = field(repr=False)
+    adjusted: FloatArray = field(repr=False)
+    first: IntArray = field(repr=False)  # index of each series' first sample; -1 when it has none
+    last: IntArray = field(repr=False)  # index of each series' last sample; -1 when it has none
+    baseline: FloatArray = field(repr=False)  # C before the first sample: 0 if it appeared, else its first value
+    reset: BoolArray = field(repr=False)  # the sample follows a counter reset or a re-creation
+
+    def restarted_between(self, positions: IntArray, start: int, end: int) -> IntArray:
+        """Return the positions among these whose counters reset or were re-created in ``[start, end]``."""
+        pos = np.asarray(positions, dtype=np.int64)
+        hit = self.reset & (self.times >= start) & (self.times <= end)
+        owners = np.unique(self.keys[hit] // _STRIDE)
+        return pos[np.isin(pos, owners)]
+
+    def select(self, metric: str | Sequence[str], role: str | None = None, match: Mapping[str, str] | None = None) -> IntArray:
+        """Return the positions of series with this metric (one of these), role and label regexes."""
+        df = self.series
+        names = [metric] if isinstance(metric, str) else list(metric)
+        mask = np.array(df["metric"].isin(names).to_numpy(), dtype=bool)
+        if role is not None:
+            mask &= (df["role"] == role).to_numpy()
+        if match:
+            compiled = {k: re.compile(v) for k, v in match.items()}
+            for i in np.flatnonzero(mask):
+                labels = self.labels[i]
+                for key, rx in compiled.items():
+                    value = labels.get(key)
+                    if value is None or not rx.fullmatch(value):
+                        mask[i] = False
+                        break
+        return np.flatnonzero(mask).astype(np.int64)
+
+    def label(self, positions: IntArray, key: str) -> list[str | None]:
+        """Return one label's value for each position."""
+        return [self.labels[int(p)].get(key) for p in positions]
+
+    def values_at(self, positions: IntArray, times: IntArray, *, raw: bool = False) -> FloatArray:
+        """Return ``C_s(t)`` (or the raw value) for each position (rows) and time (columns)."""
+        pos = np.asarray(positions, dtype=np.int64)
+        t = np.clip(np.asarray(times, dtype=np.int64), 0, int(_STRIDE) - 1)
+        if pos.size == 0 or t.size == 0:
+            return np.zeros((pos.size, t.size), dtype=np.float64)
+        query = pos[:, None] * _STRIDE + t[None, :]
+        idx = np.searchsorted(self.keys, query, side="right") - 1
+        first = self.first[pos][:, None]
+        valid = (first >= 0) & (idx >= first)
+        src = self.raw if raw else self.adjusted
+        picked = src[np.clip(idx, 0, max(src.size - 1, 0))] if src.size else np.zeros(query.shape)
+        if raw:
+            return np.where(valid, picked, np.nan)
+        return np.where(valid, picked, self.baseline[pos][:, None])
+
+    def sample_time_at(self, positions: IntArray, times: IntArray) -> IntArray:
+        """Return the time of each series' last sample at or before each time (-1 if none)."""
+        pos = np.asarray(positions, dtype=np.int64)
+        t = np.clip(np.asarray(times, dtype=np.int64), 0, int(_STRIDE) - 1)
+        if pos.size == 0 or t.size == 0:
+            return np.full((pos.size, t.size), -1, dtype=np.int64)
+        idx = np.searchsorted(self.keys, pos[:, None] * _STRIDE + t[None, :], side="right") - 1
+        valid = (self.first[pos][:, None] >= 0) & (idx >= self.first[pos][:, None])
+        return np.where(valid, self.times[np.clip(idx, 0, max(self.times.size - 1, 0))], -1)
+
+    def increase(self, positions: IntArray, times: IntArray, window_ms: int | IntArray) -> FloatArray:
+        """Return each series' increase over ``(t - w, t]`` (rows: positions, columns: times)."""
+        t = np.asarray(times, dtype=np.int64)
+        return self.values_at(positions, t) - self.values_at(positions, t - np.asarray(window_ms, dtype=np.int64))
+
+    def total_increase(self, positions: IntArray, times: IntArray, window_ms: int | IntArray) -> FloatArray:
+        """Return the summed increase of several series over ``(t - w, t]`` at each time."""
+        inc = self.increase(positions, times, window_ms)
+        return inc.sum(axis=0) if inc.shape[0] else np.zeros(np.asarray(times).size)
+
+    def sample_times(self, positions: IntArray) -> IntArray:
+        """Return the sorted distinct sample times of these series."""
+        return np.unique(self.samples_of(positions)[0])
+
+    def samples_of(self, positions: IntArray) -> tuple[IntArray, FloatArray]:
+        """Return (times, raw values) of these series' samples, sorted by time."""
+        pos = np.asarray(positions, dtype=np.int64)
+        if pos.size == 0 or self.times.size == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        mask = np.isin(self.keys // _STRIDE, pos)
+        t, v = self.times[mask], self.raw[mask]
+        order = np.argsort(t, kind="stable")
+        return t[order], v[order]
+
+    def bucket_increases(self, positions: IntArray, times: IntArray, window_ms: int) -> tuple[FloatArray, FloatArray]:
+        """Return (bounds, counts[bucket, time]): histogram bucket increases summed by ``le``."""
+        pos = np.asarray(positions, dtype=np.int64)
+        les = np.array([parse_le(v) for v in self.series["le"].to_numpy()[pos]], dtype=np.float64)
+        keep = ~np.isnan(les)
+        pos, les = pos[keep], les[keep]
+        bounds = np.unique(les)
+        if pos.size == 0:
+            return bounds, np.zeros((0, np.asarray(times).size))
+        inc = self.increase(pos, times, window_ms)
+        counts = np.zeros((bounds.size, inc.shape[1]), dtype=np.float64)
+        np.add.at(counts, np.searchsorted(bounds, les), inc)
+        return bounds, counts
+
+
+def _labels_map(text: Any) -> dict[str, str]:
+    if not isinstance(text, str) or not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def prepare_counters(series: pd.DataFrame, samples: pd.DataFrame) -> CounterTable:
+    """Join samples to series, sort them and correct counter resets and re-creations."""
+    sdf = series.reset_index(drop=True).copy()
+    n_series = len(sdf)
+    maps = [_labels_map(x) for x in sdf["labels"].tolist()] if "labels" in sdf else [{} for _ in range(n_series)]
+    for col in ("service", "code", "le"):
+        if col in sdf:
+            for i, v in enumerate(sdf[col].tolist()):
+                if isinstance(v, str) and col not in maps[i]:
+                    maps[i][col] = v
+    sdf["group"] = [f"{m.get('job', '')}\x00{m.get('instance', '')}" for m in maps]
+    sdf["pos"] = np.arange(n_series, dtype=np.int64)
+
+    pos_of = pd.Series(np.arange(n_series, dtype=np.int64), index=sdf["series_id"].astype("int64").to_numpy())
+    pos_of = pos_of[~pos_of.index.duplicated()]
+    sid = samples["series_id"].astype("int64").to_numpy()
+    known = np.isin(sid, pos_of.index.to_numpy())
+    pos = pos_of.reindex(sid[known]).to_numpy(dtype=np.int64)
+    t = to_ms(samples["timestamp"])[known] if len(samples) else np.zeros(0, dtype=np.int64)
+    v = samples["value"].to_numpy(dtype=np.float64)[known]
+    ok = ~np.isnan(v)
+    pos, t, v = pos[ok], t[ok], v[ok]
+
+    keys = pos * _STRIDE + t
+    order = np.argsort(keys, kind="stable")
+    keys, pos, t, v = keys[order], pos[order], t[order], v[order]
+    # One sample per series and time (the last one wins).
+    if keys.size:
+        last_of_key = np.r_[keys[1:] != keys[:-1], True]
+        keys, pos, t, v = keys[last_of_key], pos[last_of_key], t[last_of_key], v[last_of_key]
+
+    n = keys.size
+    same = np.zeros(n, dtype=bool)
+    if n > 1:
+        same[1:] = pos[1:] == pos[:-1]
+    prev_v = np.r_[np.nan, v[:-1]] if n else v
+    prev_t = np.r_[np.int64(0), t[:-1]] if n else t
+
+    # Absences: a scrape of the series' target strictly between two of its samples.
+    group_codes, groups = pd.factorize(sdf["group"])
+    sample_group = group_codes[pos] if n else np.zeros(0, dtype=np.int64)
+    absent = np.zeros(n, dtype=bool)
+    first_scrape = np.full(len(groups), np.iinfo(np.int64).max, dtype=np.int64)
+    for g in range(len(groups)):
+        in_g = sample_group == g
+        if not in_g.any():
+            continue
+        scrapes = np.unique(t[in_g])
+        first_scrape[g] = scrapes[0]
+        idx = np.flatnonzero(in_g & same)
+        between = np.searchsorted(scrapes, t[idx], side="left") - np.searchsorted(scrapes, prev_t[idx], side="right")
+        absent[idx] = between > 0
+
+    reset = same & ((v < prev_v) | absent)
+    correction = np.where(reset, prev_v, 0.0)
+    cum = np.cumsum(correction)
+    starts = np.flatnonzero(~same)
+    first = np.full(n_series, -1, dtype=np.int64)
+    last = np.full(n_series, -1, dtype=np.int64)
+    if n:
+        first[pos[starts]] = starts
+        ends = np.r_[starts[1:] - 1, n - 1]
+        last[pos[starts]] = ends
+        start_of = np.repeat(starts, np.diff(np.r_[starts, n]))
+        adjusted = v + cum - cum[start_of]
+    else:
+        adjusted = v.copy()
+
+    appeared = np.zeros(n_series, dtype=bool)
+    baseline = np.zeros(n_series, dtype=np.float64)
+    has = first >= 0
+    if n:
+        appeared[has] = t[first[has]] > first_scrape[group_codes[has]]
+        baseline[has] = np.where(appeared[has], 0.0, adjusted[first[has]])
+    restarts = np.bincount(pos[reset], minlength=n_series) if n else np.zeros(n_series, dtype=np.int64)
+    sdf["appeared"] = appeared
+    sdf["restarts"] = restarts
+    sdf["samples"] = np.where(has, last - first + 1, 0)
+    return CounterTable(sdf, tuple(maps), keys, t, v, adjusted, first, last, baseline, reset)
+
+
+def histogram_quantile(q: float, bounds: FloatArray, counts: FloatArray) -> FloatArray:
+    """Return Prometheus' ``histogram_quantile(q)`` for each column of ``counts[bucket, time]``.
+
+    ``bounds`` are the buckets' ``le`` values, sorted and distinct, the last one ``+Inf``.
+    A column with no observations, or histograms without a ``+Inf`` bucket or with fewer than
+    two buckets, give NaN.
+    """
+    c = np.asarray(counts, dtype=np.float64)
+    n_times = c.shape[1] if c.ndim == 2 else 0
+    b = np.asarray(bounds, dtype=np.float64)
+    if np.isnan(q):
+        return np.full(n_times, np.nan)
+    if q < 0:
+        return np.full(n_times, -np.inf)
+    if q > 1:
+        return np.full(n_times, np.inf)
+    if b.size < 2 or not np.isposinf(b[-1]) or n_times == 0:
+        return np.full(n_times, np.nan)
+    c = np.maximum.accumulate(np.nan_to_num(c, nan=0.0), axis=0)
+    total = c[-1]
+    rank = q * total
+    idx = np.argmax(c >= rank[None, :], axis=0)
+    below = np.where(idx > 0, c[np.maximum(idx - 1, 0), np.arange(n_times)], 0.0)
+    in_bucket = c[idx, np.arange(n_times)] - below
+    start = np.where(idx > 0, b[np.maximum(idx - 1, 0)], 0.0)
+    end = b[idx]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(in_bucket > 0, (rank - below) / np.where(in_bucket > 0, in_bucket, 1.0), 0.0)
+        out = start + (np.where(np.isinf(end), 0.0, end) - start) * frac
+    out = np.where(idx == b.size - 1, b[-2], out)
+    out = np.where((idx == 0) & (b[0] <= 0), b[0], out)
+    return np.where(total > 0, out, np.nan)

@@ -1,0 +1,467 @@
+"""Flagger's side of a rollout, from the bundle's event record: outcome, weight steps, halts.
+
+The outcome as Flagger recorded it (../shared/reference/flagger-traefik.md §2.2, §9.2):
+
+* ``promoted`` — ``Promotion completed! …``;
+* ``rolled_back`` — ``Rolling back … failed checks threshold reached N`` or ``… manual webhook
+  invoked`` (then ``Canary failed! …``);
+* ``failed`` — the canary never became ready: ``… not ready: …`` then ``Canary failed! …`` with
+  **no** ``Rolling back`` line and no alert (the progress-deadline path since Flagger 1.36.1);
+  or, Flagger ≥ 1.44, ``Promotion of … failed, primary not ready: …`` — traffic goes back to
+  the canary (weight 100) and there is **no** ``Canary failed!``;
+* ``in_progress`` — the rollout has no terminal event yet;
+* ``unknown`` — no event of the rollout and no usable Canary status.
+
+When the terminal events are missing, the Canary's status (``phase`` Succeeded / Failed) is
+the fallback, and the timeline says so.  Kubernetes-only rows lower the confidence:
+aggregated rows (``(combined from similar events): …``) only know the latest message,
+``cross_rollout`` rows were merged with an older rollout, and a ``k8s_count`` above 1 means
+several occurrences of which only one time is known.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evidence.analysis.traffic import WeightSeries
+from evidence.model import UTC, rfc3339
+
+ROLLOUT_START = ("new-revision", "restart")
+ROLLBACK_ACTIONS = ("rollback", "rollback-manual", "rollback-deadline", "failed")
+TERMINAL = ("promoted", "promotion-failed", *ROLLBACK_ACTIONS)
+LOSSLESS = ("webhook", "log")
+_PRIMARY_WEIGHT = re.compile(r"primary weight (\d+)")
+_THRESHOLD = re.compile(r"threshold reached (\d+)")
+_TOLERANCE = dt.timedelta(seconds=2)
+MANIFEST_START = "started at the manifest's rollout start"
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One event of the rollout as the timeline shows it."""
+
+    time: dt.datetime
+    action: str
+    type: str
+    message: str
+    weight: int | None
+    metric: str | None
+    value: float | None
+    threshold: float | None
+    comparator: str | None
+    sources: str
+    count: int | None  # the Kubernetes Event's count, when the row came from one
+    lossy: bool  # only Kubernetes knows this row (seconds, possibly merged or aggregated)
+    aggregated: bool
+    cross_rollout: bool
+
+
+@dataclass(frozen=True)
+class Halt:
+    """A ``Halt …`` event: which check failed, its value and threshold."""
+
+    time: dt.datetime
+    metric: str | None
+    value: float | None
+    threshold: float | None
+    comparator: str | None
+    message: str
+    occurrences: int  # >1 when a Kubernetes Event merged several identical halts
+
+
+@dataclass(frozen=True)
+class WeightStep:
+    """The canary's weight from ``time`` on, and what set it."""
+
+    time: dt.datetime
+    weight: int
+    action: str  # the event action, or "gauge" when read from flagger_canary_weight
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """What Flagger did during one rollout, and how sure the record is."""
+
+    outcome: str
+    outcome_reason: str
+    outcome_source: str  # "events" | "canary-status" | "none"
+    started_at: dt.datetime | None
+    first_traffic_at: dt.datetime | None
+    first_halt_at: dt.datetime | None
+    rollback_at: dt.datetime | None
+    rollback_reason: str | None
+    promotion_started_at: dt.datetime | None
+    promoted_at: dt.datetime | None
+    failed_at: dt.datetime | None
+    traffic_to_primary_at: dt.datetime | None  # Flagger set the canary's weight back to 0
+    max_weight: int
+    failed_checks_reported: int | None
+    restarts: int
+    weight_steps: tuple[WeightStep, ...]
+    halts: tuple[Halt, ...]
+    entries: tuple[TimelineEntry, ...]
+    confidence: str  # high | medium | low
+    notes: tuple[str, ...]
+
+    @property
+    def analysis_ended_at(self) -> dt.datetime | None:
+        """Return when Flagger stopped running checks: promotion start, rollback or failure."""
+        ends = [t for t in (self.promotion_started_at, self.rollback_at, self.failed_at, self.promoted_at) if t is not None]
+        return min(ends) if ends else None
+
+    def weights(self) -> WeightSeries:
+        """Return the weight steps as a step series (epoch ms)."""
+        if not self.weight_steps:
+            return WeightSeries(np.zeros(0, dtype=np.int64), np.zeros(0), "none")
+        src = "events" if any(s.action != "gauge" for s in self.weight_steps) else "flagger_canary_weight"
+        t = np.array([_ms(s.time) for s in self.weight_steps], dtype=np.int64)
+        w = np.array([float(s.weight) for s in self.weight_steps])
+        return WeightSeries(t, w, src)
+
+
+def _ms(t: dt.datetime) -> int:
+    return round(t.timestamp() * 1000)
+
+
+def _dt(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _opt_float(v: Any) -> float | None:
+    if v is None or v is pd.NA:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def _opt_int(v: Any) -> int | None:
+    f = _opt_float(v)
+    return None if f is None else int(f)
+
+
+def _opt_str(v: Any) -> str | None:
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return str(v)
+
+
+def _time(v: Any) -> dt.datetime | None:
+    if v is None or v is pd.NA or pd.isna(v):
+        return None
+    ts = pd.Timestamp(v)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    out: dt.datetime = ts.to_pydatetime()
+    return out
+
+
+def _entries(events: pd.DataFrame) -> list[TimelineEntry]:
+    out = []
+    cols = set(events.columns)
+    for row in events.to_dict("records"):
+        t = _time(row.get("time"))
+        if t is None:
+            continue
+        sources = _opt_str(row.get("sources")) or ""
+        action = _opt_str(row.get("action")) or "other"
+        weight = _opt_int(row.get("weight"))
+        message = _opt_str(row.get("message")) or ""
+        if action == "promote-step" and weight is None:
+            m = _PRIMARY_WEIGHT.search(message)
+            weight = 100 - int(m.group(1)) if m else None
+        out.append(
+            TimelineEntry(
+                time=t,
+                action=action,
+                type=_opt_str(row.get("type")) or "",
+                message=message,
+                weight=weight,
+                metric=_opt_str(row.get("metric")),
+                value=_opt_float(row.get("value")),
+                threshold=_opt_float(row.get("threshold")),
+                comparator=_opt_str(row.get("comparator")),
+                sources=sources,
+                count=_opt_int(row.get("k8s_count")) if "k8s_count" in cols else None,
+                lossy=not any(s.strip() in LOSSLESS for s in sources.split(",")),
+                aggregated=bool(row.get("aggregated")) if _opt_str(row.get("aggregated")) is not None else False,
+                cross_rollout=bool(row.get("cross_rollout")) if _opt_str(row.get("cross_rollout")) is not None else False,
+            )
+        )
+    out.sort(key=lambda e: e.time)
+    return out
+
+
+def rollout_span(
+    events: pd.DataFrame, window_start: dt.datetime, window_end: dt.datetime, rollout_start: dt.datetime | None
+) -> tuple[dt.datetime, dt.datetime, str]:
+    """Return (start, end, how) of the rollout to evaluate inside the bundle's window.
+
+    The start is the manifest's rollout start, else the latest ``New revision detected!`` (or
+    ``Restarting analysis``) event, else the window start.  The end is the window's end, cut
+    at the next rollout's start when the window holds a later one.
+    """
+    entries = _entries(events)
+    starts = [e.time for e in entries if e.action in ROLLOUT_START and window_start <= e.time <= window_end]
+    how = MANIFEST_START
+    start = rollout_start
+    if start is None:
+        if starts:
+            start, how = max(starts), "started at the latest new-revision event (the manifest has no rollout start)"
+        else:
+            start, how = window_start, "started at the window's start (no rollout start recorded)"
+    start = max(start, window_start)
+    later = [e.time for e in entries if e.action == "new-revision" and start + _TOLERANCE < e.time <= window_end]
+    end = min(later) if later else window_end
+    if later:
+        how += f"; the window holds a later rollout, so the evaluation stops at its start {rfc3339(later[0])}"
+    return start, end, how
+
+
+def build_timeline(
+    events: pd.DataFrame,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    canary: Mapping[str, Any] | None = None,
+    gauge: WeightSeries | None = None,
+) -> Timeline:
+    """Return Flagger's timeline of the rollout between ``start`` and ``end``.
+
+    Without ``start``, the latest rollout in the record; either way the timeline stops before
+    a later ``New revision detected! Scaling up`` (the next rollout).  ``gauge`` (Flagger's
+    weight gauge) fills in the weight steps when the events have none, and raises
+    ``max_weight`` when it saw a higher weight than the events.
+    """
+    notes: list[str] = []
+    entries = [
+        e
+        for e in _entries(events)
+        if (start is None or e.time >= start - _TOLERANCE) and (end is None or e.time <= end) and e.action != "other"
+    ]
+    if start is None:
+        # No start given: the latest rollout in the record.
+        revs = [i for i, e in enumerate(entries) if e.action == "new-revision"]
+        entries = entries[revs[-1] :] if revs else entries
+    # A later "New revision detected! Scaling up" starts the next rollout: stop before it.
+    first_rev = next((i for i, e in enumerate(entries) if e.action == "new-revision"), None)
+    later = next(
+        (i for i, e in enumerate(entries) if e.action == "new-revision" and first_rev is not None and i > first_rev), None
+    )
+    if later is not None:
+        entries = entries[:later]
+    started_at = next((e.time for e in entries if e.action in ROLLOUT_START), None)
+    restarts = sum(1 for e in entries if e.action == "restart")
+    if restarts:
+        notes.append(f"the analysis restarted {restarts} time(s) (a new revision during the rollout): failed checks were reset")
+
+    # Weight steps as Flagger set them.
+    steps: list[WeightStep] = []
+    current = 0
+    for e in entries:
+        w: int | None = None
+        if e.action in ("advance", "promote-step") and e.weight is not None:
+            w = e.weight
+        elif e.action in ("route-primary", *ROLLBACK_ACTIONS):
+            w = 0
+        elif e.action in ("route-canary", "promotion-failed"):
+            w = 100
+        elif e.action in ROLLOUT_START:
+            w = 0
+        if w is not None and w != current:
+            steps.append(WeightStep(e.time, w, e.action))
+            current = w
+    max_weight = max((s.weight for s in steps), default=0)
+    if gauge is not None and not gauge.empty:
+        lo = _ms(start) if start else int(gauge.times[0])
+        hi = _ms(end) if end else int(gauge.times[-1])
+        g_max = int(gauge.max_between(lo, hi)) if gauge.times.size else 0
+        if not steps and g_max > 0:
+            steps = _gauge_steps(gauge, lo, hi)
+            notes.append(
+                "no weight step in the events: the steps come from Flagger's flagger_canary_weight gauge (scrape precision)"
+            )
+        elif g_max > max_weight:
+            notes.append(
+                f"Flagger's weight gauge reached {g_max}% but the events show at most {max_weight}%: weight events are missing"
+            )
+        max_weight = max(max_weight, g_max)
+
+    halts = tuple(
+        Halt(
+            e.time,
+            e.metric,
+            e.value,
+            e.threshold,
+            e.comparator,
+            e.message,
+            e.count if (e.lossy and e.count and e.count > 1 and not e.cross_rollout) else 1,
+        )
+        for e in entries
+        if e.action == "halt"
+    )
+    first = {a: next((e for e in entries if e.action == a), None) for a in (*TERMINAL, "promote-start")}
+    rollback_ev = next((e for e in entries if e.action in ROLLBACK_ACTIONS), None)
+    promoted_ev = first["promoted"]
+    failed_ev = next((e for e in entries if e.action in ("failed", "promotion-failed", "rollback-deadline")), None)
+    first_up = next((s for s in steps if s.weight > 0), None)
+    # Back at 0 for good: the last step, when it is 0 (a restart drops to 0 and climbs again).
+    back = steps[-1] if steps and steps[-1].weight == 0 and first_up is not None and steps[-1].time > first_up.time else None
+    reported = _reported_checks(rollback_ev)
+
+    outcome, reason, source = _classify(entries, halts, canary, start, notes)
+
+    lossy = [e for e in entries if e.lossy]
+    if entries and len(lossy) == len(entries):
+        notes.append(
+            "the events come only from the Kubernetes Events API: times are to the second, and client-go's spam filter, "
+            "aggregation and the 1 h TTL may have dropped events (halts and weight steps may be missing)"
+        )
+    elif lossy:
+        notes.append(f"{len(lossy)} of {len(entries)} events are known only from the Kubernetes Events API (seconds precision)")
+    agg = sum(e.aggregated for e in lossy)
+    if agg:
+        notes.append(
+            f"{agg} event(s) were aggregated by client-go ('combined from similar events'): only the latest message is known; "
+            "earlier similar events are lost"
+        )
+    cross = sum(e.cross_rollout for e in lossy)
+    if cross:
+        notes.append(f"{cross} event(s) were deduplicated with an older rollout: their count and first time include that rollout")
+    repeated = [e for e in lossy if e.count and e.count > 1 and not e.cross_rollout]
+    if repeated:
+        notes.append(f"{len(repeated)} Kubernetes event(s) occurred several times but only one time is known for each")
+    if any(h.occurrences > 1 for h in halts) or (halts and any(e.lossy for e in entries)):
+        notes.append("the halt count is a lower bound: Kubernetes may have merged or dropped halts")
+
+    if source == "none" or (source == "canary-status") or (entries and len(lossy) == len(entries) and (agg or cross)):
+        confidence = "low"
+    elif lossy or reason.startswith("inferred"):
+        confidence = "medium"
+    else:
+        confidence = "high"
+
+    return Timeline(
+        outcome=outcome,
+        outcome_reason=reason,
+        outcome_source=source,
+        started_at=started_at,
+        first_traffic_at=first_up.time if first_up else None,
+        first_halt_at=halts[0].time if halts else None,
+        rollback_at=rollback_ev.time if rollback_ev else None,
+        rollback_reason=rollback_ev.message if rollback_ev else None,
+        promotion_started_at=first["promote-start"].time if first["promote-start"] else None,
+        promoted_at=promoted_ev.time if promoted_ev else None,
+        failed_at=failed_ev.time if failed_ev else None,
+        traffic_to_primary_at=back.time if back else None,
+        max_weight=int(max_weight),
+        failed_checks_reported=reported,
+        restarts=restarts,
+        weight_steps=tuple(steps),
+        halts=halts,
+        entries=tuple(entries),
+        confidence=confidence,
+        notes=tuple(notes),
+    )
+
+
+def _reported_checks(ev: TimelineEntry | None) -> int | None:
+    m = _THRESHOLD.search(ev.message) if ev is not None and ev.action == "rollback" else None
+    return int(m.group(1)) if m else None
+
+
+def _gauge_steps(gauge: WeightSeries, lo: int, hi: int) -> list[WeightStep]:
+    steps = []
+    current = 0.0
+    for t, w in zip(gauge.times.tolist(), gauge.weights.tolist(), strict=True):
+        if t < lo or t > hi or w == current:
+            continue
+        steps.append(WeightStep(_dt(int(t)), int(w), "gauge"))
+        current = w
+    return steps
+
+
+def _classify(
+    entries: list[TimelineEntry],
+    halts: tuple[Halt, ...],
+    canary: Mapping[str, Any] | None,
+    start: dt.datetime | None,
+    notes: list[str],
+) -> tuple[str, str, str]:
+    actions = [e.action for e in entries]
+    terminal = next((e for e in entries if e.action in TERMINAL), None)
+    not_ready = any(a in ("not-ready",) for a in actions)
+    if terminal is not None:
+        a = terminal.action
+        if a == "promoted":
+            return "promoted", "Promotion completed", "events"
+        if a == "promotion-failed":
+            return (
+                "failed",
+                "promotion failed: the primary was not ready (Flagger >= 1.44 sends traffic back to the canary, no 'Canary failed!')",
+                "events",
+            )
+        if a == "rollback-manual" or "rollback-manual" in actions:
+            return "rolled_back", "manual rollback webhook invoked", "events"
+        if a == "rollback" or "rollback" in actions:
+            n = next((e for e in entries if e.action == "rollback"), None)
+            return "rolled_back", "failed checks threshold reached" + (f" ({_count_text(n)})" if n else ""), "events"
+        if a == "rollback-deadline":
+            return "failed", "progress deadline exceeded", "events"
+        # "Canary failed!" without a "Rolling back" line.
+        if not_ready:
+            return (
+                "failed",
+                "the canary never became ready (progress deadline): 'Canary failed!' with no 'Rolling back' line and no alert — "
+                "Flagger's silent failure",
+                "events",
+            )
+        if halts:
+            return (
+                "rolled_back",
+                f"inferred: 'Canary failed!' after {len(halts)} halt(s); the 'Rolling back' line is missing from the record",
+                "events",
+            )
+        return "failed", "inferred: 'Canary failed!' with no recorded cause", "events"
+    # No terminal event: the Canary's status is the fallback.
+    status = (canary or {}).get("status") or {}
+    phase = status.get("phase") if isinstance(status, Mapping) else None
+    changed = _time(status.get("lastTransitionTime")) if isinstance(status, Mapping) else None
+    stale = changed is not None and start is not None and changed < start - _TOLERANCE
+    if phase in ("Succeeded", "Failed") and not stale:
+        notes.append(f"no terminal event in the record: the outcome comes from the Canary's status (phase {phase})")
+        if phase == "Succeeded":
+            return "promoted", "from the Canary's status: phase Succeeded (the promotion events are missing)", "canary-status"
+        if not_ready:
+            return "failed", "from the Canary's status: phase Failed after 'not ready' events", "canary-status"
+        if halts:
+            return "rolled_back", f"from the Canary's status: phase Failed after {len(halts)} halt(s)", "canary-status"
+        return (
+            "failed",
+            "from the Canary's status: phase Failed; the events do not say whether checks failed or the canary was never ready",
+            "canary-status",
+        )
+    if stale and phase:
+        notes.append(f"the Canary's status (phase {phase}) predates this rollout and was not used")
+    if entries:
+        if phase in ("Progressing", "Waiting", "WaitingPromotion", "Promoting", "Finalising") and not stale:
+            return "in_progress", f"no terminal event yet; the Canary's status is {phase}", "events"
+        return (
+            "in_progress",
+            "no terminal event in the record: the rollout was still running, or its last events were lost",
+            "events",
+        )
+    return "unknown", "no event of this rollout in the bundle and no usable Canary status", "none"
+
+
+def _count_text(e: TimelineEntry) -> str:
+    n = _reported_checks(e)
+    return f"{n} failed checks" if n is not None else e.message

@@ -1,0 +1,113 @@
+"""Who served what: the canary's weight as Flagger set it, request counts, and when the canary took traffic.
+
+When is the canary "taking traffic"?  At a Traefik scrape time *t* (the evaluation times), the
+canary takes traffic when Flagger's weight gauge ``flagger_canary_weight{workload=<target>}``
+(role ``flagger``) was above 0 at *t* or at the previous scrape — so the scrape that follows a
+rollback, which still counts the canary's last requests, is evaluated — **or** when the
+canary's Traefik request counters rose since the previous scrape.  The weight gauge says what
+Flagger intended; the counters catch traffic the gauge missed (a Flagger scrape gap, a bundle
+without the gauge).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from evidence.analysis.counters import CounterTable, is_5xx
+
+if TYPE_CHECKING:
+    from evidence.analysis.counters import BoolArray, FloatArray, IntArray
+
+REQUESTS = "traefik_service_requests_total"
+BUCKETS = "traefik_service_request_duration_seconds_bucket"
+WEIGHT = "flagger_canary_weight"
+TRAEFIK_ROLES = ("primary", "canary")
+
+
+@dataclass(frozen=True, eq=False)
+class WeightSeries:
+    """A step function of the canary's weight: value ``weights[i]`` from ``times[i]`` on."""
+
+    times: IntArray = field(repr=False)
+    weights: FloatArray = field(repr=False)
+    source: str  # "flagger_canary_weight" | "events" | "none"
+
+    @property
+    def empty(self) -> bool:
+        return self.times.size == 0
+
+    def at(self, times: IntArray, *, strict: bool = False) -> FloatArray:
+        """Return the weight in force at each time (at or before it; strictly before with ``strict``); 0 before any step."""
+        t = np.asarray(times, dtype=np.int64)
+        if self.times.size == 0:
+            return np.zeros(t.size)
+        idx = np.searchsorted(self.times, t, side="left" if strict else "right") - 1
+        return np.where(idx >= 0, self.weights[np.clip(idx, 0, None)], 0.0)
+
+    def max_between(self, start: int, end: int) -> float:
+        """Return the highest weight in force at any time in ``[start, end]``."""
+        inside = (self.times >= start) & (self.times <= end)
+        vals = [float(self.at(np.array([start]))[0])]
+        if inside.any():
+            vals.append(float(self.weights[inside].max()))
+        return max(vals)
+
+
+def empty_weights() -> WeightSeries:
+    """Return a weight series with no steps."""
+    return WeightSeries(np.zeros(0, dtype=np.int64), np.zeros(0), "none")
+
+
+def weight_gauge(table: CounterTable, target: str) -> WeightSeries:
+    """Return Flagger's canary weight gauge (``workload`` = the targetRef name) as a step series."""
+    pos = table.select(WEIGHT, match={"workload": re.escape(target)})
+    flagger = pos[(table.series["role"].to_numpy()[pos] == "flagger")] if pos.size else pos
+    pos = flagger if flagger.size else pos
+    if pos.size == 0:
+        return empty_weights()
+    t, v = table.samples_of(pos)
+    # Several series (Flagger restarted with another instance label): the latest sample wins.
+    keep = np.r_[t[1:] != t[:-1], True] if t.size else np.zeros(0, dtype=bool)
+    return WeightSeries(t[keep], v[keep], "flagger_canary_weight")
+
+
+def request_positions(table: CounterTable, role: str, *, errors: bool = False) -> IntArray:
+    """Return the request-counter series of a role (5xx only with ``errors``).
+
+    ``traefik_service_requests_total`` when the bundle has it, else the duration histogram's
+    ``+Inf`` bucket, which counts the same requests.
+    """
+    pos = table.select(REQUESTS, role=role)
+    if pos.size == 0:
+        pos = table.select(BUCKETS, role=role, match={"le": r"\+?Inf"})
+    if errors and pos.size:
+        codes = table.label(pos, "code")
+        pos = pos[np.array([is_5xx(c) for c in codes], dtype=bool)]
+    return pos
+
+
+def scrape_times(table: CounterTable, start: int, end: int) -> IntArray:
+    """Return the distinct Traefik sample times of the primary and canary services in ``[start, end]``."""
+    pos = np.concatenate([table.select([REQUESTS, BUCKETS], role=r) for r in TRAEFIK_ROLES])
+    times = table.sample_times(pos)
+    return times[(times >= start) & (times <= end)]
+
+
+def canary_active(table: CounterTable, weights: WeightSeries, times: IntArray) -> BoolArray:
+    """Return, for each evaluation time, whether the canary took traffic in the interval ending there."""
+    t = np.asarray(times, dtype=np.int64)
+    if t.size == 0:
+        return np.zeros(0, dtype=bool)
+    step = int(np.median(np.diff(t))) if t.size > 1 else 15_000
+    prev = np.r_[t[0] - step, t[:-1]]
+    by_weight = (weights.at(t) > 0) | (weights.at(prev) > 0)
+    canary = request_positions(table, "canary")
+    by_counter = np.zeros(t.size, dtype=bool)
+    if canary.size:
+        rose = table.values_at(canary, t).sum(axis=0) - table.values_at(canary, prev).sum(axis=0)
+        by_counter = rose > 0
+    return np.asarray(by_weight | by_counter, dtype=bool)

@@ -1,0 +1,181 @@
+"""Window arithmetic on hand-made series: resets, gaps, re-created series, histogram quantiles."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from evidence.analysis.counters import CounterTable, histogram_quantile, parse_le, prepare_counters
+from fixtures import promql
+from tests.test_analysis_support import Frames, ms
+
+INF = math.inf
+
+
+def table_of(f: Frames) -> CounterTable:
+    return prepare_counters(f.series_frame(), f.samples_frame())
+
+
+def inc(f: Frames, sid: int, t: float, w: float) -> float:
+    tab = table_of(f)
+    pos = np.flatnonzero(tab.series["series_id"].to_numpy() == sid)
+    return float(tab.increase(pos, np.array([ms(t)]), round(w * 1000))[0, 0])
+
+
+def clock(f: Frames, times: list[float]) -> None:
+    """A second series scraped at every time, so that absences of the others are visible."""
+    f.add("traefik_service_requests_total", "primary", [(t, 1000 + t) for t in times], code="200")
+
+
+def test_increase_is_the_exact_difference_without_extrapolation() -> None:
+    f = Frames()
+    sid = f.add("traefik_service_requests_total", "primary", [(0, 100), (15, 130), (30, 160), (45, 175), (60, 200)], code="200")
+    # (0, 60]: value at 60 minus value at 0.
+    assert inc(f, sid, 60, 60) == 100
+    # (15, 45]: the window edge falls on a sample: that sample is the base, excluded from the window.
+    assert inc(f, sid, 45, 30) == 45
+    # (20, 50]: last sample <= 50 is at 45 (175), last sample <= 20 is at 15 (130).
+    assert inc(f, sid, 50, 30) == 45
+
+
+def test_a_counter_reset_adds_the_value_before_the_drop() -> None:
+    f = Frames()
+    sid = f.add("traefik_service_requests_total", "primary", [(0, 100), (15, 130), (30, 5), (45, 20)], code="200")
+    # 100 -> 130 (+30), reset to 5 (+5 from 0), -> 20 (+15): 50 in all.
+    assert inc(f, sid, 45, 45) == 50
+    assert inc(f, sid, 30, 15) == 5
+    tab = table_of(f)
+    assert int(tab.series["restarts"].iloc[sid]) == 1
+
+
+def test_a_gap_of_the_whole_target_is_not_a_reset_and_its_increase_shows_after_it() -> None:
+    f = Frames()
+    times = [0, 15, 30, 90, 105]  # scrapes at 45, 60, 75 missed by the whole target
+    sid = f.add("traefik_service_requests_total", "primary", zip(times, [0, 10, 20, 80, 90], strict=True), code="200")
+    clock(f, times)
+    tab = table_of(f)
+    assert int(tab.series["restarts"].iloc[sid]) == 0
+    # Inside the gap nothing is known: the value stays at the last sample.
+    assert inc(f, sid, 75, 30) == 0
+    # The 60 requests made during the gap show at the first sample after it.
+    assert inc(f, sid, 90, 30) == 60
+    assert inc(f, sid, 105, 105) == 90
+
+
+def test_a_series_that_appears_inside_the_window_counts_its_first_sample_from_zero() -> None:
+    f = Frames()
+    times = [0, 15, 30, 45, 60]
+    clock(f, times)
+    # The canary appears at 30 with 7 requests already counted (Traefik starts it at 0).
+    sid = f.add("traefik_service_requests_total", "canary", [(30, 7), (45, 19), (60, 30)], code="200")
+    assert inc(f, sid, 30, 15) == 7  # PromQL's increase() would give nothing here
+    assert inc(f, sid, 60, 60) == 30
+    assert inc(f, sid, 15, 15) == 0
+    assert bool(table_of(f).series["appeared"].iloc[sid])
+
+
+def test_a_series_present_at_the_first_scrape_is_a_baseline_not_an_increase() -> None:
+    f = Frames()
+    times = [0, 15, 30]
+    clock(f, times)
+    sid = f.add("traefik_service_requests_total", "primary", [(0, 5000), (15, 5010), (30, 5030)], code="200")
+    assert inc(f, sid, 30, 300) == 30
+    assert not bool(table_of(f).series["appeared"].iloc[sid])
+
+
+def test_a_series_deleted_and_recreated_counts_from_zero_even_when_higher() -> None:
+    f = Frames()
+    times = [0, 15, 30, 45, 60, 75]
+    clock(f, times)
+    # Present at 15 and 30, absent at 45 and 60 while its target was scraped, back at 75 with 40:
+    # a new life of the series, 40 requests, although 40 > 30.
+    sid = f.add("traefik_service_requests_total", "canary", [(15, 10), (30, 30), (75, 40)], code="200")
+    assert inc(f, sid, 75, 30) == 40
+    assert inc(f, sid, 75, 75) == 70
+    assert int(table_of(f).series["restarts"].iloc[sid]) == 1
+
+
+def test_absence_is_judged_per_target() -> None:
+    f = Frames()
+    # Flagger's target is scraped at other times than Traefik's: that is no absence.
+    f.add("flagger_canary_weight", "flagger", [(t, 10) for t in (5, 20, 35, 50)], workload="podinfo")
+    sid = f.add("traefik_service_requests_total", "primary", [(0, 10), (30, 20), (60, 40)], code="200")
+    assert inc(f, sid, 60, 60) == 30
+    assert int(table_of(f).series["restarts"].iloc[sid]) == 0
+
+
+def test_values_at_many_series_and_times_at_once() -> None:
+    f = Frames()
+    a = f.add("traefik_service_requests_total", "primary", [(0, 1), (15, 2), (30, 3)], code="200")
+    b = f.add("traefik_service_requests_total", "primary", [(0, 10), (15, 20), (30, 30)], code="500")
+    tab = table_of(f)
+    pos = tab.select("traefik_service_requests_total", role="primary")
+    assert list(pos) == [a, b]
+    got = tab.values_at(pos, np.array([ms(-5), ms(0), ms(20), ms(99)]))
+    assert got.tolist() == [[1, 1, 2, 3], [10, 10, 20, 30]]
+    assert tab.total_increase(pos, np.array([ms(30)]), 30_000).tolist() == [22.0]
+    assert list(tab.select("traefik_service_requests_total", match={"code": "5.."})) == [b]
+    assert list(tab.select("traefik_service_requests_total", match={"code": "5"})) == []  # full match, as PromQL
+
+
+def test_parse_le() -> None:
+    assert parse_le("+Inf") == INF and parse_le("0.3") == 0.3 and math.isnan(parse_le("x")) and math.isnan(parse_le(None))
+
+
+BOUNDS = np.array([0.1, 0.3, 1.2, 5.0, INF])
+
+
+def q(quantile: float, counts: list[float]) -> float:
+    return float(histogram_quantile(quantile, BOUNDS, np.array(counts, dtype=float)[:, None])[0])
+
+
+def test_quantile_interpolates_inside_a_bucket_and_the_first_bucket_starts_at_zero() -> None:
+    # 100 observations: 50 <= 0.1, 90 <= 0.3, 100 <= 1.2.
+    counts = [50, 90, 100, 100, 100]
+    assert q(0.25, counts) == pytest.approx(0.05)  # rank 25 of 50 in [0, 0.1]
+    assert q(0.70, counts) == pytest.approx(0.1 + 0.2 * 20 / 40)
+    assert q(0.95, counts) == pytest.approx(0.3 + 0.9 * 5 / 10)
+
+
+def test_a_quantile_in_the_inf_bucket_returns_the_second_highest_bound() -> None:
+    counts = [10, 20, 30, 40, 100]  # 60 % of the observations above 5 s
+    assert q(0.95, counts) == 5.0
+    assert q(0.5, counts) == 5.0
+    assert q(0.39, counts) == pytest.approx(1.2 + 3.8 * 9 / 10)
+
+
+def test_quantile_edge_cases() -> None:
+    assert math.isnan(q(0.95, [0, 0, 0, 0, 0]))
+    no_inf = histogram_quantile(0.5, np.array([0.1, 0.3]), np.array([[1.0], [2.0]]))
+    assert math.isnan(float(no_inf[0]))
+    # Non-monotonic counts (a reset inside the window) are made monotonic as Prometheus does.
+    assert q(0.5, [10, 5, 20, 20, 20]) == pytest.approx(0.1)
+    assert float(histogram_quantile(1.5, BOUNDS, np.ones((5, 1)))[0]) == INF
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_quantile_matches_the_simulator_s_prometheus_reimplementation(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    per = rng.integers(0, 50, size=5).astype(float)
+    counts = np.cumsum(per)
+    quantile = float(rng.uniform(0.01, 0.999))
+    expected = promql.bucket_quantile(quantile, list(zip(BOUNDS.tolist(), counts.tolist(), strict=True)))
+    got = q(quantile, counts.tolist())
+    if math.isnan(expected):
+        assert math.isnan(got)
+    else:
+        assert got == pytest.approx(expected)
+
+
+def test_bucket_increases_sum_by_le_across_codes() -> None:
+    f = Frames()
+    f.histogram("canary", [0, 30], [[0, 10], [0, 20], [0, 30], [0, 30], [0, 30]], code="200")
+    f.histogram("canary", [0, 30], [[0, 0], [0, 0], [0, 0], [0, 5], [0, 10]], code="500")
+    tab = table_of(f)
+    bounds, counts = tab.bucket_increases(
+        tab.select("traefik_service_request_duration_seconds_bucket", "canary"), np.array([ms(30)]), 30_000
+    )
+    assert bounds.tolist() == BOUNDS.tolist()
+    assert counts[:, 0].tolist() == [10, 20, 30, 35, 40]

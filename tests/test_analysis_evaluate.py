@@ -1,0 +1,232 @@
+"""evaluate_bundle end to end on small bundles written with bundle_writer: the JSON contract and the summary."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from evidence.bundle import SCHEMA, SCHEMA_VERSION, bundle_writer, read_bundle
+from evidence.evaluate import evaluate_bundle, evaluation_to_json, format_evaluation
+from evidence.policy import default_policy, load_policy
+from tests.test_analysis_blast import frames
+from tests.test_analysis_support import Frames, at, checks_frame, columns, event, events_frame
+
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")
+C = "podinfo.shop"
+
+
+def canary(**analysis: Any) -> dict[str, Any]:
+    spec_analysis = {
+        "interval": "1m",
+        "threshold": 2,
+        "stepWeight": 10,
+        "maxWeight": 20,
+        "metrics": [{"name": "request-success-rate", "interval": "1m", "thresholdRange": {"min": 99}}],
+        "webhooks": [{"name": "gate", "type": "rollback", "url": "http://gate/"}],
+    }
+    spec_analysis.update(analysis)
+    return {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "Canary",
+        "metadata": {"name": "podinfo", "namespace": "shop"},
+        "spec": {
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+            "progressDeadlineSeconds": 600,
+            "service": {"port": 80},
+            "analysis": spec_analysis,
+        },
+        "status": {"phase": "Failed", "lastTransitionTime": at(420).isoformat()},
+    }
+
+
+def rolled_back_events() -> pd.DataFrame:
+    return events_frame(
+        [
+            event(0, "new-revision", "New revision detected! Scaling up podinfo.shop"),
+            event(60, "start", "Starting canary analysis for podinfo.shop"),
+            event(60.005, "advance", f"Advance {C} canary weight 10", weight=10),
+            event(180.005, "advance", f"Advance {C} canary weight 20", weight=20),
+            event(
+                300.005,
+                "halt",
+                f"Halt {C} advancement success rate 80.00% < 99%",
+                metric="request-success-rate",
+                value=80.0,
+                threshold=99.0,
+                comparator="<",
+            ),
+            event(
+                360.005,
+                "halt",
+                f"Halt {C} advancement success rate 75.00% < 99%",
+                metric="request-success-rate",
+                value=75.0,
+                threshold=99.0,
+                comparator="<",
+            ),
+            event(420.005, "rollback", f"Rolling back {C} failed checks threshold reached 2", weight=0, failed_checks=2),
+            event(420.01, "failed", f"Canary failed! Scaling down {C}", weight=0),
+        ]
+    )
+
+
+def write_bundle(tmp: Path, name: str, f: Frames, events: pd.DataFrame, canary_obj: dict[str, Any], checks: pd.DataFrame) -> Path:
+    objects = pd.DataFrame(
+        [
+            {
+                "kind": "Canary",
+                "api_version": "flagger.app/v1beta1",
+                "namespace": "shop",
+                "name": "podinfo",
+                "role": "canary",
+                "source": "dump",
+                "redacted": [],
+                "body": json.dumps(canary_obj, sort_keys=True),
+            }
+        ],
+        columns=columns("objects"),
+    )
+    logs = pd.DataFrame({c: pd.Series(dtype="object") for c in columns("logs")})
+    logs["time"] = pd.Series(dtype="datetime64[ms, UTC]")
+    manifest = {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "bundle_id": "0123456789abcdef0123456789abcdef",
+        "canary": {"namespace": "shop", "name": "podinfo", "target": "podinfo", "service": "podinfo", "port": 80},
+        "window": {"start": "2026-11-20T09:59:00Z", "end": "2026-11-20T10:15:00Z"},
+        "rollout": {"start": "2026-11-20T10:00:00Z", "end": "2026-11-20T10:07:00.010Z"},
+        "queries": [{"id": "check:request-success-rate", "kind": "range", "metric": "request-success-rate", "status": "ok"}],
+        "gaps": [],
+    }
+    with bundle_writer(tmp, name) as w:
+        w.write_table("objects", objects)
+        w.write_table("events", events)
+        w.write_table("logs", logs)
+        w.write_table("series", f.series_frame())
+        w.write_table("samples", f.samples_frame())
+        w.write_table("checks", checks)
+        return w.commit(manifest)
+
+
+@pytest.fixture
+def rolled_back(tmp_path: Path) -> Path:
+    checks = checks_frame(
+        [
+            ("request-success-rate", t, v, 99.0, None)
+            for t, v in ((120, 100.0), (180, 100.0), (240, 100.0), (300, 80.0), (360, 75.0))
+        ]
+    )
+    return write_bundle(tmp_path, "shop_podinfo_rb", frames(1.0), rolled_back_events(), canary(), checks)
+
+
+def test_the_json_holds_the_contract(rolled_back: Path) -> None:
+    ev = evaluate_bundle(read_bundle(rolled_back), default_policy())
+    js = evaluation_to_json(ev)
+    json.dumps(js, allow_nan=False)  # strict JSON
+    assert js["canary"] == "shop/podinfo"
+    assert js["outcome"] == "rolled_back" and js["verdict"] == "abort"
+    assert [c["name"] for c in js["criteria"]] == ["error_rate_ratio", "p95_latency_increase", "success_rate"]
+    for c in js["criteria"]:
+        assert set(c) >= {"name", "threshold", "breached", "first_breach_at", "worst_value"}
+        assert isinstance(c["threshold"], float) and isinstance(c["breached"], bool)
+        assert c["first_breach_at"] is None or RFC3339.match(c["first_breach_at"])
+    by = {c["name"]: c for c in js["criteria"]}
+    assert by["error_rate_ratio"]["breached"] and by["error_rate_ratio"]["status"] == "breached"
+    assert not by["p95_latency_increase"]["breached"]  # every request is in the 0.1 s bucket
+    # At most 32 canary requests a minute: the 1-minute success rate never has data.
+    assert by["success_rate"]["status"] == "no_data" and not by["success_rate"]["breached"]
+    assert by["success_rate"]["no_data_reason"] == "fewer than 50 canary requests in the 1m window"
+    fl = js["flagger"]
+    assert fl["first_halt_at"] == "2026-11-20T10:05:00.005Z"
+    assert fl["rollback_at"] == "2026-11-20T10:07:00.005Z"
+    assert fl["promoted_at"] is None and fl["max_weight"] == 20 and isinstance(fl["max_weight"], int)
+    first = min(c["first_breach_at"] for c in js["criteria"] if c["first_breach_at"])
+    assert first == js["detection_lag"]["first_breach_at"]
+    lag = (pd.Timestamp(fl["rollback_at"]) - pd.Timestamp(first)).total_seconds()
+    assert js["detection_lag_seconds"] == pytest.approx(lag)
+    br = js["blast_radius"]
+    assert br == br | {"max_weight": 20, "canary_requests": 160, "canary_errors": 24}
+    assert isinstance(br["canary_requests"], int) and isinstance(br["exposure_seconds"], float)
+    assert br["exposure_seconds"] == pytest.approx(360.0)
+    assert js["flagger"]["max_weight"] == br["max_weight"]
+
+
+def test_the_replays_say_when_each_would_have_rolled_back(rolled_back: Path) -> None:
+    js = evaluation_to_json(evaluate_bundle(read_bundle(rolled_back)))
+    fl = js["replay"]["flagger"]
+    assert fl["failed_checks"] == 2 and fl["threshold_reached_at"] == "2026-11-20T10:06:00Z"
+    assert fl["rollback_at"] == "2026-11-20T10:07:00Z"
+    po = js["replay"]["policy"]
+    assert po["would_roll_back"] and po["rollback_at"] <= fl["rollback_at"]
+    codes = {f["code"] for f in js["findings"]}
+    assert "detection-lag" in codes and "replay-differs" not in codes
+
+
+def test_the_summary_shows_verdict_outcome_criteria_lag_blast_and_findings(rolled_back: Path) -> None:
+    text = format_evaluation(evaluate_bundle(read_bundle(rolled_back)))
+    assert "VERDICT   ABORT: 1 of 3 criteria breached" in text
+    assert "OUTCOME   rolled_back" in text
+    for word in (
+        "error_rate_ratio",
+        "BREACHED",
+        "NO DATA",
+        "Detection lag",
+        "rollback decision",
+        "canary traffic at 0",
+        "Blast radius",
+        "Findings",
+    ):
+        assert word in text
+    assert "max weight 20%, canary requests 160, 5xx 24" in text
+
+
+def test_series_are_included_on_request(rolled_back: Path) -> None:
+    js = evaluation_to_json(evaluate_bundle(read_bundle(rolled_back)), include_series=True)
+    series = js["criteria"][0]["series"]
+    assert series and {"t", "value", "state", "canary_requests"} <= set(series[0])
+    json.dumps(js, allow_nan=False)
+
+
+def test_a_canary_that_was_never_ready_passes_with_no_data_and_says_so(tmp_path: Path) -> None:
+    f = Frames()
+    times = list(range(0, 601, 15))
+    f.requests("primary", times, [40.0 * i for i in range(len(times))], [0.0] * len(times))
+    f.weight([(t, 0) for t in times])
+    msg = "canary deployment podinfo.shop not ready: waiting for rollout to finish: 0 of 1 (readyThreshold 100%) updated replicas are available"
+    events = events_frame(
+        [
+            event(0, "new-revision", "New revision detected! Scaling up podinfo.shop"),
+            *[event(60 * k, "not-ready", msg) for k in range(1, 6)],
+            event(360.01, "failed", f"Canary failed! Scaling down {C}", weight=0),
+        ]
+    )
+    path = write_bundle(tmp_path, "shop_podinfo_nr", f, events, canary(), checks_frame([]))
+    ev = evaluate_bundle(read_bundle(path), default_policy())
+    js = evaluation_to_json(ev)
+    assert (js["outcome"], js["verdict"], js["evidence_sufficient"]) == ("failed", "pass", False)
+    assert all(c["status"] == "no_data" and "weight stayed 0" in c["no_data_reason"] for c in js["criteria"])
+    assert js["blast_radius"] == js["blast_radius"] | {"max_weight": 0, "canary_requests": 0, "exposure_seconds": 0.0}
+    assert js["flagger"]["rollback_at"] == "2026-11-20T10:06:00.010Z"
+    assert js["detection_lag_seconds"] is None
+    codes = {f["code"] for f in js["findings"]}
+    assert {"silent-failure", "no-evidence", "criterion-no-data"} <= codes
+    assert "PASS (NO DATA)" in format_evaluation(ev)
+
+
+def test_a_policy_file_changes_the_verdict(rolled_back: Path, tmp_path: Path) -> None:
+    p = tmp_path / "lenient.yaml"
+    p.write_text(
+        "criteria:\n  error_rate_ratio: false\n  success_rate: {threshold: 50}\nlimits: {max_weight: 10}\n", encoding="utf-8"
+    )
+    ev = evaluate_bundle(read_bundle(rolled_back), load_policy(p))
+    js = evaluation_to_json(ev)
+    assert js["verdict"] == "pass" and [c["name"] for c in js["criteria"]] == ["p95_latency_increase", "success_rate"]
+    assert js["policy"]["disabled"] == ["error_rate_ratio"] and js["policy"]["source"] == str(p)
+    codes = {f["code"] for f in js["findings"]}
+    assert {"max-weight-planned", "max-weight-reached"} <= codes
+    assert "halt-without-breach" in codes
