@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import bench_collect, bench_evaluate, bench_simulator
+from bench import bench_collect, bench_evaluate, bench_render, bench_simulator
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
@@ -24,6 +24,7 @@ BENCHES: dict[str, Callable[[Path], dict[str, Any]]] = {
     "simulator": bench_simulator.run,
     "collect": bench_collect.run,
     "evaluate": bench_evaluate.run,
+    "render": bench_render.run,
 }
 
 

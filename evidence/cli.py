@@ -44,6 +44,7 @@ def cli() -> None:
     verify    check a bundle's files against its manifest
     show      summarise a bundle in the terminal
     evaluate  judge a bundle against the abort policy: timeline, lag, blast radius
+    render    write the HTML / PDF decision record and the postmortem pack
     """
 
 
@@ -250,6 +251,34 @@ def evaluate(bundle: str, policy_file: str | None, as_json: bool) -> None:
     else:
         click.echo(format_evaluation(ev), nl=False)
     sys.exit(3 if ev.verdict == "abort" else 0)
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path())
+@click.option(
+    "--format",
+    "fmt",
+    default="html",
+    show_default=True,
+    type=click.Choice(["html", "pdf", "all"]),
+    help="html: interactive, self-contained; pdf: A4 print layout; all: both plus the postmortem pack.",
+)
+@click.option("--postmortem", is_flag=True, help="Also write the postmortem pack (HTML and Markdown).")
+@click.option("--out", default="reports", show_default=True, type=click.Path(), help="Folder for the reports.")
+@click.option("--template-dir", metavar="DIR", type=click.Path(), help="Templates that override report_templates/ by file name.")
+@click.option(
+    "--policy", "policy_file", metavar="FILE", type=click.Path(), help="Abort policy YAML (default: the built-in policy)."
+)
+@handle_errors
+def render(bundle: str, fmt: str, postmortem: bool, out: str, template_dir: str | None, policy_file: str | None) -> None:
+    """Render BUNDLE's decision record (and postmortem pack) from the bundle alone.
+
+    Prints each written file's path, one a line. Never contacts a cluster or Prometheus.
+    """
+    from evidence.render import formats_for, render_bundle
+
+    for path in render_bundle(bundle, formats_for(fmt, postmortem), out, template_dir=template_dir, policy_path=policy_file):
+        click.echo(str(path))
 
 
 def main() -> None:

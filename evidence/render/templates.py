@@ -1,0 +1,75 @@
+"""The one Jinja environment: autoescape on, StrictUndefined, templates from report_templates/.
+
+Event messages, names and labels are untrusted text: HTML templates escape everything they
+print, and the Markdown template passes text through ``md`` (which neutralises HTML and the
+characters that would break a table).  ``--template-dir`` puts a user's folder in front, so any
+template can be overridden by file name.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from evidence.errors import RenderError
+
+_HERE = Path(__file__).resolve().parent
+
+
+def default_template_dir() -> Path:
+    """Return report_templates/: inside the installed package, or at the top of a checkout."""
+    for candidate in (_HERE.parent / "report_templates", _HERE.parent.parent / "report_templates"):
+        if (candidate / "decision_record.html.j2").is_file():
+            return candidate
+    raise RenderError("report_templates/ not found beside the evidence package; reinstall evidence")
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|>~])")
+
+
+def md_escape(value: Any) -> str:
+    """Return text safe inside Markdown (and a Markdown table cell): no HTML, no markup."""
+    text = str(value)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    return " ".join(text.split())
+
+
+def environment(template_dir: str | Path | None = None) -> Any:
+    """Return the Jinja environment, with ``template_dir`` (if given) searched first."""
+    import jinja2
+
+    loaders: list[jinja2.BaseLoader] = []
+    if template_dir is not None:
+        p = Path(template_dir)
+        if not p.is_dir():
+            raise RenderError(f"--template-dir {p}: not a folder")
+        loaders.append(jinja2.FileSystemLoader(str(p)))
+    loaders.append(jinja2.FileSystemLoader(str(default_template_dir())))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html.j2", "html", "htm", "svg.j2"), default_for_string=True, default=False
+        ),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["md"] = md_escape
+    return env
+
+
+def render_template(env: Any, name: str, context: dict[str, Any]) -> str:
+    """Render one template; template errors become RenderError naming the template."""
+    import jinja2
+
+    try:
+        return str(env.get_template(name).render(**context))
+    except jinja2.TemplateNotFound as exc:
+        raise RenderError(f"template {exc.name} not found (looked in --template-dir and report_templates/)") from None
+    except jinja2.UndefinedError as exc:
+        raise RenderError(f"template {name}: {exc.message}; an overriding template may be out of date") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise RenderError(f"template {exc.filename or name}:{exc.lineno}: {exc.message}") from None
