@@ -479,38 +479,51 @@ def scrape_gaps(series_rows: list[dict[str, Any]], samples: Any, window: Window)
 def decide_window(
     spec: CanarySpec, rows: list[Any], options: CollectOptions, prom: PrometheusSource, now: dt.datetime
 ) -> tuple[Window, dict[str, Any]]:
-    """Return the collection window and the rollout found in it."""
-    found = find_latest_rollout(rows)
+    """Return the collection window and the latest rollout found in it.
+
+    Without --start/--end the window is the latest rollout widened by the lead and tail; with
+    them, the window is theirs and the rollout is the latest one that starts inside it.
+    """
+    explicit = options.start is not None or options.end is not None
+    if explicit:
+        if options.start is None:
+            raise UsageError("--end without --start: give --start too, or neither to use the latest rollout")
+        start, end = options.start, options.end or now
+        _check_window(start, end, options)
+        found = find_latest_rollout([o for o in rows if start <= o.time <= end])
+        lookback = (start, end)
+    else:
+        found = find_latest_rollout(rows)
+        lookback = (now - options.lookback, now)
     rollout: dict[str, Any] = {"start": None, "end": None, "detected_from": None}
     if found is not None:
         rollout = {"start": found[0], "end": found[1], "detected_from": "events"}
-    elif options.start is None:
-        found = rollout_from_weights(spec, prom, now - options.lookback, now)
-        if found is not None:
-            rollout = {"start": found[0], "end": found[1], "detected_from": "flagger_canary_weight"}
-    if options.start is not None or options.end is not None:
-        start = options.start or ((rollout["start"] - options.lead) if rollout["start"] else None)
-        end = options.end or now
-        if start is None:
-            raise UsageError("--end without --start: give --start too, or neither to use the latest rollout")
     else:
-        if rollout["start"] is None:
-            raise NotFoundError(
-                f"no rollout of canary {spec.ref} found: no 'New revision detected!' event in the cluster's events or "
-                f"Flagger's logs, and flagger_canary_weight shows no canary traffic in the last {options.lookback}; "
-                "events expire after 1 h — pass --start and --end to collect a window explicitly"
-            )
-        start = rollout["start"] - options.lead
-        end = (rollout["end"] or now) + options.tail
-        end = min(end, max(now, rollout["start"]))
+        from_weights = rollout_from_weights(spec, prom, *lookback)
+        if from_weights is not None:
+            rollout = {"start": from_weights[0], "end": from_weights[1], "detected_from": "flagger_canary_weight"}
+    if explicit:
+        return Window(start, end), rollout
+    if rollout["start"] is None:
+        raise NotFoundError(
+            f"no rollout of canary {spec.ref} found: no 'New revision detected!' event in the cluster's events or "
+            f"Flagger's logs, and flagger_canary_weight shows no canary traffic in the last {_human(options.lookback)}; "
+            "events expire after 1 h — pass --start and --end to collect a window explicitly"
+        )
+    start = rollout["start"] - options.lead
+    end = min((rollout["end"] or now) + options.tail, max(now, rollout["start"]))
+    _check_window(start, end, options)
+    return Window(start, end), rollout
+
+
+def _check_window(start: dt.datetime, end: dt.datetime, options: CollectOptions) -> None:
     if start >= end:
         raise UsageError(f"the window starts ({rfc3339(start)}) at or after it ends ({rfc3339(end)}); check --start and --end")
     if end - start > options.max_window:
         raise UsageError(
-            f"the window {rfc3339(start)} → {rfc3339(end)} is longer than the limit of {options.max_window}; "
+            f"the window {rfc3339(start)} → {rfc3339(end)} is longer than the limit of {_human(options.max_window)}; "
             "narrow --start/--end or raise --max-window"
         )
-    return Window(start, end), rollout
 
 
 def rollout_from_weights(

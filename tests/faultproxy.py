@@ -30,6 +30,8 @@ class FaultProxy:
     upstream: str
     rules: list[Rule] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    require: dict[str, str] = field(default_factory=dict)  # header -> value, else 401
 
     def __post_init__(self) -> None:
         proxy = self
@@ -41,6 +43,15 @@ class FaultProxy:
             def do_GET(self) -> None:
                 query = urllib.parse.unquote_plus(self.path)
                 proxy.requests.append(query)
+                proxy.headers.append({k: v for k, v in self.headers.items()})
+                if any(self.headers.get(k) != v for k, v in proxy.require.items()):
+                    body = b'{"status":"error","errorType":"unauthorized","error":"missing or wrong credentials"}'
+                    self.send_response(401)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 for rule in proxy.rules:
                     if rule.match in query and (rule.times is None or rule.hits < rule.times):
                         rule.hits += 1

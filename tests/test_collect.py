@@ -457,3 +457,83 @@ def test_live_cluster_path_matches_the_dump_path(
     assert denied.returncode == 1 and "list events" in denied.stderr and "shop" in denied.stderr
     assert not (tmp_path / "out2").exists() or not list((tmp_path / "out2").iterdir())
     assert missing.returncode == 1 and "prod" in missing.stderr and "test" in missing.stderr
+
+
+def test_prometheus_credentials_and_tenant_headers(
+    simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer], tmp_path: Path
+) -> None:
+    server = prometheus_for("healthy-promotion")
+    dump = simulated("healthy-promotion") / "dump"
+    token = "t0ken-abcdef-123456"
+    required = {"Authorization": f"Bearer {token}", "X-Scope-OrgID": "tenant-a"}
+    with FaultProxy(server.url, require=required) as proxy:
+        res = run(*collect_args(dump, proxy.url, tmp_path / "out"))
+        assert res.returncode == 1 and "401" in res.stderr and "--prometheus-token" in res.stderr
+        token_file = tmp_path / "token"
+        token_file.write_text(token + "\n")
+        res = run(
+            *collect_args(
+                dump,
+                proxy.url,
+                tmp_path / "out",
+                "--prometheus-token-file",
+                str(token_file),
+                "--prometheus-header",
+                "X-Scope-OrgID=tenant-a",
+            )
+        )
+        assert res.returncode == 0, res.stderr
+    bundle = Path(res.stdout.strip().splitlines()[-1])
+    m = json.loads((bundle / "manifest.json").read_text())
+    assert m["sources"]["prometheus"]["auth"] == ["bearer-token"]
+    assert m["sources"]["prometheus"]["headers"] == ["X-Scope-OrgID"]
+    assert token.encode() not in b"".join(p.read_bytes() for p in bundle.iterdir())
+
+
+def test_basic_auth_in_the_url_is_used_but_never_recorded(
+    simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer], tmp_path: Path
+) -> None:
+    import base64
+
+    server = prometheus_for("healthy-promotion")
+    basic = "Basic " + base64.b64encode(b"reader:pa55word").decode()
+    with FaultProxy(server.url, require={"Authorization": basic}) as proxy:
+        url = proxy.url.replace("http://", "http://reader:pa55word@")
+        res = run(*collect_args(simulated("healthy-promotion") / "dump", url, tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    bundle = Path(res.stdout.strip().splitlines()[-1])
+    m = json.loads((bundle / "manifest.json").read_text())
+    assert m["sources"]["prometheus"]["url"] == proxy.url and m["sources"]["prometheus"]["auth"] == ["basic-auth"]
+    assert b"pa55word" not in b"".join(p.read_bytes() for p in bundle.iterdir())
+
+
+def test_progress_shows_on_a_terminal_and_not_with_quiet(
+    simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer], tmp_path: Path
+) -> None:
+    import pty
+
+    args = [
+        *EVIDENCE,
+        *collect_args(simulated("healthy-promotion") / "dump", prometheus_for("healthy-promotion").url, tmp_path / "out"),
+    ]
+
+    def on_tty(extra: list[str]) -> str:
+        main, child = pty.openpty()
+        proc = subprocess.run([*args, *extra], stdout=subprocess.PIPE, stderr=child, timeout=120)
+        os.close(child)
+        chunks = []
+        try:
+            while True:
+                data = os.read(main, 65536)
+                if not data:
+                    break
+                chunks.append(data)
+        except OSError:
+            pass
+        os.close(main)
+        assert proc.returncode == 0
+        return b"".join(chunks).decode(errors="replace")
+
+    shown = on_tty([])
+    assert "prometheus:" in shown and "queries" in shown
+    assert on_tty(["--quiet"]) == ""
