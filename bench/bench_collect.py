@@ -22,8 +22,9 @@ from typing import Any
 
 import requests
 
-from evidence.collect import RAW_CHUNK, CollectOptions, collect_rollout
+from evidence.collect import CollectOptions, collect_rollout
 from evidence.model import CanaryRef
+from evidence.queries import RAW_CHUNK
 from evidence.sources.dump import DumpSource
 from evidence.sources.prometheus import MAX_POINTS, PrometheusSource, range_chunks
 from fixtures.prom import PrometheusServer, backfill

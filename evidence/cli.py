@@ -137,9 +137,11 @@ def collect(
     import os
     from pathlib import Path
 
-    from evidence.collect import CollectOptions, Progress, collect_rollout, parse_duration
+    from evidence.canary import parse_duration
+    from evidence.collect import CollectOptions, collect_rollout
     from evidence.errors import UsageError
     from evidence.model import CanaryRef, parse_time
+    from evidence.progress import Progress
     from evidence.sources import ClusterSource
     from evidence.sources.prometheus import PrometheusAuth, PrometheusSource, read_token_file
 

@@ -7,145 +7,31 @@ bundle and its evaluation, so that the HTML, the PDF and the Markdown show the s
 from __future__ import annotations
 
 import datetime as dt
-import json
-import math
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from evidence import __version__
-from evidence.analysis.components import criterion_components, request_rates
 from evidence.analysis.counters import prepare_counters
-from evidence.analysis.traffic import scrape_times
-from evidence.render.charts import ChartSpec, Line, Marker
+from evidence.render.formatting import (
+    FRIENDLY,
+    OUTCOME_LABEL,
+    UTC,
+    fmt_datetime,
+    fmt_duration,
+    fmt_int,
+    fmt_num,
+    fmt_threshold,
+    fmt_time,
+    fmt_value,
+    none_if_na,
+)
+from evidence.render.panels import build_charts
+from evidence.render.sections import postmortem_facts, provenance_section, settings_section, workloads_section
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from evidence.bundle import Bundle
     from evidence.evaluate import Evaluation
 
-UTC = dt.UTC
-FRIENDLY = {"error_rate_ratio": "error-rate", "p95_latency_increase": "p95-latency", "success_rate": "success-rate"}
-OUTCOME_LABEL = {
-    "promoted": "Promoted",
-    "rolled_back": "Rolled back",
-    "failed": "Failed",
-    "in_progress": "In progress",
-    "unknown": "Unknown",
-}
-MARKER_KIND = {
-    "advance": "advance",
-    "promote-step": "promote",
-    "halt": "halt",
-    "rollback": "rollback",
-    "rollback-manual": "rollback",
-    "rollback-deadline": "rollback",
-    "failed": "rollback",
-    "promotion-failed": "rollback",
-    "promote-start": "promote",
-    "route-primary": "promote",
-    "promoted": "promote",
-    "not-ready": "halt",
-}
-GAP_MEANING = {
-    "query_failed": "this evidence is missing from the bundle; anything computed from it (charts, criteria, counts) is incomplete — lower confidence",
-    "query_empty": "Prometheus held no data for this query in the window",
-    "scrape_gap": "no samples in this span: rates and criteria across it rest on fewer points",
-}
 
-
-# ----- formatting ------------------------------------------------------------------------------
-def fmt_time(t: dt.datetime | None) -> str:
-    """Return HH:MM:SS (UTC), or an em dash."""
-    return t.astimezone(UTC).strftime("%H:%M:%S") if t else "—"
-
-
-def fmt_datetime(t: dt.datetime | None) -> str:
-    """Return ``YYYY-MM-DD HH:MM:SS UTC``, milliseconds when present, or an em dash."""
-    if t is None:
-        return "—"
-    t = t.astimezone(UTC)
-    ms = f".{t.microsecond // 1000:03d}" if t.microsecond // 1000 else ""
-    return t.strftime("%Y-%m-%d %H:%M:%S") + ms + " UTC"
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """Return a duration as ``4 min 8 s``, ``45 s``, ``1 h 2 min``; ``—`` when unknown."""
-    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
-        return "—"
-    sign = "−" if seconds < 0 else ""
-    s = round(abs(seconds))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    parts = [f"{h} h"] if h else []
-    if m:
-        parts.append(f"{m} min")
-    if sec or not parts:
-        parts.append(f"{sec} s")
-    return sign + " ".join(parts[:2])
-
-
-def fmt_int(n: float | int | None) -> str:
-    return "—" if n is None else f"{round(n):,}"
-
-
-def fmt_num(v: float | None, digits: int = 2) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "—"
-    return f"{v:,.{digits}f}"
-
-
-def fmt_value(name: str, kind: str, v: float | None) -> str:
-    """Return a criterion value in its natural unit."""
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "—"
-    if kind == "error_rate_ratio":
-        return f"{v:.2f}×"
-    if kind == "p95_latency_increase":
-        return f"{v * 100:+.1f} %"
-    if kind == "success_rate":
-        return f"{v:.2f} %"
-    return f"{v:.4g}"
-
-
-_CMP = {">=": "≥", "<=": "≤"}
-
-
-def fmt_threshold(kind: str, comparator: str, threshold: float) -> str:
-    """Return when a criterion aborts, in its natural unit."""
-    cmp = _CMP.get(comparator, comparator)
-    if kind == "error_rate_ratio":
-        return f"{cmp} {threshold:g}× primary's 5xx share"
-    if kind == "p95_latency_increase":
-        return f"{cmp} +{threshold * 100:g} % vs primary p95"
-    if kind == "success_rate":
-        return f"{cmp} {threshold:g} %"
-    return f"{cmp} {threshold:g}"
-
-
-def _ms(t: dt.datetime) -> int:
-    return round(t.timestamp() * 1000)
-
-
-def _dt(ms: int | float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(float(ms) / 1000, tz=UTC)
-
-
-def _opt(v: Any) -> Any:
-    if v is None:
-        return None
-    try:
-        import pandas as pd
-
-        if pd.isna(v):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return v
-
-
-# ----- the context ---------------------------------------------------------------------------
 def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
     """Return the report context of a bundle and its evaluation."""
     m = bundle.manifest
@@ -287,7 +173,7 @@ def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
             flags.append("aggregated by client-go: only the latest message is known")
         if bool(row.cross_rollout):
             flags.append("Event deduplicated with an earlier rollout")
-        count = _opt(row.k8s_count)
+        count = none_if_na(row.k8s_count)
         if count is not None and int(count) > 1:
             flags.append(f"Event count {int(count)}")
         timeline_rows.append(
@@ -302,7 +188,7 @@ def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
             }
         )
 
-    settings = _settings(canary, analysis, bundle)
+    settings = settings_section(canary, analysis, bundle)
     policy_rows = [
         {
             "name": c.name,
@@ -347,7 +233,7 @@ def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
         )
     actual = fmt_time(tl.rollback_at) if tl.rollback_at else f"no rollback ({OUTCOME_LABEL.get(ev.outcome, ev.outcome).lower()})"
 
-    provenance = _provenance(bundle)
+    provenance = provenance_section(bundle)
     notes = list(dict.fromkeys([*ev.notes, *tl.notes, *blast.notes]))
 
     halts = [
@@ -361,7 +247,7 @@ def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
         for h in tl.halts
     ]
     steps = [{"time": fmt_time(s.time), "weight": f"{s.weight} %", "action": s.action} for s in tl.weight_steps]
-    workloads = _workloads(bundle)
+    workloads = workloads_section(bundle)
 
     return {
         "title": f"Decision record — {ev.canary}",
@@ -451,384 +337,3 @@ def summary_sentences(ev: Evaluation) -> list[str]:
         + "."
     )
     return out
-
-
-def _marker_list(ev: Evaluation, start: dt.datetime, end: dt.datetime) -> tuple[Marker, ...]:
-    out = []
-    for e in ev.timeline.entries:
-        kind = MARKER_KIND.get(e.action)
-        if kind and start <= e.time <= end:
-            out.append(Marker(e.time, kind, f"{fmt_time(e.time)} {e.message}"))
-    return tuple(out)
-
-
-def _weight_line(ev: Evaluation, start: dt.datetime, end: dt.datetime) -> Line:
-    w = ev.timeline.weights()
-    times = [start]
-    values: list[float | None] = [float(w.at(np.array([_ms(start)]))[0])]
-    for t_ms, v in zip(w.times.tolist(), w.weights.tolist()):
-        t = _dt(t_ms)
-        if start < t <= end:
-            times.append(t)
-            values.append(float(v))
-    times.append(end)
-    values.append(values[-1])
-    return Line("canary weight set by Flagger (%)", "weight", times, values, shape="hv")
-
-
-def build_charts(bundle: Bundle, ev: Evaluation, table: Any) -> list[ChartSpec]:
-    """Return the report's chart specs: one per criterion, Flagger's checks, traffic."""
-    start, end = ev.window_start, ev.window_end
-    weight = _weight_line(ev, start, end)
-    markers = _marker_list(ev, start, end)
-    charts: list[ChartSpec] = []
-    for c in ev.criteria:
-        crit = ev.policy.criterion(c.name)
-        pts = c.points
-        title = f"{FRIENDLY.get(c.name, c.name)}: {c.description}"
-        if crit is None or pts is None or len(pts) == 0:
-            charts.append(
-                ChartSpec(
-                    f"criterion-{c.name}",
-                    title,
-                    "",
-                    (),
-                    x_range=(start, end),
-                    no_data=c.no_data_reason or "never evaluated: the canary took no traffic",
-                )
-            )
-            continue
-        times = [t.to_pydatetime() for t in pts["time"]]
-        values = pts["value"].to_numpy(dtype=float)
-        comps = criterion_components(table, crit, np.array([_ms(t) for t in times], dtype=np.int64), values)
-        lines = tuple(Line(comp.label, comp.role, times, comp.values.tolist()) for comp in comps.lines)
-        charts.append(
-            ChartSpec(
-                f"criterion-{c.name}",
-                title,
-                comps.unit,
-                lines,
-                y2_title="weight (%)",
-                y2_lines=(weight,),
-                breach_spans=tuple((s.start, s.end) for s in c.breached_spans),
-                nodata_spans=tuple((s.start, s.end) for s in c.no_data_spans),
-                markers=markers,
-                x_range=(start, end),
-            )
-        )
-    charts.extend(_checks_charts(bundle, ev, markers, weight))
-    charts.append(_traffic_chart(ev, table, weight))
-    return charts
-
-
-def _checks_charts(bundle: Bundle, ev: Evaluation, markers: tuple[Marker, ...], weight: Line) -> list[ChartSpec]:
-    """Return one chart per Flagger metric: its value at each analysis tick against its thresholds."""
-    checks: pd.DataFrame = bundle.table("checks")
-    start, end = ev.window_start, ev.window_end
-    spec = bundle.canary.get("spec") or {}
-    metrics = [str(m.get("name")) for m in ((spec.get("analysis") or spec.get("canaryAnalysis") or {}).get("metrics") or [])]
-    halts = tuple(m for m in markers if m.kind in ("halt", "rollback"))
-    if not metrics:
-        return [
-            ChartSpec(
-                "flagger-check", "Flagger's checks", "", (), x_range=(start, end), no_data="the Canary has no metrics to re-run"
-            )
-        ]
-    charts = []
-    for i, metric in enumerate(metrics):
-        df = checks[checks["metric"] == metric]
-        unit = "%" if metric == "request-success-rate" else "ms" if metric == "request-duration" else "value"
-        title = f"Flagger's check {metric} at each analysis tick"
-        cid = f"flagger-check-{i}"
-        query = next((q for q in bundle.manifest.get("queries", []) if q.get("id") == f"check:{metric}"), None)
-        if len(df) == 0 or df["value"].notna().sum() == 0:
-            if query is None:
-                why = "its query could not be re-run (see Evidence and provenance)"
-            elif query.get("status") == "failed":
-                why = f"the query failed: {query.get('error')}"
-            else:
-                why = "the query returned no values at any tick — Flagger's 'no values found'"
-            charts.append(ChartSpec(cid, title, "", (), x_range=(start, end), no_data=why))
-            continue
-        times = [t.to_pydatetime() for t in df["timestamp"]]
-        lines = [Line(f"{metric} ({unit})", "canary", times, df["value"].astype(float).tolist())]
-        lo = df["threshold_min"].dropna()
-        hi = df["threshold_max"].dropna()
-        if len(lo):
-            lines.append(Line(f"halt below {float(lo.iloc[0]):g} {unit}", "threshold", [start, end], [float(lo.iloc[0])] * 2))
-        if len(hi):
-            lines.append(Line(f"halt above {float(hi.iloc[0]):g} {unit}", "threshold", [start, end], [float(hi.iloc[0])] * 2))
-        charts.append(
-            ChartSpec(
-                cid,
-                title,
-                f"{metric} ({unit})",
-                tuple(lines),
-                y2_title="weight (%)",
-                y2_lines=(weight,),
-                markers=halts,
-                x_range=(start, end),
-                height=300,
-            )
-        )
-    return charts
-
-
-def _traffic_chart(ev: Evaluation, table: Any, weight: Line) -> ChartSpec:
-    start, end = ev.window_start, ev.window_end
-    scrapes = scrape_times(table, _ms(start), _ms(end))
-    title = "Traffic: requests per second, and the canary's observed share next to the weight Flagger set"
-    if scrapes.size < 2:
-        return ChartSpec("traffic", title, "", (), x_range=(start, end), no_data="fewer than two Traefik scrapes in the window")
-    rates = request_rates(table, scrapes)
-    times = [_dt(t) for t in scrapes.tolist()]
-    total = rates["primary"] + rates["canary"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(total > 0, rates["canary"] / total * 100, np.nan)
-    return ChartSpec(
-        "traffic",
-        title,
-        "requests per second",
-        (
-            Line("primary req/s", "primary", times, rates["primary"].tolist()),
-            Line("canary req/s", "canary", times, rates["canary"].tolist()),
-        ),
-        y2_title="share (%)",
-        y2_lines=(weight, Line("canary's observed share (%)", "value", times, share.tolist())),
-        x_range=(start, end),
-    )
-
-
-def _settings(canary: dict[str, Any], analysis: dict[str, Any], bundle: Bundle) -> dict[str, Any]:
-    spec = canary.get("spec") or {}
-    rows = [
-        ("provider", str(spec.get("provider") or "—")),
-        ("target", f"{(spec.get('targetRef') or {}).get('kind', '?')}/{(spec.get('targetRef') or {}).get('name', '?')}"),
-        ("service port", str((spec.get("service") or {}).get("port", "—"))),
-        ("interval", str(analysis.get("interval", "60s (default)"))),
-        ("threshold (failed checks before rollback)", str(analysis.get("threshold", "—"))),
-    ]
-    if analysis.get("stepWeights"):
-        rows.append(("stepWeights", ", ".join(str(w) for w in analysis["stepWeights"])))
-    else:
-        rows.append(
-            ("stepWeight / maxWeight", f"{analysis.get('stepWeight', '—')} / {analysis.get('maxWeight', '100 (default)')}")
-        )
-    if analysis.get("stepWeightPromotion"):
-        rows.append(("stepWeightPromotion", str(analysis["stepWeightPromotion"])))
-    rows.append(("progressDeadlineSeconds", str(spec.get("progressDeadlineSeconds", "600 (default)"))))
-    metrics = []
-    for mt in analysis.get("metrics") or []:
-        tr = mt.get("thresholdRange") or {}
-        bounds = ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in tr.items()) or (
-            f"threshold {mt['threshold']}" if "threshold" in mt else "—"
-        )
-        ref = mt.get("templateRef") or {}
-        metrics.append(
-            {
-                "name": str(mt.get("name", "")),
-                "interval": str(mt.get("interval", "1m")),
-                "bounds": bounds,
-                "source": f"MetricTemplate {ref.get('namespace') or ''}{'/' if ref.get('namespace') else ''}{ref.get('name')}"
-                if ref
-                else ("inline query" if mt.get("query") else "builtin (Traefik)"),
-            }
-        )
-    webhooks = [
-        {
-            "name": str(w.get("name", "")),
-            "type": str(w.get("type") or "rollout"),
-            "url": str(w.get("url", "")),
-            "metadata": ", ".join(f"{k}={v}" for k, v in (w.get("metadata") or {}).items()),
-        }
-        for w in analysis.get("webhooks") or []
-    ]
-    alerts = [
-        {
-            "name": str(a.get("name", "")),
-            "severity": str(a.get("severity") or "info"),
-            "provider": f"{(a.get('providerRef') or {}).get('namespace') or ''}/{(a.get('providerRef') or {}).get('name', '')}".lstrip(
-                "/"
-            ),
-        }
-        for a in analysis.get("alerts") or []
-    ]
-    templates = [
-        {
-            "name": f"{(t.get('metadata') or {}).get('namespace', '')}/{(t.get('metadata') or {}).get('name', '')}",
-            "provider": str(((t.get("spec") or {}).get("provider") or {}).get("type", "")),
-            "query": str((t.get("spec") or {}).get("query", "")),
-        }
-        for t in bundle.objects(kind="MetricTemplate")
-    ]
-    status = canary.get("status") or {}
-    status_rows = [
-        (k, str(status.get(k)))
-        for k in ("phase", "canaryWeight", "failedChecks", "lastAppliedSpec", "lastPromotedSpec", "lastTransitionTime")
-        if k in status
-    ]
-    return {
-        "rows": rows,
-        "metrics": metrics,
-        "webhooks": webhooks,
-        "alerts": alerts,
-        "templates": templates,
-        "status": status_rows,
-    }
-
-
-def _workloads(bundle: Bundle) -> list[dict[str, str]]:
-    out = []
-    for role in ("workload-canary", "workload-primary"):
-        for w in bundle.objects(role=role):
-            tmpl = (w.get("spec") or {}).get("template") or {}
-            images = ", ".join(str(c.get("image")) for c in ((tmpl.get("spec") or {}).get("containers") or []))
-            out.append(
-                {
-                    "role": "canary" if role == "workload-canary" else "primary",
-                    "name": str((w.get("metadata") or {}).get("name")),
-                    "images": images or "—",
-                    "hash": str(((tmpl.get("metadata") or {}).get("labels") or {}).get("pod-template-hash", "—")),
-                }
-            )
-    return out
-
-
-def _provenance(bundle: Bundle) -> dict[str, Any]:
-    m = bundle.manifest
-    src = m.get("sources", {})
-    kube = src.get("kubernetes", {})
-    prom = src.get("prometheus", {})
-    ev_src = src.get("events", {})
-    sources = [
-        ("Kubernetes", f"{kube.get('kind', '?')} {kube.get('location', '?')}"),
-        ("Prometheus", f"{prom.get('url', '?')}" + (f" (auth: {', '.join(prom.get('auth') or [])})" if prom.get("auth") else "")),
-        (
-            "Flagger events",
-            f"webhook {ev_src.get('webhook', 0)}, log {ev_src.get('log', 0)}, Kubernetes Events {ev_src.get('kubernetes', 0)}",
-        ),
-        ("window", f"{m['window']['start']} → {m['window']['end']} ({m['window'].get('chosen', '')})"),
-        ("collected", f"{m.get('collected_at')} by evidence {m.get('tool', {}).get('version', '?')}"),
-    ]
-    queries = [
-        {
-            "id": str(q.get("id")),
-            "status": str(q.get("status")),
-            "series": str(q.get("series", "")),
-            "samples": fmt_int(q.get("samples")),
-            "chunks": str(q.get("chunks", "")),
-            "query": str(q.get("query", "")),
-            "error": str(q.get("error") or ""),
-        }
-        for q in m.get("queries", [])
-    ]
-    gaps = []
-    for g in m.get("gaps", []):
-        where = g.get("query") or f"{g.get('from', '')} → {g.get('to', '')}"
-        gaps.append(
-            {
-                "kind": str(g.get("kind")),
-                "where": str(where),
-                "detail": str(g.get("detail") or ""),
-                "meaning": GAP_MEANING.get(str(g.get("kind")), ""),
-            }
-        )
-    files = [
-        {"name": name, "sha256": str(info.get("sha256")), "bytes": fmt_int(info.get("bytes")), "rows": fmt_int(info.get("rows"))}
-        for name, info in sorted(m.get("files", {}).items())
-    ]
-    return {
-        "sources": sources,
-        "queries": queries,
-        "gaps": gaps,
-        "warnings": [str(w) for w in m.get("warnings", [])],
-        "files": files,
-        "manifest_sha256": bundle.manifest_sha256,
-        "counts": json.dumps(m.get("counts", {})),
-    }
-
-
-def postmortem_facts(ev: Evaluation, summary: list[str], workloads: list[dict[str, str]]) -> dict[str, Any]:
-    """Return the pre-filled parts of the postmortem, in the usual SRE shape."""
-    tl, lag, blast = ev.timeline, ev.lag, ev.blast
-    canary_image = next((w["images"] for w in workloads if w["role"] == "canary"), "the new revision")
-    breached = [c for c in ev.criteria if c.breached]
-    impact = [
-        f"The canary served {fmt_int(blast.canary_requests)} requests at up to {blast.max_weight} % of traffic for {fmt_duration(blast.exposure_seconds)}.",
-        f"{fmt_int(blast.canary_errors)} of them were 5xx"
-        + (
-            f"; {fmt_num(blast.excess_errors, 0)} more than the primary's error share would have produced."
-            if blast.excess_errors is not None
-            else "."
-        ),
-    ]
-    for c in breached:
-        impact.append(
-            f"{FRIENDLY.get(c.name, c.name)}: worst {fmt_value(c.name, c.kind, c.worst_value)} ({c.description}), breached for {fmt_duration(c.breached_seconds)}."
-        )
-    detection = [
-        f"First policy breach: {fmt_time(lag.first_breach_at)}"
-        + (
-            f" ({FRIENDLY.get(lag.first_breach_criterion or '', lag.first_breach_criterion)})."
-            if lag.first_breach_criterion
-            else "."
-        ),
-        f"Flagger's first halt: {fmt_time(lag.first_halt_at)}"
-        + (f" (+{fmt_duration(lag.breach_to_halt_seconds)})." if lag.breach_to_halt_seconds is not None else "."),
-        f"Rollback decision: {fmt_time(lag.rollback_at)}"
-        + (f" (+{fmt_duration(lag.halt_to_rollback_seconds)})." if lag.halt_to_rollback_seconds is not None else "."),
-        f"Canary traffic back at 0: {fmt_time(lag.canary_traffic_zero_at)}"
-        + (
-            f" (+{fmt_duration(lag.rollback_to_traffic_zero_seconds)})."
-            if lag.rollback_to_traffic_zero_seconds is not None
-            else "."
-        ),
-        f"Detection lag (rollback decision − first breach): {fmt_duration(lag.detection_lag_seconds)}.",
-    ]
-    timeline = []
-    for e in tl.entries:
-        if e.action in (
-            "new-revision",
-            "start",
-            "advance",
-            "halt",
-            "rollback",
-            "rollback-manual",
-            "failed",
-            "promote-start",
-            "route-primary",
-            "promoted",
-            "promotion-failed",
-            "not-ready",
-            "restart",
-        ):
-            timeline.append({"time": fmt_time(e.time), "message": e.message})
-    if ev.lag.first_breach_at is not None:
-        timeline.append(
-            {
-                "time": fmt_time(ev.lag.first_breach_at),
-                "message": f"[policy] {FRIENDLY.get(ev.lag.first_breach_criterion or '', '')} criterion first breached",
-            }
-        )
-        timeline.sort(key=lambda r: r["time"])
-    trigger = f"Rollout of {canary_image} to {ev.canary} (Flagger: 'New revision detected' at {fmt_time(tl.started_at)})."
-    if breached:
-        trigger += f" Under real traffic the {', '.join(FRIENDLY.get(c.name, c.name) for c in breached)} criteria were breached."
-    if ev.outcome == "rolled_back":
-        resolution = f"Flagger rolled back at {fmt_time(tl.rollback_at)} ({tl.rollback_reason or tl.outcome_reason}); traffic was back on the primary at {fmt_time(blast.canary_traffic_zero_at or tl.traffic_to_primary_at)}."
-    elif ev.outcome == "promoted":
-        resolution = f"Flagger promoted the canary at {fmt_time(tl.promoted_at)}" + (
-            " although the abort policy was breached: the new revision now serves all traffic." if breached else "."
-        )
-    elif ev.outcome == "failed":
-        resolution = f"The rollout failed at {fmt_time(tl.failed_at)}: {tl.outcome_reason}."
-    else:
-        resolution = f"No resolution recorded ({OUTCOME_LABEL.get(ev.outcome, ev.outcome).lower()})."
-    return {
-        "summary": summary,
-        "impact": impact,
-        "detection": detection,
-        "timeline": timeline,
-        "trigger": trigger,
-        "resolution": resolution,
-    }

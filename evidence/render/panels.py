@@ -1,0 +1,180 @@
+"""The report's charts as specs: one per criterion, Flagger's checks, and traffic."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from evidence.analysis.components import criterion_components, request_rates
+from evidence.analysis.traffic import scrape_times
+from evidence.render.charts import ChartSpec, Line, Marker
+from evidence.render.formatting import FRIENDLY, epoch_ms, fmt_time, from_epoch_ms
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from evidence.bundle import Bundle
+    from evidence.evaluate import Evaluation
+
+MARKER_KIND = {
+    "advance": "advance",
+    "promote-step": "promote",
+    "halt": "halt",
+    "rollback": "rollback",
+    "rollback-manual": "rollback",
+    "rollback-deadline": "rollback",
+    "failed": "rollback",
+    "promotion-failed": "rollback",
+    "promote-start": "promote",
+    "route-primary": "promote",
+    "promoted": "promote",
+    "not-ready": "halt",
+}
+
+
+def _marker_list(ev: Evaluation, start: dt.datetime, end: dt.datetime) -> tuple[Marker, ...]:
+    out = []
+    for e in ev.timeline.entries:
+        kind = MARKER_KIND.get(e.action)
+        if kind and start <= e.time <= end:
+            out.append(Marker(e.time, kind, f"{fmt_time(e.time)} {e.message}"))
+    return tuple(out)
+
+
+def _weight_line(ev: Evaluation, start: dt.datetime, end: dt.datetime) -> Line:
+    w = ev.timeline.weights()
+    times = [start]
+    values: list[float | None] = [float(w.at(np.array([epoch_ms(start)]))[0])]
+    for t_ms, v in zip(w.times.tolist(), w.weights.tolist()):
+        t = from_epoch_ms(t_ms)
+        if start < t <= end:
+            times.append(t)
+            values.append(float(v))
+    times.append(end)
+    values.append(values[-1])
+    return Line("canary weight set by Flagger (%)", "weight", times, values, shape="hv")
+
+
+def build_charts(bundle: Bundle, ev: Evaluation, table: Any) -> list[ChartSpec]:
+    """Return the report's chart specs: one per criterion, Flagger's checks, traffic."""
+    start, end = ev.window_start, ev.window_end
+    weight = _weight_line(ev, start, end)
+    markers = _marker_list(ev, start, end)
+    charts: list[ChartSpec] = []
+    for c in ev.criteria:
+        crit = ev.policy.criterion(c.name)
+        pts = c.points
+        title = f"{FRIENDLY.get(c.name, c.name)}: {c.description}"
+        if crit is None or pts is None or len(pts) == 0:
+            charts.append(
+                ChartSpec(
+                    f"criterion-{c.name}",
+                    title,
+                    "",
+                    (),
+                    x_range=(start, end),
+                    no_data=c.no_data_reason or "never evaluated: the canary took no traffic",
+                )
+            )
+            continue
+        times = [t.to_pydatetime() for t in pts["time"]]
+        values = pts["value"].to_numpy(dtype=float)
+        comps = criterion_components(table, crit, np.array([epoch_ms(t) for t in times], dtype=np.int64), values)
+        lines = tuple(Line(comp.label, comp.role, times, comp.values.tolist()) for comp in comps.lines)
+        charts.append(
+            ChartSpec(
+                f"criterion-{c.name}",
+                title,
+                comps.unit,
+                lines,
+                y2_title="weight (%)",
+                y2_lines=(weight,),
+                breach_spans=tuple((s.start, s.end) for s in c.breached_spans),
+                nodata_spans=tuple((s.start, s.end) for s in c.no_data_spans),
+                markers=markers,
+                x_range=(start, end),
+            )
+        )
+    charts.extend(_checks_charts(bundle, ev, markers, weight))
+    charts.append(_traffic_chart(ev, table, weight))
+    return charts
+
+
+def _checks_charts(bundle: Bundle, ev: Evaluation, markers: tuple[Marker, ...], weight: Line) -> list[ChartSpec]:
+    """Return one chart per Flagger metric: its value at each analysis tick against its thresholds."""
+    checks: pd.DataFrame = bundle.table("checks")
+    start, end = ev.window_start, ev.window_end
+    spec = bundle.canary.get("spec") or {}
+    metrics = [str(m.get("name")) for m in ((spec.get("analysis") or spec.get("canaryAnalysis") or {}).get("metrics") or [])]
+    halts = tuple(m for m in markers if m.kind in ("halt", "rollback"))
+    if not metrics:
+        return [
+            ChartSpec(
+                "flagger-check", "Flagger's checks", "", (), x_range=(start, end), no_data="the Canary has no metrics to re-run"
+            )
+        ]
+    charts = []
+    for i, metric in enumerate(metrics):
+        df = checks[checks["metric"] == metric]
+        unit = "%" if metric == "request-success-rate" else "ms" if metric == "request-duration" else "value"
+        title = f"Flagger's check {metric} at each analysis tick"
+        cid = f"flagger-check-{i}"
+        query = next((q for q in bundle.manifest.get("queries", []) if q.get("id") == f"check:{metric}"), None)
+        if len(df) == 0 or df["value"].notna().sum() == 0:
+            if query is None:
+                why = "its query could not be re-run (see Evidence and provenance)"
+            elif query.get("status") == "failed":
+                why = f"the query failed: {query.get('error')}"
+            else:
+                why = "the query returned no values at any tick — Flagger's 'no values found'"
+            charts.append(ChartSpec(cid, title, "", (), x_range=(start, end), no_data=why))
+            continue
+        times = [t.to_pydatetime() for t in df["timestamp"]]
+        lines = [Line(f"{metric} ({unit})", "canary", times, df["value"].astype(float).tolist())]
+        lo = df["threshold_min"].dropna()
+        hi = df["threshold_max"].dropna()
+        if len(lo):
+            lines.append(Line(f"halt below {float(lo.iloc[0]):g} {unit}", "threshold", [start, end], [float(lo.iloc[0])] * 2))
+        if len(hi):
+            lines.append(Line(f"halt above {float(hi.iloc[0]):g} {unit}", "threshold", [start, end], [float(hi.iloc[0])] * 2))
+        charts.append(
+            ChartSpec(
+                cid,
+                title,
+                f"{metric} ({unit})",
+                tuple(lines),
+                y2_title="weight (%)",
+                y2_lines=(weight,),
+                markers=halts,
+                x_range=(start, end),
+                height=300,
+            )
+        )
+    return charts
+
+
+def _traffic_chart(ev: Evaluation, table: Any, weight: Line) -> ChartSpec:
+    start, end = ev.window_start, ev.window_end
+    scrapes = scrape_times(table, epoch_ms(start), epoch_ms(end))
+    title = "Traffic: requests per second, and the canary's observed share next to the weight Flagger set"
+    if scrapes.size < 2:
+        return ChartSpec("traffic", title, "", (), x_range=(start, end), no_data="fewer than two Traefik scrapes in the window")
+    rates = request_rates(table, scrapes)
+    times = [from_epoch_ms(t) for t in scrapes.tolist()]
+    total = rates["primary"] + rates["canary"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(total > 0, rates["canary"] / total * 100, np.nan)
+    return ChartSpec(
+        "traffic",
+        title,
+        "requests per second",
+        (
+            Line("primary req/s", "primary", times, rates["primary"].tolist()),
+            Line("canary req/s", "canary", times, rates["canary"].tolist()),
+        ),
+        y2_title="share (%)",
+        y2_lines=(weight, Line("canary's observed share (%)", "value", times, share.tolist())),
+        x_range=(start, end),
+    )

@@ -1,0 +1,253 @@
+"""The reference parts of a report: settings, workloads, provenance, and the postmortem's facts."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from evidence.render.formatting import FRIENDLY, OUTCOME_LABEL, fmt_duration, fmt_int, fmt_num, fmt_time, fmt_value
+
+if TYPE_CHECKING:
+    from evidence.bundle import Bundle
+    from evidence.evaluate import Evaluation
+
+GAP_MEANING = {
+    "query_failed": "this evidence is missing from the bundle; anything computed from it (charts, criteria, counts) is incomplete — lower confidence",
+    "query_empty": "Prometheus held no data for this query in the window",
+    "scrape_gap": "no samples in this span: rates and criteria across it rest on fewer points",
+}
+
+
+def settings_section(canary: dict[str, Any], analysis: dict[str, Any], bundle: Bundle) -> dict[str, Any]:
+    spec = canary.get("spec") or {}
+    rows = [
+        ("provider", str(spec.get("provider") or "—")),
+        ("target", f"{(spec.get('targetRef') or {}).get('kind', '?')}/{(spec.get('targetRef') or {}).get('name', '?')}"),
+        ("service port", str((spec.get("service") or {}).get("port", "—"))),
+        ("interval", str(analysis.get("interval", "60s (default)"))),
+        ("threshold (failed checks before rollback)", str(analysis.get("threshold", "—"))),
+    ]
+    if analysis.get("stepWeights"):
+        rows.append(("stepWeights", ", ".join(str(w) for w in analysis["stepWeights"])))
+    else:
+        rows.append(
+            ("stepWeight / maxWeight", f"{analysis.get('stepWeight', '—')} / {analysis.get('maxWeight', '100 (default)')}")
+        )
+    if analysis.get("stepWeightPromotion"):
+        rows.append(("stepWeightPromotion", str(analysis["stepWeightPromotion"])))
+    rows.append(("progressDeadlineSeconds", str(spec.get("progressDeadlineSeconds", "600 (default)"))))
+    metrics = []
+    for mt in analysis.get("metrics") or []:
+        tr = mt.get("thresholdRange") or {}
+        bounds = ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in tr.items()) or (
+            f"threshold {mt['threshold']}" if "threshold" in mt else "—"
+        )
+        ref = mt.get("templateRef") or {}
+        metrics.append(
+            {
+                "name": str(mt.get("name", "")),
+                "interval": str(mt.get("interval", "1m")),
+                "bounds": bounds,
+                "source": f"MetricTemplate {ref.get('namespace') or ''}{'/' if ref.get('namespace') else ''}{ref.get('name')}"
+                if ref
+                else ("inline query" if mt.get("query") else "builtin (Traefik)"),
+            }
+        )
+    webhooks = [
+        {
+            "name": str(w.get("name", "")),
+            "type": str(w.get("type") or "rollout"),
+            "url": str(w.get("url", "")),
+            "metadata": ", ".join(f"{k}={v}" for k, v in (w.get("metadata") or {}).items()),
+        }
+        for w in analysis.get("webhooks") or []
+    ]
+    alerts = [
+        {
+            "name": str(a.get("name", "")),
+            "severity": str(a.get("severity") or "info"),
+            "provider": f"{(a.get('providerRef') or {}).get('namespace') or ''}/{(a.get('providerRef') or {}).get('name', '')}".lstrip(
+                "/"
+            ),
+        }
+        for a in analysis.get("alerts") or []
+    ]
+    templates = [
+        {
+            "name": f"{(t.get('metadata') or {}).get('namespace', '')}/{(t.get('metadata') or {}).get('name', '')}",
+            "provider": str(((t.get("spec") or {}).get("provider") or {}).get("type", "")),
+            "query": str((t.get("spec") or {}).get("query", "")),
+        }
+        for t in bundle.objects(kind="MetricTemplate")
+    ]
+    status = canary.get("status") or {}
+    status_rows = [
+        (k, str(status.get(k)))
+        for k in ("phase", "canaryWeight", "failedChecks", "lastAppliedSpec", "lastPromotedSpec", "lastTransitionTime")
+        if k in status
+    ]
+    return {
+        "rows": rows,
+        "metrics": metrics,
+        "webhooks": webhooks,
+        "alerts": alerts,
+        "templates": templates,
+        "status": status_rows,
+    }
+
+
+def workloads_section(bundle: Bundle) -> list[dict[str, str]]:
+    out = []
+    for role in ("workload-canary", "workload-primary"):
+        for w in bundle.objects(role=role):
+            tmpl = (w.get("spec") or {}).get("template") or {}
+            images = ", ".join(str(c.get("image")) for c in ((tmpl.get("spec") or {}).get("containers") or []))
+            out.append(
+                {
+                    "role": "canary" if role == "workload-canary" else "primary",
+                    "name": str((w.get("metadata") or {}).get("name")),
+                    "images": images or "—",
+                    "hash": str(((tmpl.get("metadata") or {}).get("labels") or {}).get("pod-template-hash", "—")),
+                }
+            )
+    return out
+
+
+def provenance_section(bundle: Bundle) -> dict[str, Any]:
+    m = bundle.manifest
+    src = m.get("sources", {})
+    kube = src.get("kubernetes", {})
+    prom = src.get("prometheus", {})
+    ev_src = src.get("events", {})
+    sources = [
+        ("Kubernetes", f"{kube.get('kind', '?')} {kube.get('location', '?')}"),
+        ("Prometheus", f"{prom.get('url', '?')}" + (f" (auth: {', '.join(prom.get('auth') or [])})" if prom.get("auth") else "")),
+        (
+            "Flagger events",
+            f"webhook {ev_src.get('webhook', 0)}, log {ev_src.get('log', 0)}, Kubernetes Events {ev_src.get('kubernetes', 0)}",
+        ),
+        ("window", f"{m['window']['start']} → {m['window']['end']} ({m['window'].get('chosen', '')})"),
+        ("collected", f"{m.get('collected_at')} by evidence {m.get('tool', {}).get('version', '?')}"),
+    ]
+    queries = [
+        {
+            "id": str(q.get("id")),
+            "status": str(q.get("status")),
+            "series": str(q.get("series", "")),
+            "samples": fmt_int(q.get("samples")),
+            "chunks": str(q.get("chunks", "")),
+            "query": str(q.get("query", "")),
+            "error": str(q.get("error") or ""),
+        }
+        for q in m.get("queries", [])
+    ]
+    gaps = []
+    for g in m.get("gaps", []):
+        where = g.get("query") or f"{g.get('from', '')} → {g.get('to', '')}"
+        gaps.append(
+            {
+                "kind": str(g.get("kind")),
+                "where": str(where),
+                "detail": str(g.get("detail") or ""),
+                "meaning": GAP_MEANING.get(str(g.get("kind")), ""),
+            }
+        )
+    files = [
+        {"name": name, "sha256": str(info.get("sha256")), "bytes": fmt_int(info.get("bytes")), "rows": fmt_int(info.get("rows"))}
+        for name, info in sorted(m.get("files", {}).items())
+    ]
+    return {
+        "sources": sources,
+        "queries": queries,
+        "gaps": gaps,
+        "warnings": [str(w) for w in m.get("warnings", [])],
+        "files": files,
+        "manifest_sha256": bundle.manifest_sha256,
+        "counts": json.dumps(m.get("counts", {})),
+    }
+
+
+def postmortem_facts(ev: Evaluation, summary: list[str], workloads: list[dict[str, str]]) -> dict[str, Any]:
+    """Return the pre-filled parts of the postmortem, in the usual SRE shape."""
+    tl, lag, blast = ev.timeline, ev.lag, ev.blast
+    canary_image = next((w["images"] for w in workloads if w["role"] == "canary"), "the new revision")
+    breached = [c for c in ev.criteria if c.breached]
+    impact = [
+        f"The canary served {fmt_int(blast.canary_requests)} requests at up to {blast.max_weight} % of traffic for {fmt_duration(blast.exposure_seconds)}.",
+        f"{fmt_int(blast.canary_errors)} of them were 5xx"
+        + (
+            f"; {fmt_num(blast.excess_errors, 0)} more than the primary's error share would have produced."
+            if blast.excess_errors is not None
+            else "."
+        ),
+    ]
+    for c in breached:
+        impact.append(
+            f"{FRIENDLY.get(c.name, c.name)}: worst {fmt_value(c.name, c.kind, c.worst_value)} ({c.description}), breached for {fmt_duration(c.breached_seconds)}."
+        )
+    detection = [
+        f"First policy breach: {fmt_time(lag.first_breach_at)}"
+        + (
+            f" ({FRIENDLY.get(lag.first_breach_criterion or '', lag.first_breach_criterion)})."
+            if lag.first_breach_criterion
+            else "."
+        ),
+        f"Flagger's first halt: {fmt_time(lag.first_halt_at)}"
+        + (f" (+{fmt_duration(lag.breach_to_halt_seconds)})." if lag.breach_to_halt_seconds is not None else "."),
+        f"Rollback decision: {fmt_time(lag.rollback_at)}"
+        + (f" (+{fmt_duration(lag.halt_to_rollback_seconds)})." if lag.halt_to_rollback_seconds is not None else "."),
+        f"Canary traffic back at 0: {fmt_time(lag.canary_traffic_zero_at)}"
+        + (
+            f" (+{fmt_duration(lag.rollback_to_traffic_zero_seconds)})."
+            if lag.rollback_to_traffic_zero_seconds is not None
+            else "."
+        ),
+        f"Detection lag (rollback decision − first breach): {fmt_duration(lag.detection_lag_seconds)}.",
+    ]
+    timeline = []
+    for e in tl.entries:
+        if e.action in (
+            "new-revision",
+            "start",
+            "advance",
+            "halt",
+            "rollback",
+            "rollback-manual",
+            "failed",
+            "promote-start",
+            "route-primary",
+            "promoted",
+            "promotion-failed",
+            "not-ready",
+            "restart",
+        ):
+            timeline.append({"time": fmt_time(e.time), "message": e.message})
+    if ev.lag.first_breach_at is not None:
+        timeline.append(
+            {
+                "time": fmt_time(ev.lag.first_breach_at),
+                "message": f"[policy] {FRIENDLY.get(ev.lag.first_breach_criterion or '', '')} criterion first breached",
+            }
+        )
+        timeline.sort(key=lambda r: r["time"])
+    trigger = f"Rollout of {canary_image} to {ev.canary} (Flagger: 'New revision detected' at {fmt_time(tl.started_at)})."
+    if breached:
+        trigger += f" Under real traffic the {', '.join(FRIENDLY.get(c.name, c.name) for c in breached)} criteria were breached."
+    if ev.outcome == "rolled_back":
+        resolution = f"Flagger rolled back at {fmt_time(tl.rollback_at)} ({tl.rollback_reason or tl.outcome_reason}); traffic was back on the primary at {fmt_time(blast.canary_traffic_zero_at or tl.traffic_to_primary_at)}."
+    elif ev.outcome == "promoted":
+        resolution = f"Flagger promoted the canary at {fmt_time(tl.promoted_at)}" + (
+            " although the abort policy was breached: the new revision now serves all traffic." if breached else "."
+        )
+    elif ev.outcome == "failed":
+        resolution = f"The rollout failed at {fmt_time(tl.failed_at)}: {tl.outcome_reason}."
+    else:
+        resolution = f"No resolution recorded ({OUTCOME_LABEL.get(ev.outcome, ev.outcome).lower()})."
+    return {
+        "summary": summary,
+        "impact": impact,
+        "detection": detection,
+        "timeline": timeline,
+        "trigger": trigger,
+        "resolution": resolution,
+    }
