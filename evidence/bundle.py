@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 SCHEMA = "evidence.bundle"
+_ZERO_HASH = "0" * 64
+_SELF_HASH = re.compile(r'"self_sha256": "([0-9a-f]{64})"')
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 
@@ -191,9 +193,11 @@ class BundleWriter:
             p = self.tmp / name
             info["sha256"] = sha256_file(p)
             info["bytes"] = p.stat().st_size
-        manifest = dict(manifest, files={k: self.files[k] for k in sorted(self.files)})
+        manifest = dict(manifest, files={k: self.files[k] for k in sorted(self.files)}, self_sha256=_ZERO_HASH)
         text = json.dumps(manifest, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
-        (self.tmp / MANIFEST).write_text(text, encoding="utf-8")
+        # The manifest protects itself: its sha256, computed with this field zeroed, sits in it.
+        text = text.replace(f'"self_sha256": "{_ZERO_HASH}"', f'"self_sha256": "{hashlib.sha256(text.encode()).hexdigest()}"')
+        (self.tmp / MANIFEST).write_bytes(text.encode("utf-8"))
         final = self.parent / self.name
         if final.exists():
             raise BundleError(f"{final} already exists; remove it or choose another --out")
@@ -295,6 +299,13 @@ def read_bundle(path: str | Path) -> Bundle:
 def verify_bundle(path: str | Path) -> dict[str, Any]:
     """Check every file against the manifest; raise VerifyError naming the first mismatch."""
     b = read_bundle(path)
+    raw = (b.path / MANIFEST).read_bytes()
+    found = _SELF_HASH.findall(raw.decode("utf-8", errors="replace"))
+    if len(found) != 1:
+        raise VerifyError(f"{b.path}: {MANIFEST} carries no self_sha256; it was altered or not written by evidence")
+    zeroed = raw.replace(f'"self_sha256": "{found[0]}"'.encode(), f'"self_sha256": "{_ZERO_HASH}"'.encode())
+    if hashlib.sha256(zeroed).hexdigest() != found[0]:
+        raise VerifyError(f"{b.path}: {MANIFEST} differs from what was written (self_sha256 mismatch)")
     files: dict[str, Any] = b.manifest.get("files", {})
     present = sorted(
         str(f.relative_to(b.path)) for f in b.path.rglob("*") if f.is_file() and f.name != MANIFEST and not _reserved(f, b.path)

@@ -169,6 +169,29 @@ def test_secrets_never_enter_the_bundle(bundle_for: Callable[[str], Path]) -> No
     assert workloads[0]["spec"]["template"]["spec"]["containers"][0]["image"].startswith("ghcr.io/stefanprodan/podinfo:")
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["manifest.json", "objects.parquet", "events.parquet", "logs.parquet", "series.parquet", "samples.parquet", "checks.parquet"],
+)
+def test_verify_fails_when_any_byte_of_any_file_changes(name: str, bundle_for: Callable[[str], Path], tmp_path: Path) -> None:
+    copy = tmp_path / "b"
+    shutil.copytree(bundle_for("healthy-promotion"), copy)
+    verify_bundle(copy)
+    victim = copy / name
+    data = bytearray(victim.read_bytes())
+    # A byte that keeps the manifest valid JSON: a digit inside a number or hash, or any parquet byte.
+    i = (
+        next(i for i in range(len(data) // 3, len(data)) if chr(data[i]) in "0123456789")
+        if name.endswith(".json")
+        else len(data) // 3
+    )
+    data[i] = ord("7") if data[i] != ord("7") else ord("3")
+    victim.write_bytes(bytes(data))
+    res = run("verify", str(copy))
+    assert res.returncode == 1, res.stdout
+    assert name in res.stderr
+
+
 def test_verify_passes_then_fails_on_any_change(bundle_for: Callable[[str], Path], tmp_path: Path) -> None:
     copy = tmp_path / "b"
     shutil.copytree(bundle_for("healthy-promotion"), copy)
