@@ -308,7 +308,9 @@ def verify_bundle(path: str | Path) -> dict[str, Any]:
         raise VerifyError(f"{b.path}: {MANIFEST} differs from what was written (self_sha256 mismatch)")
     files: dict[str, Any] = b.manifest.get("files", {})
     present = sorted(
-        str(f.relative_to(b.path)) for f in b.path.rglob("*") if f.is_file() and f.name != MANIFEST and not _reserved(f, b.path)
+        str(f.relative_to(b.path))
+        for f in b.path.rglob("*")
+        if f.is_file() and f.relative_to(b.path) != Path(MANIFEST) and not _reserved(f, b.path)
     )
     for name in sorted(files):
         f = b.path / name

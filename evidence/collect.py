@@ -139,6 +139,11 @@ def collect_rollout(
     """Collect one rollout into a bundle under ``options.out``; return the bundle's path."""
     progress = progress or Progress(quiet=True)
     now = clock()
+    if options.start is not None or options.end is not None:
+        # An impossible window is the user's mistake: say so before touching any service.
+        if options.start is None:
+            raise UsageError("--end without --start: give --start too, or neither to use the latest rollout")
+        _check_window(options.start, options.end or now, options)
     progress.say(f"reading {cluster.describe()}")
     data = cluster.read(ref)
     spec = canary_spec(ref, data.canary)
@@ -149,11 +154,9 @@ def collect_rollout(
     log_rows, log_records = from_log_lines(data.log_lines, ref.name, ref.namespace)
     lossless = merge_lossless(hook_rows, log_rows)
     # First pass: date every Kubernetes Event by its latest occurrence to find the rollout.
-    probe, _ = attach_k8s(
-        [replace(o, sources=list(o.sources)) for o in lossless], data.events, dt.datetime.max.replace(tzinfo=UTC)
-    )
+    probe, _ = attach_k8s([replace(o, sources=list(o.sources)) for o in lossless], data.events, None)
     window, rollout = decide_window(spec, probe, options, prom, now)
-    rows, stats = attach_k8s(lossless, data.events, window.start)
+    rows, stats = attach_k8s(lossless, data.events, rollout["start"] or window.start)
     rows = [o for o in rows if window.start <= o.time <= window.end]
 
     templates = {
@@ -187,7 +190,8 @@ def collect_rollout(
     warnings: list[str] = list(data.warnings) + plan_warnings
     for q in queries:
         if q.status == "failed":
-            gaps.append({"kind": "query_failed", "query": q.id, "detail": q.error})
+            for a, b, err in q.failed_chunks:
+                gaps.append({"kind": "query_failed", "query": q.id, "from": rfc3339(a), "to": rfc3339(b), "detail": err})
         elif q.status == "empty":
             gaps.append({"kind": "query_empty", "query": q.id, "detail": empty_hint(q)})
         if q.kind == "range" and q.error:
@@ -292,7 +296,8 @@ def _frame(rows: list[dict[str, Any]], table: str, time_cols: tuple[str, ...]) -
 
     df = pd.DataFrame(rows, columns=_cols(table))
     for c in time_cols:
-        df[c] = pd.to_datetime(df[c], utc=True)
+        # Bundles keep milliseconds: MicroTime (events.k8s.io eventTime) and receivers may carry more.
+        df[c] = pd.to_datetime(df[c], utc=True).dt.floor("ms")
     for c in ("k8s_count", "weight", "failed_checks"):
         if c in df.columns:
             df[c] = df[c].astype("Int64")

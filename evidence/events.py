@@ -183,9 +183,16 @@ def normalise_k8s_event(ev: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def attach_k8s(
-    rows: list[Occurrence], events: list[dict[str, Any]], window_start: dt.datetime
+    rows: list[Occurrence], events: list[dict[str, Any]], rollout_start: dt.datetime | None
 ) -> tuple[list[Occurrence], dict[str, int]]:
-    """Attach Kubernetes Events to occurrences, or add them as rows; return rows and counters."""
+    """Attach Kubernetes Events to occurrences, or add them as rows; return rows and counters.
+
+    ``rollout_start`` is where the rollout under study begins: an Event first seen before it and
+    last seen at or after it was deduplicated with an earlier rollout (``cross_rollout``), so
+    without a lossless source it is dated by its last occurrence, never by the older one.
+    With ``rollout_start`` None (before the rollout is known) every Event is dated by its last
+    occurrence, which is what finding the latest rollout needs.
+    """
     stats = {"k8s_events": 0, "k8s_only": 0, "aggregated": 0, "cross_rollout": 0, "duplicates_v1": 0}
     norm = [n for n in (normalise_k8s_event(e) for e in events) if n is not None]
     # The same Event may come as core/v1 and as events.k8s.io/v1: keep one.
@@ -201,7 +208,10 @@ def attach_k8s(
     for n in sorted(unique, key=lambda n: n["last"]):
         stats["k8s_events"] += 1
         message, aggregated = strip_combined(n["message"])
-        cross = n["first"] < window_start <= n["last"]
+        if rollout_start is None:
+            cross = False
+        else:
+            cross = n["first"] < rollout_start - MATCH_TOLERANCE <= n["last"]
         stats["aggregated"] += aggregated
         stats["cross_rollout"] += cross
         lo = (n["last"] if aggregated else n["first"]) - MATCH_TOLERANCE
@@ -214,9 +224,9 @@ def attach_k8s(
                 o.aggregated, o.cross_rollout = aggregated, cross
             continue
         stats["k8s_only"] += 1
-        # Without a lossless source: an Event that repeated inside the window is dated by its
+        # Without a lossless source: an Event that repeated within the rollout is dated by its
         # first occurrence; one merged with an older rollout (or aggregated) by its last.
-        t = n["last"] if (aggregated or cross or n["first"] < window_start) else n["first"]
+        t = n["last"] if (aggregated or cross or rollout_start is None) else n["first"]
         rows.append(
             Occurrence(
                 t,

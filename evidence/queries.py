@@ -11,6 +11,7 @@ import datetime as dt
 import itertools
 import json
 import math
+import re
 import statistics
 import threading
 import time
@@ -26,7 +27,10 @@ from evidence.progress import Progress
 from evidence.sources.prometheus import MAX_POINTS, PrometheusSource, range_chunks
 
 UTC = dt.UTC
+_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 RAW_CHUNK = dt.timedelta(hours=2)
+#: After this many timed-out requests the remaining chunks are not attempted.
+MAX_TIMEOUTS = 3
 TRAEFIK_METRICS = (
     "traefik_service_requests_total",
     "traefik_service_request_duration_seconds_bucket",
@@ -57,6 +61,7 @@ class Query:
     samples: int = 0
     seconds: float = 0.0
     results: list[dict[str, Any]] = field(default_factory=list)
+    failed_chunks: list[tuple[dt.datetime, dt.datetime, str]] = field(default_factory=list)
 
     def manifest(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -78,6 +83,8 @@ class Query:
             out["metric"] = self.metric
         if self.error:
             out["error"] = self.error
+        if self.failed_chunks:
+            out["failed_chunks"] = [{"from": rfc3339(a), "to": rfc3339(b)} for a, b, _ in self.failed_chunks]
         return out
 
 
@@ -134,6 +141,19 @@ def plan_queries(spec: CanarySpec, window: Window, rollout_start: dt.datetime | 
         )
     )
     # Flagger's own checks, evaluated at its analysis ticks (aligned to the rollout start).
+    # Flagger pastes names into its templates unquoted: a name that is not a Kubernetes name
+    # can only come from a crafted object, and would inject PromQL. Such checks are not run.
+    bad = [
+        f"{what} {value!r}"
+        for what, value in (("targetRef.name", spec.target), ("service.name", spec.apex))
+        if not _K8S_NAME.match(value)
+    ]
+    if bad:
+        warnings.append(
+            f"Flagger's checks were not re-run: {', '.join(bad)} is not a Kubernetes name, and pasting it into "
+            "PromQL as Flagger does would run a different query"
+        )
+        return qs, warnings
     step = spec.interval_s
     anchor = rollout_start or window.start
     k = math.ceil((window.start - anchor).total_seconds() / step)
@@ -212,10 +232,16 @@ def run_queries(prom: PrometheusSource, queries: list[Query], concurrency: int, 
                 tasks.append((q, dt.datetime.fromtimestamp(s0, UTC), dt.datetime.fromtimestamp(e0, UTC)))
         q.chunks = sum(1 for task in tasks if task[0] is q)
     done = 0
+    timeouts = 0
     lock = threading.Lock()
 
     def one(task: tuple[Query, dt.datetime, dt.datetime]) -> tuple[Query, list[dict[str, Any]] | None, str | None, float]:
+        nonlocal timeouts
         q, s, e = task
+        if timeouts >= MAX_TIMEOUTS:
+            # A Prometheus that answers the ping but hangs on data would otherwise cost
+            # chunks × timeout: give up on the rest, and say so for each skipped chunk.
+            return q, None, f"not attempted: Prometheus at {prom.describe()} timed out on {timeouts} earlier requests", 0.0
         t0 = time.monotonic()
         try:
             if q.kind == "raw":
@@ -226,17 +252,21 @@ def run_queries(prom: PrometheusSource, queries: list[Query], concurrency: int, 
                 res = prom.range(q.promql, s, e, q.step_s)
             return q, res, None, time.monotonic() - t0
         except PrometheusError as exc:
+            if "did not answer" in str(exc):
+                with lock:
+                    timeouts += 1
             return q, None, str(exc), time.monotonic() - t0
 
     progress.say(f"prometheus: 0/{len(tasks)} queries")
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for q, res, err, secs in pool.map(one, tasks):
+        for (q, res, err, secs), (_, s, e) in zip(pool.map(one, tasks), tasks):
             with lock:
                 done += 1
                 q.seconds += secs
                 if err is not None:
                     q.status = "failed"
                     q.error = q.error or err
+                    q.failed_chunks.append((s, e, err))
                 elif res is not None:
                     q.results.extend(res)
             progress.say(f"prometheus: {done}/{len(tasks)} queries", force=False)

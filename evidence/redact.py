@@ -9,19 +9,53 @@ unredacted copy of the spec) are dropped.  Every replacement is recorded by JSON
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
 from typing import Any
 
 REDACTED = "<redacted>"
-_SECRET_KEY = re.compile(
-    r"(?i)(^|[_.-])(token|secret|password|passwd|pwd|authorization|auth|api[_-]?key|apikey|credentials?|bearer|private[_-]?key|cookie|session)($|[_.-])"
-    r"|^(token|secret|password|authorization|apikey|x-api-key)$"
-)
+_SECRET_WORDS = {
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "authorization",
+    "credential",
+    "credentials",
+    "bearer",
+    "apikey",
+}
+_SECRET_PAIRS = {("api", "key"), ("access", "key"), ("private", "key"), ("signing", "key"), ("auth", "token")}
+_REFERENCE_WORDS = {"name", "ref", "path", "file", "namespace"}
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 _URL_CREDS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<cred>[^/@\s:]+:[^/@\s]*)@")
-_BEARER = re.compile(r"(?i)\b(bearer|token)\s+[A-Za-z0-9._~+/=-]{8,}")
+_BEARER = re.compile(r"(?i)\b(bearer|token|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&](?:access_token|token|api_key|apikey|key|secret|password|passwd|sig|signature|auth|code)=)[^&#\s\"']+"
+)
+_PAIR_SECRET = re.compile(r"(?i)\b((?:password|passwd|pwd|token|secret|api[_-]?key|apikey)\s*[=:]\s*)[^\s,;&\"']+")
+#: Fields that hold a credential by their meaning, whatever they are called.
+_SECRET_FIELDS = {("AlertProvider", "address"), ("AlertProvider", "proxy")}
+
+
+def secret_key(key: str) -> bool:
+    """Return whether a field name says its value is a credential (``apiToken``, ``client_secret``, …)."""
+    words = [w.lower() for w in _WORD.findall(key)]
+    if not words:
+        return False
+    if words[-1] in _REFERENCE_WORDS and len(words) > 1:
+        # secretName, tokenRef, passwordFile: a reference to a secret, not the secret.
+        return False
+    if any(w in _SECRET_WORDS for w in words) or key.lower() in ("auth", "x-api-key"):
+        return True
+    return any(pair in _SECRET_PAIRS for pair in itertools.pairwise(words))
+
+
 _DROP_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
 
@@ -29,6 +63,8 @@ def scrub_text(text: str) -> str:
     """Remove credentials embedded in free text (URLs with user:password, Bearer tokens, JWTs)."""
     text = _URL_CREDS.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+    text = _PAIR_SECRET.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
     return _JWT.sub(REDACTED, text)
 
 
@@ -61,6 +97,12 @@ def redact_object(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
                 if key in ann:
                     del ann[key]
                     paths.append(f"$.metadata.annotations[{key!r}]")
+    spec = out.get("spec")
+    if isinstance(spec, dict):
+        for kind, field_name in _SECRET_FIELDS:
+            if out.get("kind") == kind and isinstance(spec.get(field_name), str) and spec[field_name]:
+                spec[field_name] = REDACTED
+                paths.append(f"$.spec.{field_name}")
     return out, paths
 
 
@@ -69,7 +111,7 @@ def _walk(node: Any, path: str, paths: list[str], in_metadata_map: bool) -> Any:
         out: dict[str, Any] = {}
         for k, v in node.items():
             p = f"{path}.{k}" if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", str(k)) else f"{path}[{str(k)!r}]"
-            if isinstance(v, str) and v and (_SECRET_KEY.search(str(k)) or (in_metadata_map and looks_like_token(v))):
+            if isinstance(v, str) and v and (secret_key(str(k)) or (in_metadata_map and looks_like_token(v))):
                 out[k] = REDACTED
                 paths.append(p)
                 continue

@@ -85,16 +85,31 @@ def test_a_series_present_at_the_first_scrape_is_a_baseline_not_an_increase() ->
     assert not bool(table_of(f).series["appeared"].iloc[sid])
 
 
-def test_a_series_deleted_and_recreated_counts_from_zero_even_when_higher() -> None:
+def test_a_series_deleted_and_recreated_restarts_from_zero() -> None:
+    f = Frames()
+    times = [0, 15, 30, 45, 60, 75, 90]
+    clock(f, times)
+    # Rollout one's canary series ends at 45; Traefik re-creates it for rollout two at 0.
+    sid = f.add("traefik_service_requests_total", "canary", [(30, 10), (45, 30), (75, 4), (90, 12)], code="200")
+    assert inc(f, sid, 75, 30) == 4
+    assert inc(f, sid, 90, 90) == 42
+    assert int(table_of(f).series["restarts"].iloc[sid]) == 1
+
+
+def test_holes_in_a_series_never_inflate_counts() -> None:
+    """A failed query chunk, or an HA replica scraping seconds apart, is no re-creation."""
     f = Frames()
     times = [0, 15, 30, 45, 60, 75]
     clock(f, times)
-    # Present at 15 and 30, absent at 45 and 60 while its target was scraped, back at 75 with 40:
-    # a new life of the series, 40 requests, although 40 > 30.
-    sid = f.add("traefik_service_requests_total", "canary", [(15, 10), (30, 30), (75, 40)], code="200")
-    assert inc(f, sid, 75, 30) == 40
-    assert inc(f, sid, 75, 75) == 70
-    assert int(table_of(f).series["restarts"].iloc[sid]) == 1
+    # Samples of 45 and 60 are missing (a failed chunk of this metric only).
+    hole = f.add("traefik_service_requests_total", "primary", [(0, 1000), (15, 1010), (30, 1020), (75, 1050)], code="500")
+    # Another series of the same metric comes from a replica scraping 5 s later.
+    offset = f.add("traefik_service_requests_total", "primary", [(t + 5, 2000 + t) for t in times], code="404")
+    tab = table_of(f)
+    assert inc(f, hole, 75, 75) == 50
+    assert inc(f, offset, 80, 80) == 75
+    assert int(tab.series["restarts"].iloc[hole]) == 0 and int(tab.series["restarts"].iloc[offset]) == 0
+    assert not bool(tab.series["appeared"].iloc[offset])
 
 
 def test_absence_is_judged_per_target() -> None:

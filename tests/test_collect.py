@@ -210,6 +210,11 @@ def test_verify_passes_then_fails_on_any_change(bundle_for: Callable[[str], Path
     (copy / "notes.txt").write_text("added later")
     with pytest.raises(VerifyError, match=r"notes\.txt is not listed"):
         verify_bundle(copy)
+    (copy / "notes.txt").unlink()
+    (copy / "extra").mkdir()
+    (copy / "extra" / "manifest.json").write_text("{}")
+    with pytest.raises(VerifyError, match=r"extra/manifest\.json is not listed"):
+        verify_bundle(copy)
 
 
 def test_show_summarises(bundle_for: Callable[[str], Path]) -> None:
@@ -275,7 +280,9 @@ def test_a_failing_query_is_a_gap_not_silence(
     failed = [q for q in m["queries"] if q["status"] == "failed"]
     assert [q["id"] for q in failed] == ["raw:flagger_canary_status"]
     assert "500" in failed[0]["error"]
-    assert {"kind": "query_failed", "query": "raw:flagger_canary_status", "detail": failed[0]["error"]} in m["gaps"]
+    gap = next(g for g in m["gaps"] if g["kind"] == "query_failed")
+    assert gap["query"] == "raw:flagger_canary_status" and gap["detail"] == failed[0]["error"]
+    assert gap["from"] == m["window"]["start"] and gap["to"] == m["window"]["end"]
 
 
 def test_transient_5xx_is_retried(
@@ -397,10 +404,14 @@ def test_hostile_names_are_escaped_not_injected(
     evil = 'podinfo"} or vector(1) or up{x=".*'
     canary["spec"]["targetRef"]["name"] = evil
     (dump / "canary.json").write_text(json.dumps(canary))
-    res = run(*collect_args(dump, prometheus_for("healthy-promotion").url, tmp_path / "out", "--allow-partial"))
+    res = run(*collect_args(dump, prometheus_for("healthy-promotion").url, tmp_path / "out"))
     assert res.returncode == 0, res.stderr
     bundle = Path(res.stdout.strip().splitlines()[-1])
     m = json.loads((bundle / "manifest.json").read_text())
+    # Flagger's templates paste names unquoted: such checks are refused, never sent.
+    assert not [q for q in m["queries"] if q["id"].startswith("check:")]
+    assert any("Flagger's checks were not re-run" in w and "is not a Kubernetes name" in w for w in m["warnings"])
+    assert all(q["status"] != "failed" for q in m["queries"])
     weight = next(q for q in m["queries"] if q["id"] == "raw:flagger_canary_weight")
     # The quote is escaped for PromQL, the regex characters for RE2.
     assert 'workload=~"podinfo\\"\\\\} or vector\\\\(1\\\\)' in weight["query"]
@@ -560,3 +571,114 @@ def test_progress_shows_on_a_terminal_and_not_with_quiet(
     shown = on_tty([])
     assert "prometheus:" in shown and "queries" in shown
     assert on_tty(["--quiet"]) == ""
+
+
+def test_a_failed_chunk_is_recorded_with_its_time_range(
+    simulated: Callable[[str], Path],
+    prometheus_for: Callable[[str], PrometheusServer],
+    truth_of: Callable[[str], dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    truth = truth_of("healthy-promotion")
+    start = truth["rollouts"][-1]["start"] - 5 * 3600
+    end = start + 6 * 3600
+    first_chunk_end = start + 2 * 3600
+    iso = lambda t: dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    rule = Rule(f"[7200s]&time={first_chunk_end:.3f}", "status", 500)
+    with FaultProxy(prometheus_for("healthy-promotion").url, [rule]) as proxy:
+        res = run(
+            *collect_args(
+                simulated("healthy-promotion") / "dump",
+                proxy.url,
+                tmp_path / "out",
+                "--start",
+                iso(start),
+                "--end",
+                iso(end),
+                "--allow-partial",
+            )
+        )
+    assert res.returncode == 0, res.stderr
+    m = json.loads((Path(res.stdout.strip().splitlines()[-1]) / "manifest.json").read_text())
+    failed = [g for g in m["gaps"] if g["kind"] == "query_failed"]
+    assert {g["query"] for g in failed} == {q["id"] for q in m["queries"] if q["kind"] == "raw"}
+    assert all(g["from"] == iso(start) and g["to"] == iso(first_chunk_end) for g in failed), failed
+    q = next(q for q in m["queries"] if q["id"] == "raw:traefik_service_requests_total")
+    assert q["chunks"] == 3 and q["failed_chunks"] == [{"from": iso(start), "to": iso(first_chunk_end)}]
+    # The chunks that answered are kept: the rollout itself is fully there.
+    assert q["samples"] > 0
+
+
+def test_a_prometheus_that_hangs_on_data_gives_up_soon(
+    simulated: Callable[[str], Path],
+    prometheus_for: Callable[[str], PrometheusServer],
+    truth_of: Callable[[str], dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    truth = truth_of("healthy-promotion")
+    start = truth["rollouts"][-1]["start"] - 40 * 3600
+    iso = lambda t: dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    with FaultProxy(prometheus_for("healthy-promotion").url, [Rule("s]&time=", "hang")]) as proxy:
+        t0 = dt.datetime.now()
+        res = run(
+            *collect_args(
+                simulated("healthy-promotion") / "dump",
+                proxy.url,
+                tmp_path / "out",
+                "--start",
+                iso(start),
+                "--end",
+                iso(start + 48 * 3600),
+                "--timeout",
+                "1",
+            )
+        )
+        took = (dt.datetime.now() - t0).total_seconds()
+    # 7 raw queries × 24 chunks would take minutes at 2 s each; it stops after a few timeouts.
+    assert res.returncode == 1
+    assert "did not answer" in res.stderr
+    assert took < 30, took
+
+
+def test_secrets_in_every_disguise_stay_out_of_bundles_and_reports(
+    simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer], tmp_path: Path
+) -> None:
+    import yaml
+
+    dump = tmp_path / "dump"
+    shutil.copytree(simulated("rollback-error-rate") / "dump", dump)
+    canary = json.loads((dump / "canary.json").read_text())
+    hooks = canary["spec"]["analysis"]["webhooks"]
+    hooks[0]["url"] = "https://gate.example/check?token=s3cr3tT0ken42&team=web"
+    hooks[0]["metadata"] = {
+        "apiToken": "hunter2hunter2",
+        "clientSecret": "cl13nt-s3cr3t",
+        "header": "Authorization: Basic dXNlcjpzdXBlcnNlY3JldA==",
+    }
+    hooks[1]["metadata"] = {"cmd": "curl -u admin:password=Pa55w0rd http://x/", "cookieName": "canary"}
+    (dump / "canary.json").write_text(json.dumps(canary))
+    providers = yaml.safe_load((dump / "alertproviders.yaml").read_text())
+    providers["items"][0]["spec"]["address"] = "https://hooks.slack.com/services/T0000/B0000/XXXXSLACKSECRET"
+    providers["items"][0]["spec"]["proxy"] = "http://proxyuser:proxypass@proxy.corp:3128"
+    (dump / "alertproviders.yaml").write_text(yaml.safe_dump(providers))
+    res = run(*collect_args(dump, prometheus_for("rollback-error-rate").url, tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    bundle = Path(res.stdout.strip().splitlines()[-1])
+    reports = run("render", str(bundle), "--format", "all", "--out", str(tmp_path / "reports"))
+    assert reports.returncode == 0, reports.stderr
+    blobs = [p.read_bytes() for p in bundle.iterdir()] + [p.read_bytes() for p in (tmp_path / "reports").iterdir()]
+    for secret in (
+        "s3cr3tT0ken42",
+        "hunter2hunter2",
+        "cl13nt-s3cr3t",
+        "dXNlcjpzdXBlcnNlY3JldA",
+        "Pa55w0rd",
+        "XXXXSLACKSECRET",
+        "proxypass",
+    ):
+        assert not any(secret.encode() in b for b in blobs), secret
+    objects = read_bundle(bundle)
+    hook = objects.canary["spec"]["analysis"]["webhooks"][1]
+    assert hook["metadata"]["cookieName"] == "canary"  # not a secret: kept
+    redacted = objects.table("objects").set_index("kind")["redacted"]
+    assert "$.spec.address" in list(redacted["AlertProvider"])

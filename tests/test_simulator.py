@@ -211,3 +211,14 @@ def test_a_failed_simulation_leaves_nothing_behind(tmp_path: Path) -> None:
         write_outputs(sc, blocker)
     assert [p.name for p in tmp_path.iterdir()] == ["sim"]
     assert blocker.read_text().startswith("a file")
+
+
+def test_the_simulator_never_replaces_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    sc = load_scenario(SCENARIOS / "healthy-promotion.yaml")
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    with pytest.raises(FileExistsError, match="not a simulator output"):
+        write_outputs(sc, precious)
+    assert (precious / "thesis.tex").read_text() == "years of work"
+    assert [p.name for p in tmp_path.iterdir()] == ["precious"]

@@ -331,3 +331,19 @@ def test_loopback_server_answers_like_an_api_server(api: KubeApiServer) -> None:
     assert get("/apis/example.com/v1/things")[1]["message"] == "the server could not find the requested resource"
     code, body = get(EVENTS + "?fieldSelector=spec.foo%3Dbar")
     assert (code, body["message"]) == (400, "field label not supported: spec.foo")
+
+
+def test_a_forbidden_optional_object_is_a_warning(api: KubeApiServer, source_for: Callable[..., KubeSource]) -> None:
+    api.fail(TRAEFIK, status=403, times=None, message="traefikservices.traefik.io is forbidden")
+    api.fail(
+        "/apis/apps/v1/namespaces/shop/deployments/podinfo-primary",
+        status=403,
+        times=None,
+        message="deployments.apps is forbidden",
+    )
+    data = source_for().read(REF)
+    assert data.traefik_services == []
+    assert [w["metadata"]["name"] for w in data.workloads] == ["podinfo"]
+    assert any(w.startswith("TraefikService shop/podinfo not read: forbidden (403)") for w in data.warnings)
+    assert any(w.startswith("Deployment shop/podinfo-primary not read: forbidden (403)") for w in data.warnings)
+    assert data.events, "the perishable events were still collected"

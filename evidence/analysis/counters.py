@@ -14,15 +14,19 @@ Reset correction, per series, in time order:
 
 * a value lower than the previous one is a counter reset: the value before the drop is added
   to everything after it;
-* a series that is absent from a scrape of its target (same ``job`` and ``instance``) and then
-  comes back was deleted and re-created (Traefik drops a removed service's series and starts
-  it again at 0): the value before the absence is added too, even when the new value is
-  higher;
-* a scrape missed by the whole target (a gap) is not an absence: the counter kept counting,
-  and its increase shows at the first sample after the gap.
+* a series that Traefik deleted and re-created (its service left the TraefikService and came
+  back in a later rollout) restarts at 0, which shows as such a drop;
+* a hole in a series (a scrape gap, a failed query chunk, or a high-availability pair whose
+  replicas scrape a few seconds apart) is *not* a reset: the counter kept counting and its
+  increase shows at the first sample after the hole.  Inferring re-creation from absence
+  alone inflated counts many-fold on such holes, so it is not done.  The cost, said plainly:
+  a series re-created with a first value above its last value before the hole would be
+  undercounted by that last value; Traefik's counters restart at 0, so that needs more
+  requests within one scrape interval than the series counted in its earlier life.
 
-A series present at the first scrape of its target in the bundle cannot be told apart from
-one that existed long before: its first sample is a baseline, not an increase from 0.
+A series present within one scrape interval of the first scrape of its metric and target in
+the bundle cannot be told apart from one that existed long before: its first sample is a
+baseline, not an increase from 0.  One that first shows later appeared inside the window.
 
 **Histograms.**  ``histogram_quantile`` follows Prometheus ``promql/quantile.go``
 (``bucketQuantile``): buckets sorted by ``le``, duplicate bounds merged, counts forced
@@ -217,7 +221,8 @@ def prepare_counters(series: pd.DataFrame, samples: pd.DataFrame) -> CounterTabl
             for i, v in enumerate(sdf[col].tolist()):
                 if isinstance(v, str) and col not in maps[i]:
                     maps[i][col] = v
-    sdf["group"] = [f"{m.get('job', '')}\x00{m.get('instance', '')}" for m in maps]
+    metric_names = sdf["metric"].astype(str).tolist() if "metric" in sdf else [""] * n_series
+    sdf["group"] = [f"{name}\x00{m.get('job', '')}\x00{m.get('instance', '')}" for name, m in zip(metric_names, maps)]
     sdf["pos"] = np.arange(n_series, dtype=np.int64)
 
     pos_of = pd.Series(np.arange(n_series, dtype=np.int64), index=sdf["series_id"].astype("int64").to_numpy())
@@ -243,24 +248,21 @@ def prepare_counters(series: pd.DataFrame, samples: pd.DataFrame) -> CounterTabl
     if n > 1:
         same[1:] = pos[1:] == pos[:-1]
     prev_v = np.r_[np.nan, v[:-1]] if n else v
-    prev_t = np.r_[np.int64(0), t[:-1]] if n else t
 
-    # Absences: a scrape of the series' target strictly between two of its samples.
+    # Per metric and target: its first scrape in the bundle and its usual scrape interval.
     group_codes, groups = pd.factorize(sdf["group"])
     sample_group = group_codes[pos] if n else np.zeros(0, dtype=np.int64)
-    absent = np.zeros(n, dtype=bool)
     first_scrape = np.full(len(groups), np.iinfo(np.int64).max, dtype=np.int64)
+    interval = np.zeros(len(groups), dtype=np.int64)
     for g in range(len(groups)):
         in_g = sample_group == g
         if not in_g.any():
             continue
         scrapes = np.unique(t[in_g])
         first_scrape[g] = scrapes[0]
-        idx = np.flatnonzero(in_g & same)
-        between = np.searchsorted(scrapes, t[idx], side="left") - np.searchsorted(scrapes, prev_t[idx], side="right")
-        absent[idx] = between > 0
+        interval[g] = int(np.median(np.diff(scrapes))) if scrapes.size > 1 else 0
 
-    reset = same & ((v < prev_v) | absent)
+    reset = same & (v < prev_v)
     correction = np.where(reset, prev_v, 0.0)
     cum = np.cumsum(correction)
     starts = np.flatnonzero(~same)
@@ -279,7 +281,8 @@ def prepare_counters(series: pd.DataFrame, samples: pd.DataFrame) -> CounterTabl
     baseline = np.zeros(n_series, dtype=np.float64)
     has = first >= 0
     if n:
-        appeared[has] = t[first[has]] > first_scrape[group_codes[has]]
+        g_of = group_codes[has]
+        appeared[has] = t[first[has]] > first_scrape[g_of] + interval[g_of]
         baseline[has] = np.where(appeared[has], 0.0, adjusted[first[has]])
     restarts = np.bincount(pos[reset], minlength=n_series) if n else np.zeros(n_series, dtype=np.int64)
     sdf["appeared"] = appeared

@@ -432,9 +432,16 @@ class KubeSource:
     def _optional(
         self, call: _Call, kind: str, warnings: list[str], fetch: Callable[[_Call], dict[str, Any]]
     ) -> dict[str, Any] | None:
-        """Return the object, or None with a warning when it does not exist."""
+        """Return the object, or None with a warning when it does not exist or may not be read.
+
+        A narrowly scoped role (say, no ``get deployments``) must not cost the perishable
+        evidence: a 403 on an optional object is a warning in the manifest, not a failure.
+        """
         try:
             return fetch(call)
+        except _Forbidden as exc:
+            warnings.append(f"{kind} {call.namespace}/{call.name} not read: {exc}")
+            return None
         except _Missing as exc:
             if not exc.served:
                 warnings.append(
