@@ -682,3 +682,21 @@ def test_secrets_in_every_disguise_stay_out_of_bundles_and_reports(
     assert hook["metadata"]["cookieName"] == "canary"  # not a secret: kept
     redacted = objects.table("objects").set_index("kind")["redacted"]
     assert "$.spec.address" in list(redacted["AlertProvider"])
+
+
+def test_microsecond_timestamps_are_kept_to_the_millisecond(
+    simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer], tmp_path: Path
+) -> None:
+    dump = tmp_path / "dump"
+    shutil.copytree(simulated("healthy-promotion") / "dump", dump)
+    lines = (dump / "flagger.log").read_text().splitlines()
+    i = next(i for i, line in enumerate(lines) if "New revision detected" in line)
+    rec = json.loads(lines[i])
+    rec["ts"] = rec["ts"].replace("Z", "456Z")  # e.g. 10:00:07.000456Z: microseconds, as MicroTime carries
+    lines[i] = json.dumps(rec)
+    (dump / "flagger.log").write_text("\n".join(lines) + "\n")
+    res = run(*collect_args(dump, prometheus_for("healthy-promotion").url, tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    events = read_bundle(res.stdout.strip().splitlines()[-1]).table("events")
+    t = events.loc[events["action"] == "new-revision", "time"].iloc[0]
+    assert t.microsecond % 1000 == 0
