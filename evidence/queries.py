@@ -19,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from evidence.canary import CanarySpec
 from evidence.errors import PrometheusError
 from evidence.flagger import BUILTIN_QUERIES, TemplateError, promql_string, re2_escape, render_query
@@ -284,7 +286,6 @@ def _role(metric: str, labels: dict[str, str], spec: CanarySpec) -> str:
 
 def build_series(queries: list[Query], spec: CanarySpec) -> tuple[list[dict[str, Any]], Any]:
     """Turn raw query results into series rows and a samples frame, deduplicated by (series, time)."""
-    import numpy as np
     import pandas as pd
 
     series_rows: list[dict[str, Any]] = []
@@ -318,9 +319,9 @@ def build_series(queries: list[Query], spec: CanarySpec) -> tuple[list[dict[str,
             values = r.get("values") or []
             if not values:
                 continue
-            arr = np.asarray(values, dtype=object)
-            parts_ts.append(np.rint(arr[:, 0].astype(np.float64) * 1000).astype(np.int64))
-            parts_v.append(arr[:, 1].astype(np.float64))
+            ts = np.fromiter((float(x[0]) for x in values), np.float64, len(values))
+            parts_ts.append(np.rint(ts * 1000).astype(np.int64))
+            parts_v.append(np.array([x[1] for x in values], dtype=np.float64))
             parts_sid.append(np.full(len(values), sid, dtype=np.int32))
     if parts_sid:
         frame = pd.DataFrame(
@@ -378,7 +379,8 @@ def scrape_gaps(series_rows: list[dict[str, Any]], samples: Any, window: Window)
     wanted = [r["series_id"] for r in series_rows if r["metric"] == "traefik_service_requests_total" and r["role"] == "primary"]
     if not wanted:
         return []
-    times = sorted({int(t.timestamp() * 1000) for t in samples.loc[samples["series_id"].isin(wanted), "timestamp"]})
+    stamps = samples.loc[samples["series_id"].isin(wanted), "timestamp"]
+    times = np.unique(stamps.to_numpy(dtype="datetime64[ms]").astype(np.int64)).tolist()
     if len(times) < 3:
         return []
     deltas = [b - a for a, b in itertools.pairwise(times)]
