@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 
 from evidence.analysis.blast import BlastRadius, blast_radius
-from evidence.analysis.counters import prepare_counters
+from evidence.analysis.counters import CounterTable, prepare_counters
 from evidence.analysis.criteria import CriterionResult, Span, duration_text, evaluate_criteria
 from evidence.analysis.findings import Finding, check_rollout_limits
 from evidence.analysis.lag import DetectionLag, detection_lag
 from evidence.analysis.replay import Replay, analysis_ticks, replay_flagger, replay_policy
 from evidence.analysis.timeline import MANIFEST_START, Timeline, build_timeline, rollout_span
-from evidence.analysis.traffic import canary_active, scrape_times, weight_gauge
+from evidence.analysis.traffic import WeightSeries, canary_active, scrape_times, weight_gauge
 from evidence.errors import BundleError, UsageError
 from evidence.model import parse_time, rfc3339
 from evidence.policy import Policy, default_policy, policy_to_json
@@ -91,6 +91,43 @@ def _time(value: Any) -> dt.datetime | None:
         return None
 
 
+@dataclass(frozen=True, eq=False)
+class RolloutRecord:
+    """Which rollout of a bundle is judged, and what Flagger did in it: shared by evaluate and show."""
+
+    canary: str  # NAMESPACE/CANARY
+    target: str
+    window_start: dt.datetime
+    window_end: dt.datetime
+    start: dt.datetime
+    end: dt.datetime
+    how: str
+    gauge: WeightSeries
+    timeline: Timeline
+
+
+def reconstruct_rollout(
+    manifest: Mapping[str, Any], canary: Mapping[str, Any], events: pd.DataFrame, table: CounterTable
+) -> RolloutRecord:
+    """Return the rollout the bundle is about and Flagger's timeline of it (``table`` needs at least the weight gauge)."""
+    meta = canary.get("metadata") or {}
+    spec = canary.get("spec") or {}
+    found = manifest.get("canary")
+    mcan: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    namespace = str(meta.get("namespace") or mcan.get("namespace") or "")
+    name = str(meta.get("name") or mcan.get("name") or "")
+    target = str((spec.get("targetRef") or {}).get("name") or mcan.get("target") or name)
+    window = manifest.get("window") or {}
+    rollout = manifest.get("rollout") or {}
+    ws, we = _time(window.get("start")), _time(window.get("end"))
+    if ws is None or we is None:
+        raise BundleError("the bundle's manifest has no window start/end; collect it again")
+    start, end, how = rollout_span(events, ws, we, _time(rollout.get("start")))
+    gauge = weight_gauge(table, target)
+    timeline = build_timeline(events, start, end, canary, gauge)
+    return RolloutRecord(f"{namespace}/{name}", target, ws, we, start, end, how, gauge, timeline)
+
+
 def evaluate_bundle(bundle: Bundle, policy: Policy | None = None) -> Evaluation:
     """Evaluate a bundle against a policy (the default policy when None)."""
     try:
@@ -122,13 +159,7 @@ def evaluate_rollout(
 ) -> Evaluation:
     """Evaluate one rollout from the bundle's tables (pure: DataFrames in, an Evaluation out)."""
     notes: list[str] = []
-    meta = canary.get("metadata") or {}
     spec = canary.get("spec") or {}
-    found = manifest.get("canary")
-    mcan: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-    namespace = str(meta.get("namespace") or mcan.get("namespace") or "")
-    name = str(meta.get("name") or mcan.get("name") or "")
-    target = str((spec.get("targetRef") or {}).get("name") or mcan.get("target") or name)
     if not canary:
         notes.append("the bundle holds no Canary object: its spec (interval, threshold, metrics, limits) is unknown")
     analysis = spec.get("analysis") or spec.get("canaryAnalysis") or {}
@@ -136,16 +167,11 @@ def evaluate_rollout(
     thr = analysis.get("threshold")
     threshold = int(thr) if isinstance(thr, (int, float)) and thr > 0 else 1
 
-    window = manifest.get("window") or {}
-    rollout = manifest.get("rollout") or {}
-    ws, we = _time(window.get("start")), _time(window.get("end"))
-    if ws is None or we is None:
-        raise BundleError("the bundle's manifest has no window start/end; collect it again")
-    span_start, span_end, how = rollout_span(events, ws, we, _time(rollout.get("start")))
-
     table = prepare_counters(series, samples)
-    gauge = weight_gauge(table, target)
-    timeline = build_timeline(events, span_start, span_end, canary, gauge)
+    record = reconstruct_rollout(manifest, canary, events, table)
+    ws, we, target = record.window_start, record.window_end, record.target
+    span_start, span_end, how = record.start, record.end, record.how
+    gauge, timeline = record.gauge, record.timeline
     weights = gauge if not gauge.empty else timeline.weights()
 
     scrapes = scrape_times(table, _ms(span_start), _ms(span_end))
@@ -196,7 +222,7 @@ def evaluate_rollout(
         )
 
     return Evaluation(
-        canary=f"{namespace}/{name}",
+        canary=record.canary,
         target=target,
         bundle_id=str(manifest["bundle_id"]) if manifest.get("bundle_id") else None,
         policy=policy,
@@ -289,7 +315,7 @@ def _findings(
             )
         )
     if blast.exposure_open:
-        out.append(Finding("exposure-open", "warning", "the canary still took traffic at the end of the record"))
+        out.append(Finding("exposure-open", "warning", _open_exposure_text(tl, blast)))
     for c in criteria:
         if c.status == "no_data":
             out.append(Finding("criterion-no-data", "warning", f"{c.name}: no data — {c.no_data_reason}; it was not evaluated"))
@@ -333,17 +359,12 @@ def _findings(
             )
         )
     if rp.rollback_at is not None and (tl.rollback_at is None or (tl.rollback_at - rp.rollback_at).total_seconds() >= 1):
-        when = (
-            f"{(tl.rollback_at - rp.rollback_at).total_seconds():.0f} s before Flagger did"
-            if tl.rollback_at is not None
-            else "Flagger did not roll back"
-        )
         out.append(
             Finding(
                 "policy-would-roll-back",
                 "info",
                 f"with Flagger's threshold of {rp.threshold} failed checks, the abort policy would have rolled back at "
-                f"{rfc3339(rp.rollback_at)}; {when}",
+                f"{rfc3339(rp.rollback_at)}; {_flagger_rollback_text(tl, rp.rollback_at)}",
                 rp.rollback_at,
             )
         )
@@ -359,6 +380,36 @@ def _findings(
                 )
             )
     return out
+
+
+def _open_exposure_text(tl: Timeline, blast: BlastRadius) -> str:
+    """Say why the exposure is open, without claiming more than the record shows."""
+    if tl.ended and not (tl.weight_steps and tl.weight_steps[-1].weight == 100):
+        return (
+            f"the rollout ended ({tl.outcome}) but the record does not show when the canary's traffic stopped: "
+            "its exposure is counted to the end of the record"
+        )
+    if blast.first_canary_request_at is not None and blast.canary_traffic_zero_at is None:
+        return "the canary still took traffic at the end of the record"
+    return (
+        "the record ends with the canary's weight above 0 and no terminal event: it may still take traffic, "
+        "or the events that ended the rollout are missing"
+    )
+
+
+def _flagger_rollback_text(tl: Timeline, policy_at: dt.datetime) -> str:
+    """Say what Flagger did next to the policy's rollback, as far as the record knows it."""
+    if tl.rollback_at is not None:
+        inferred = " (as inferred from the Canary's status and its weight)" if tl.outcome_source == "canary-status" else ""
+        return f"{(tl.rollback_at - policy_at).total_seconds():.0f} s before Flagger did{inferred}"
+    if tl.outcome == "promoted":
+        how = "its events" if tl.outcome_source == "events" else "the Canary's status"
+        return f"Flagger promoted the canary instead (from {how})"
+    if not tl.ended:
+        return f"whether Flagger rolled back is unknown: the record holds no terminal event of this rollout ({tl.outcome_reason})"
+    if tl.outcome_source == "events":
+        return "Flagger did not roll back"
+    return f"the record does not show a rollback by Flagger ({tl.outcome_reason})"
 
 
 # ----- presentation --------------------------------------------------------------------------
@@ -643,9 +694,13 @@ def format_evaluation(ev: Evaluation) -> str:
             lines.append(f"  {label:<17} {r.failed_checks} failed tick(s): would roll back at {_t(r.rollback_at)}")
         else:
             lines.append(f"  {label:<17} {r.failed_checks} failed tick(s) of {len(r.ticks)}: would not roll back")
-    lines.append(
-        f"  {'actual':<17} " + (f"rolled back at {_t(tl.rollback_at)}" if tl.rollback_at else f"no rollback ({ev.outcome})")
-    )
+    if tl.rollback_at:
+        actual = f"rolled back at {_t(tl.rollback_at)}" + (" (inferred)" if tl.outcome_source == "canary-status" else "")
+    elif not tl.ended:
+        actual = f"unknown: no terminal event in the record ({ev.outcome})"
+    else:
+        actual = f"no rollback ({ev.outcome})"
+    lines.append(f"  {'actual':<17} {actual}")
     if ev.findings:
         lines.append("")
         lines.append("Findings")

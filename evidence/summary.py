@@ -1,41 +1,78 @@
-"""A short terminal summary of a bundle (``evidence show``)."""
+"""A short terminal summary of a bundle (``evidence show``).
+
+The rollout, its outcome and the weights are those ``evidence evaluate`` judges: the same
+rollout span (``analysis.timeline.rollout_span``) and the same timeline (``build_timeline``,
+with Flagger's weight gauge), never every event in the window — a window may hold an earlier
+rollout, or events Kubernetes deduplicated across rollouts.
+"""
 
 from __future__ import annotations
 
-from evidence.bundle import Bundle
+from collections.abc import Mapping
+from typing import Any
 
-_TERMINAL = {"promoted": "promoted", "failed": "failed", "promotion-failed": "failed (promotion: primary not ready)"}
+from evidence.analysis.counters import prepare_counters
+from evidence.analysis.timeline import MANIFEST_START, Timeline
+from evidence.analysis.traffic import WEIGHT
+from evidence.bundle import Bundle
+from evidence.errors import BundleError
+from evidence.evaluate import RolloutRecord, reconstruct_rollout
+from evidence.model import rfc3339
+
+
+def _canary(b: Bundle) -> Mapping[str, Any]:
+    try:
+        return b.canary
+    except BundleError:
+        if not isinstance(b.manifest.get("canary"), Mapping):
+            raise
+        return {}
+
+
+def rollout_record(b: Bundle) -> RolloutRecord:
+    """Return the bundle's rollout and Flagger's timeline of it, as ``evaluate`` reconstructs them."""
+    canary = _canary(b)
+    series = b.table("series")
+    samples = b.table("samples")
+    # Only Flagger's weight gauge matters here: skip the reset arithmetic of every other series.
+    gauge_series = series[series["metric"] == WEIGHT]
+    gauge_samples = samples[samples["series_id"].isin(gauge_series["series_id"])]
+    return reconstruct_rollout(b.manifest, canary, b.table("events"), prepare_counters(gauge_series, gauge_samples))
+
+
+def _rollout_end(tl: Timeline) -> str:
+    ends = [t for t in (tl.promoted_at, tl.rollback_at, tl.failed_at) if t is not None]
+    if ends:
+        return rfc3339(max(ends)) or "?"
+    return "running" if tl.outcome == "in_progress" else "?"
+
+
+def weights_text(tl: Timeline) -> str:
+    """Return the weights the canary reached, in order, as ``10 → 20 → 30 %  (max 30 %)``."""
+    reached = [s.weight for s in tl.weight_steps if s.weight > 0]
+    if not reached and tl.max_weight <= 0:
+        return "none reached"
+    text = " → ".join(str(w) for w in reached) + " %" if reached else "no weight step recorded"
+    return f"{text}  (max {tl.max_weight} %)"
 
 
 def summarise_bundle(b: Bundle) -> str:
     """Return a few lines describing the bundle."""
     m = b.manifest
-    events = b.table("events")
-    canary = b.canary
-    status = canary.get("status") or {}
-    rollout = m.get("rollout") or {}
-    actions = list(events["action"]) if len(events) else []
-    outcome = "unknown"
-    if "rollback" in actions or "rollback-manual" in actions:
-        outcome = "rolled back"
-    elif "promoted" in actions:
-        outcome = "promoted"
-    elif "promotion-failed" in actions:
-        outcome = "failed (promotion: primary not ready)"
-    elif "failed" in actions:
-        outcome = "failed (canary not ready / progress deadline)" if "not-ready" in actions else "failed"
-    elif rollout.get("in_progress"):
-        outcome = "in progress"
-    weights = sorted({int(w) for w in events["weight"].dropna()} - {0}) if len(events) else []
+    record = rollout_record(b)
+    tl = record.timeline
+    status = _canary(b).get("status") or {}
     counts = m.get("counts", {})
     sources = m.get("sources", {})
+    outcome = tl.outcome.replace("_", " ")
     lines = [
-        f"canary:    {m['canary']['namespace']}/{m['canary']['name']} (target {m['canary'].get('target')})",
+        f"canary:    {record.canary} (target {record.target})",
         f"bundle:    {b.bundle_id}  ({b.path})",
         f"window:    {m['window']['start']} → {m['window']['end']}  ({m['window'].get('chosen', '')})",
-        f"rollout:   {rollout.get('start') or '?'} → {rollout.get('end') or ('running' if rollout.get('in_progress') else '?')}",
-        f"outcome:   {outcome}  (as Flagger recorded it; Canary status now: {status.get('phase', '?')})",
-        f"weights:   {' → '.join(str(w) for w in weights) + ' %' if weights else 'none reached'}",
+        f"rollout:   {rfc3339(record.start) or '?'} → {_rollout_end(tl)}"
+        + (f"  ({record.how})" if record.how != MANIFEST_START else ""),
+        f"outcome:   {outcome}: {tl.outcome_reason}  (confidence {tl.confidence}; Canary status now: {status.get('phase', '?')})",
+        f"weights:   {weights_text(tl)}",
         f"events:    {counts.get('events', 0)} (webhook {sources.get('events', {}).get('webhook', 0)}, "
         f"log {sources.get('events', {}).get('log', 0)}, Kubernetes {sources.get('events', {}).get('kubernetes', 0)})",
         f"samples:   {counts.get('samples', 0):,} in {counts.get('series', 0)} series; {counts.get('checks', 0)} Flagger check values",

@@ -127,3 +127,48 @@ def test_a_canary_already_serving_at_the_first_scrape_is_counted_from_a_baseline
 
 def _table_and_timeline(f: Frames) -> tuple:
     return prepare_counters(f.series_frame(), f.samples_frame()), build_timeline(events_frame(rollout_events()), at(0), at(900))
+
+
+def promotion_events(*, routing: bool) -> list[dict]:
+    """Weight 10 at 60 s, 20 at 180 s, traffic back on the primary at 420 s, "Promotion completed!" at 480 s."""
+    rows = [
+        event(0, "new-revision", "New revision detected! Scaling up podinfo.shop"),
+        event(60.005, "advance", f"Advance {C} canary weight 10", weight=10),
+        event(180.005, "advance", f"Advance {C} canary weight 20", weight=20),
+        event(360, "promote-start", "Copying podinfo.shop template spec to podinfo-primary.shop"),
+    ]
+    if routing:
+        rows.append(event(420, "route-primary", "Routing all traffic to primary", weight=0))
+    rows.append(event(480, "promoted", "Promotion completed! Scaling down podinfo.shop"))
+    return rows
+
+
+def test_a_promotion_without_its_routing_event_closes_the_exposure_when_canary_traffic_stopped() -> None:
+    """client-go folded "Routing all traffic to primary" into "Promotion completed!": no open exposure, no false mismatch."""
+    f = frames(1.0)
+    tab = prepare_counters(f.series_frame(), f.samples_frame())
+    scrapes = scrape_times(tab, ms(0), ms(900))
+    full = blast_radius(
+        tab, build_timeline(events_frame(promotion_events(routing=True)), at(0), at(900)), at(0), at(900), scrapes
+    )
+    tl = build_timeline(events_frame(promotion_events(routing=False)), at(0), at(900))
+    b = blast_radius(tab, tl, at(0), at(900), scrapes)
+    assert not b.exposure_open and b.canary_traffic_zero_at == at(420)
+    assert b.exposure_end == at(420) == full.exposure_end
+    assert b.exposure_seconds == pytest.approx(full.exposure_seconds) == pytest.approx(359.995)
+    assert not any(s.mismatch for s in b.shares)
+    # The last share check ends where the exposure does, not at "Promotion completed!".
+    assert b.shares[-1].end == at(420) and b.shares[-1].observed_percent == pytest.approx(20.0)
+    assert any("counters stopped rising" in n for n in b.notes)
+
+
+def test_a_rollout_that_ended_without_a_weight_event_is_closed_at_its_traffic_zero_time() -> None:
+    # Rolled back per the Canary's status, with halts but no rollback event and no gauge.
+    failed = {"status": {"phase": "Failed", "lastTransitionTime": at(430).isoformat()}}
+    tl = build_timeline(events_frame(rollout_events()[:4]), at(0), at(900), canary=failed)
+    assert tl.outcome == "rolled_back" and tl.weight_steps[-1].weight == 20
+    f = frames(1.0)
+    tab = prepare_counters(f.series_frame(), f.samples_frame())
+    b = blast_radius(tab, tl, at(0), at(900), scrape_times(tab, ms(0), ms(900)))
+    assert not b.exposure_open and b.exposure_end == at(420)
+    assert not any(s.mismatch for s in b.shares)

@@ -13,6 +13,7 @@ import pytest
 from evidence.bundle import SCHEMA, SCHEMA_VERSION, bundle_writer, read_bundle
 from evidence.evaluate import evaluate_bundle, evaluation_to_json, format_evaluation
 from evidence.policy import default_policy, load_policy
+from evidence.render.context import summary_sentences
 from tests.test_analysis_blast import frames
 from tests.test_analysis_support import Frames, at, checks_frame, columns, event, events_frame
 
@@ -230,3 +231,51 @@ def test_a_policy_file_changes_the_verdict(rolled_back: Path, tmp_path: Path) ->
     codes = {f["code"] for f in js["findings"]}
     assert {"max-weight-planned", "max-weight-reached"} <= codes
     assert "halt-without-breach" in codes
+
+
+def weight_gauge_frames() -> Frames:
+    """frames(1.0) plus Flagger's weight gauge scraped every 15 s: 10 % from 75 s, 20 % from 195 s, 0 from 435 s."""
+    f = frames(1.0)
+    f.weight([(t, 0 if t <= 60 or t > 420 else 10 if t <= 180 else 20) for t in range(0, 901, 15)])
+    return f
+
+
+def success_checks() -> pd.DataFrame:
+    return checks_frame(
+        [
+            ("request-success-rate", t, v, 99.0, None)
+            for t, v in ((120, 100.0), (180, 100.0), (240, 100.0), (300, 80.0), (360, 75.0))
+        ]
+    )
+
+
+def test_a_failed_canary_whose_weight_fell_to_0_counts_as_the_rollback(tmp_path: Path) -> None:
+    """Only the Canary object (phase Failed) and Prometheus: no 'Flagger did not roll back'."""
+    path = write_bundle(tmp_path, "shop_podinfo_k", weight_gauge_frames(), events_frame([]), canary(), success_checks())
+    ev = evaluate_bundle(read_bundle(path), default_policy())
+    js = evaluation_to_json(ev)
+    assert js["outcome"] == "rolled_back" and js["flagger"]["outcome_source"] == "canary-status"
+    assert js["flagger"]["rollback_at"] == "2026-11-20T10:07:15Z" and js["flagger"]["confidence"] == "low"
+    assert js["flagger"]["max_weight"] == 20
+    assert any("the rollback is inferred" in n for n in js["confidence"]["notes"])
+    messages = " ".join(f["message"] for f in js["findings"])
+    assert "did not roll back" not in messages
+    assert js["replay"]["policy"]["would_roll_back"]
+    # Exposure ends where the gauge shows the canary at 0 (scrape precision: traffic stopped at 420 s).
+    assert not js["blast_radius"]["exposure_open"] and js["blast_radius"]["exposure_end"] == "2026-11-20T10:07:15Z"
+    assert "rolled back at 2026-11-20T10:07:15Z (inferred)" in format_evaluation(ev)
+    # The report's summary does not invent "after 0 failed checks": the record does not say.
+    first = summary_sentences(ev)[0]
+    assert first.startswith("Rolled back by Flagger at 10:07:15 (inferred") and "after 0 failed" not in first
+
+
+def test_without_a_terminal_event_whether_flagger_rolled_back_is_unknown(tmp_path: Path) -> None:
+    rows = rolled_back_events().iloc[:6]  # up to the second halt: the rollback events were lost
+    still = canary()
+    still["status"] = {"phase": "Progressing", "lastTransitionTime": at(60).isoformat()}
+    path = write_bundle(tmp_path, "shop_podinfo_u", frames(1.0), rows, still, success_checks())
+    ev = evaluate_bundle(read_bundle(path), default_policy())
+    assert ev.outcome == "in_progress" and ev.timeline.rollback_at is None
+    would = next(f for f in ev.findings if f.code == "policy-would-roll-back")
+    assert "whether Flagger rolled back is unknown" in would.message and "did not roll back" not in would.message
+    assert "actual            unknown: no terminal event in the record" in format_evaluation(ev)

@@ -238,3 +238,61 @@ def test_a_restart_resets_the_weight_and_exposure_ends_at_the_last_return_to_zer
     assert [s.weight for s in tl.weight_steps] == [10, 20, 0, 10, 0]
     assert tl.restarts == 1 and any("restarted 1 time" in n for n in tl.notes)
     assert tl.first_traffic_at == at(60.01) and tl.traffic_to_primary_at == at(270)
+
+
+def promotion_without_routing(*, k8s: bool = True) -> list[dict]:
+    """A promotion whose "Routing all traffic to primary" client-go folded into "Promotion completed!"."""
+    src = {"sources": "k8s", "k8s_count": 1} if k8s else {}
+    return [
+        event(0, "new-revision", f"New revision detected! Scaling up {T}", **src),
+        event(60, "advance", f"Advance {C} canary weight 10", weight=10, **src),
+        event(120, "advance", f"Advance {C} canary weight 20", weight=20, **src),
+        event(180, "promote-start", f"Copying {T} template spec to podinfo-primary.shop", **src),
+        event(300, "promoted", f"Promotion completed! Scaling down {T}", **{**src, "aggregated": k8s, "k8s_count": 2}),
+    ]
+
+
+def test_a_completed_promotion_sets_the_weight_to_0_when_no_event_did() -> None:
+    tl = build_timeline(events_frame(promotion_without_routing()), at(0), at(600))
+    assert tl.outcome == "promoted" and tl.promoted_at == at(300)
+    assert [(s.time, s.weight, s.action) for s in tl.weight_steps][-1] == (at(300), 0, "promoted")
+    assert tl.traffic_to_primary_at == at(300) and tl.max_weight == 20
+    # A later step says otherwise: it wins (a failed promotion sends traffic back to the canary).
+    rows = [*promotion_without_routing(k8s=False), event(360, "route-canary", "Routing all traffic to canary", weight=100)]
+    tl = build_timeline(events_frame(rows), at(0), at(600))
+    assert tl.weight_steps[-1].weight == 100 and tl.traffic_to_primary_at is None
+
+
+def test_the_weight_gauge_dates_the_return_to_0_that_only_promotion_completed_implies() -> None:
+    # Flagger set the canary to 0 at 240 s (scraped at 255 s); "Promotion completed!" came at 300 s.
+    gauge = WeightSeries(
+        np.array([ms(t) for t in (15, 75, 135, 195, 255, 315)]),
+        np.array([0.0, 10.0, 20.0, 20.0, 0.0, 0.0]),
+        "flagger_canary_weight",
+    )
+    tl = build_timeline(events_frame(promotion_without_routing()), at(0), at(600), gauge=gauge)
+    assert (tl.weight_steps[-1].time, tl.weight_steps[-1].weight, tl.weight_steps[-1].action) == (at(255), 0, "gauge")
+    assert tl.traffic_to_primary_at == at(255) and tl.promoted_at == at(300)
+    assert any("weight gauge shows it at 0 from" in n for n in tl.notes)
+    # Events with no return to 0 at all (the terminal events were lost): the gauge's drop is added.
+    tl = build_timeline(events_frame(promotion_without_routing()[:3]), at(0), at(600), gauge=gauge)
+    assert tl.weight_steps[-1].weight == 0 and tl.traffic_to_primary_at == at(255)
+
+
+def test_a_failed_canary_whose_weight_gauge_fell_to_0_was_rolled_back() -> None:
+    """Only the Canary object (status Failed) and the gauge: the drop is the rollback, with low confidence."""
+    gauge = WeightSeries(
+        np.array([ms(t) for t in (15, 75, 135, 195, 255, 315, 375)]),
+        np.array([0.0, 10.0, 20.0, 40.0, 40.0, 0.0, 0.0]),
+        "flagger_canary_weight",
+    )
+    failed = {"status": {"phase": "Failed", "lastTransitionTime": at(310).isoformat()}}
+    tl = build_timeline(events_frame([]), at(0), at(600), canary=failed, gauge=gauge)
+    assert tl.outcome == "rolled_back" and tl.outcome_source == "canary-status" and tl.confidence == "low"
+    assert tl.rollback_at == at(315) and tl.traffic_to_primary_at == at(315) and tl.max_weight == 40
+    assert "inferred" in tl.outcome_reason
+    assert any("the rollback is inferred from the Canary's status" in n for n in tl.notes)
+    # A canary that never took weight and failed is no rollback.
+    flat = WeightSeries(np.array([ms(t) for t in (15, 75)]), np.array([0.0, 0.0]), "flagger_canary_weight")
+    tl = build_timeline(events_frame([]), at(0), at(600), canary=failed, gauge=flat)
+    assert tl.outcome == "failed" and tl.rollback_at is None

@@ -4,8 +4,10 @@ Counts come from the canary's Traefik request counters with the reset-aware, fro
 arithmetic of ``counters`` over the whole rollout, so they are exact at scrape precision.
 Exposure runs from the first canary traffic (Flagger's first weight step above 0) until its
 weight is back at 0 (the rollback, or on promotion ``Routing all traffic to primary`` / the
-last primary-weight step); a canary still weighted at the end of the record leaves the
-exposure open up to that end.
+last primary-weight step).  When only a later terminal event implies the return to 0, or none
+shows it although the rollout ended, the canary's traffic-zero time (its counters stopped
+rising) closes it; only a rollout still running at the end of the record (or a failed
+promotion, which leaves the canary all traffic) leaves the exposure open up to that end.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from evidence.analysis.counters import CounterTable
-from evidence.analysis.timeline import Timeline, WeightStep
+from evidence.analysis.timeline import INFERRED_ZERO, Timeline, WeightStep
 from evidence.analysis.traffic import request_positions
-from evidence.model import UTC
+from evidence.model import UTC, rfc3339
 
 if TYPE_CHECKING:
     from evidence.analysis.counters import IntArray
@@ -119,16 +121,7 @@ def blast_radius(table: CounterTable, timeline: Timeline, start: dt.datetime, en
                 zero_at = _dt(int(s[rose[-1]]))
 
     exp_start = timeline.first_traffic_at or first_req
-    exp_end: dt.datetime | None = timeline.traffic_to_primary_at
-    open_ = False
-    if exp_start is not None and exp_end is None:
-        still_weighted = bool(timeline.weight_steps) and timeline.weight_steps[-1].weight > 0
-        if still_weighted or timeline.outcome == "in_progress" or zero_at is None:
-            exp_end, open_ = end, True
-            notes.append("the canary still had traffic at the end of the record: the exposure is open-ended")
-        else:
-            exp_end = zero_at
-            notes.append("no event set the canary's weight back to 0: the exposure ends when its Traefik counters stopped rising")
+    exp_end, open_ = _exposure_end(timeline, exp_start, zero_at, end, notes)
     exposure = max(0.0, (exp_end - exp_start).total_seconds()) if exp_start and exp_end else 0.0
 
     # The primary's error share while the canary was exposed.
@@ -165,6 +158,53 @@ def blast_radius(table: CounterTable, timeline: Timeline, start: dt.datetime, en
     )
 
 
+def _exposure_end(
+    timeline: Timeline, exp_start: dt.datetime | None, zero_at: dt.datetime | None, end: dt.datetime, notes: list[str]
+) -> tuple[dt.datetime | None, bool]:
+    """Return when the canary's exposure ended, and whether it is still open at ``end``.
+
+    The return to weight 0 as the timeline knows it closes the exposure.  When that return is
+    only implied by a terminal event that comes later (``Promotion completed!``), or no event
+    shows it although the rollout ended, the canary's traffic-zero time (its Traefik counters
+    stopped rising) closes it.  Only a rollout that has not ended — or that ended with the
+    canary holding all traffic (a failed promotion) — leaves it open.
+    """
+    if exp_start is None:
+        return timeline.traffic_to_primary_at, False
+    steps = timeline.weight_steps
+    back = timeline.traffic_to_primary_at
+    if back is not None:
+        inferred = steps[-1].action in INFERRED_ZERO
+        if inferred and zero_at is not None and exp_start <= zero_at < back:
+            notes.append(
+                f"no event says when the canary's weight went back to 0 before '{steps[-1].action}' at {rfc3339(back)}: "
+                "the exposure ends when its Traefik counters stopped rising"
+            )
+            return zero_at, False
+        return back, False
+    still_weighted = bool(steps) and steps[-1].weight > 0
+    to_canary = still_weighted and steps[-1].action in ("promotion-failed", "route-canary")
+    terminal = timeline.ended and not to_canary
+    if not terminal and (still_weighted or timeline.outcome == "in_progress" or zero_at is None):
+        notes.append("the canary still had traffic at the end of the record: the exposure is open-ended")
+        return end, True
+    if zero_at is not None:
+        notes.append("no event set the canary's weight back to 0: the exposure ends when its Traefik counters stopped rising")
+        return zero_at, False
+    ended = [t for t in (timeline.rollback_at, timeline.promoted_at, timeline.failed_at) if t is not None]
+    if ended:
+        notes.append(
+            "no event set the canary's weight back to 0 and its Traefik counters do not show when its traffic stopped: "
+            "the exposure ends at Flagger's terminal event"
+        )
+        return min(ended), False
+    notes.append(
+        f"the rollout ended ({timeline.outcome}) but the record does not show when the canary's traffic stopped: "
+        "the exposure is counted to the end of the record"
+    )
+    return end, True
+
+
 def share_checks(
     table: CounterTable, steps: tuple[WeightStep, ...], end: dt.datetime, scrapes: IntArray
 ) -> tuple[ShareCheck, ...]:
@@ -172,11 +212,13 @@ def share_checks(
     canary = request_positions(table, "canary")
     primary = request_positions(table, "primary")
     out = []
+    close = _ms(end)
     for i, step in enumerate(steps):
         if not 0 < step.weight < 100:
             continue
         a = _ms(step.time)
-        b = _ms(steps[i + 1].time) if i + 1 < len(steps) else _ms(end)
+        # Each step ends at the next one, and none runs past the end of the exposure.
+        b = min(_ms(steps[i + 1].time), close) if i + 1 < len(steps) else close
         inside = scrapes[(scrapes >= a) & (scrapes <= b)] if scrapes.size else scrapes
         if inside.size < 2:
             continue

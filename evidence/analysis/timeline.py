@@ -37,6 +37,10 @@ from evidence.model import UTC, rfc3339
 ROLLOUT_START = ("new-revision", "restart")
 ROLLBACK_ACTIONS = ("rollback", "rollback-manual", "rollback-deadline", "failed")
 TERMINAL = ("promoted", "promotion-failed", *ROLLBACK_ACTIONS)
+# Terminal events that imply the canary's weight is 0 although Flagger set it earlier
+# (``Routing all traffic to primary`` comes an analysis interval before ``Promotion completed!``).
+INFERRED_ZERO = ("promoted",)
+ENDED = ("promoted", "rolled_back", "failed")
 LOSSLESS = ("webhook", "log")
 _PRIMARY_WEIGHT = re.compile(r"primary weight (\d+)")
 _THRESHOLD = re.compile(r"threshold reached (\d+)")
@@ -110,6 +114,11 @@ class Timeline:
     entries: tuple[TimelineEntry, ...]
     confidence: str  # high | medium | low
     notes: tuple[str, ...]
+
+    @property
+    def ended(self) -> bool:
+        """Return whether the record shows the rollout ended (a terminal event, or the Canary's final status)."""
+        return self.outcome in ENDED
 
     @property
     def analysis_ended_at(self) -> dt.datetime | None:
@@ -270,7 +279,10 @@ def build_timeline(
         w: int | None = None
         if e.action in ("advance", "promote-step") and e.weight is not None:
             w = e.weight
-        elif e.action in ("route-primary", *ROLLBACK_ACTIONS):
+        elif e.action in ("route-primary", *ROLLBACK_ACTIONS, *INFERRED_ZERO):
+            # A promotion that completed, a rollback and a failure all leave the canary at 0
+            # unless a later event says otherwise; client-go may have folded "Routing all
+            # traffic to primary" into "(combined from similar events): Promotion completed!".
             w = 0
         elif e.action in ("route-canary", "promotion-failed"):
             w = 100
@@ -289,7 +301,9 @@ def build_timeline(
             notes.append(
                 "no weight step in the events: the steps come from Flagger's flagger_canary_weight gauge (scrape precision)"
             )
-        elif g_max > max_weight:
+        elif steps:
+            steps = _cross_check_zero(steps, gauge, hi, notes)
+        if g_max > max_weight and any(s.action != "gauge" for s in steps):
             notes.append(
                 f"Flagger's weight gauge reached {g_max}% but the events show at most {max_weight}%: weight events are missing"
             )
@@ -317,7 +331,17 @@ def build_timeline(
     back = steps[-1] if steps and steps[-1].weight == 0 and first_up is not None and steps[-1].time > first_up.time else None
     reported = _reported_checks(rollback_ev)
 
-    outcome, reason, source = _classify(entries, halts, canary, start, notes)
+    outcome, reason, source = _classify(entries, halts, canary, start, notes, back)
+    rollback_at = rollback_ev.time if rollback_ev else None
+    if rollback_at is None and source == "canary-status" and back is not None and outcome != "promoted":
+        # No terminal event, but the Canary says Failed and its weight went back to 0: that
+        # drop is the rollback (the time has the precision of what showed it).
+        rollback_at = back.time
+        notes.append(
+            f"no 'Rolling back' or 'Canary failed!' event: the rollback is inferred from the Canary's status (phase Failed) "
+            f"and its weight back at 0 at {rfc3339(back.time)}"
+            + (" (Flagger's weight gauge, scrape precision)" if back.action == "gauge" else "")
+        )
 
     lossy = [e for e in entries if e.lossy]
     if entries and len(lossy) == len(entries):
@@ -356,7 +380,7 @@ def build_timeline(
         started_at=started_at,
         first_traffic_at=first_up.time if first_up else None,
         first_halt_at=halts[0].time if halts else None,
-        rollback_at=rollback_ev.time if rollback_ev else None,
+        rollback_at=rollback_at,
         rollback_reason=rollback_ev.message if rollback_ev else None,
         promotion_started_at=first["promote-start"].time if first["promote-start"] else None,
         promoted_at=promoted_ev.time if promoted_ev else None,
@@ -378,6 +402,49 @@ def _reported_checks(ev: TimelineEntry | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def _gauge_drop(gauge: WeightSeries, after: int, hi: int) -> dt.datetime | None:
+    """Return when the gauge shows the canary back at 0 for good in ``(after, hi]``, or None."""
+    inside = (gauge.times > after) & (gauge.times <= hi)
+    t, w = gauge.times[inside], gauge.weights[inside]
+    if t.size == 0 or w[-1] != 0:
+        return None
+    up = np.flatnonzero(w > 0)
+    if up.size:
+        return _dt(int(t[up[-1] + 1]))
+    # No positive sample after ``after``: the gauge must have been above 0 when it began.
+    return _dt(int(t[0])) if float(gauge.at(np.array([after]))[0]) > 0 else None
+
+
+def _cross_check_zero(steps: list[WeightStep], gauge: WeightSeries, hi: int, notes: list[str]) -> list[WeightStep]:
+    """Return the event steps with the canary's return to 0 checked against Flagger's weight gauge.
+
+    The events may miss it (no terminal event, or "Routing all traffic to primary" folded
+    into "Promotion completed!", which comes one interval later): where the gauge shows the
+    canary at 0 earlier, or at all, that drop is the return to 0.
+    """
+    last = steps[-1]
+    up = [s for s in steps if s.weight > 0]
+    if not up:
+        return steps
+    if last.weight > 0:
+        drop = _gauge_drop(gauge, _ms(last.time), hi)
+        if drop is not None:
+            notes.append(
+                f"no event sets the canary's weight back to 0, but Flagger's weight gauge shows it at 0 from {rfc3339(drop)} "
+                "(scrape precision)"
+            )
+            return [*steps, WeightStep(drop, 0, "gauge")]
+    elif last.action in INFERRED_ZERO:
+        drop = _gauge_drop(gauge, _ms(up[-1].time), _ms(last.time))
+        if drop is not None and drop < last.time:
+            notes.append(
+                f"no event says when the canary's weight went back to 0 before '{last.action}' at {rfc3339(last.time)}; "
+                f"Flagger's weight gauge shows it at 0 from {rfc3339(drop)} (scrape precision)"
+            )
+            return [*steps[:-1], WeightStep(drop, 0, "gauge")]
+    return steps
+
+
 def _gauge_steps(gauge: WeightSeries, lo: int, hi: int) -> list[WeightStep]:
     steps = []
     current = 0.0
@@ -395,6 +462,7 @@ def _classify(
     canary: Mapping[str, Any] | None,
     start: dt.datetime | None,
     notes: list[str],
+    back: WeightStep | None,
 ) -> tuple[str, str, str]:
     actions = [e.action for e in entries]
     terminal = next((e for e in entries if e.action in TERMINAL), None)
@@ -444,6 +512,14 @@ def _classify(
             return "failed", "from the Canary's status: phase Failed after 'not ready' events", "canary-status"
         if halts:
             return "rolled_back", f"from the Canary's status: phase Failed after {len(halts)} halt(s)", "canary-status"
+        if back is not None:
+            return (
+                "rolled_back",
+                f"inferred from the Canary's status (phase Failed) and its weight back at 0 at {rfc3339(back.time)}: "
+                "the rollback events are missing, so whether failed checks, a manual rollback or the progress deadline "
+                "caused it is unknown",
+                "canary-status",
+            )
         return (
             "failed",
             "from the Canary's status: phase Failed; the events do not say whether checks failed or the canary was never ready",

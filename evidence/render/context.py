@@ -231,7 +231,13 @@ def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
                 "notes": "; ".join(r.notes),
             }
         )
-    actual = fmt_time(tl.rollback_at) if tl.rollback_at else f"no rollback ({OUTCOME_LABEL.get(ev.outcome, ev.outcome).lower()})"
+    label = OUTCOME_LABEL.get(ev.outcome, ev.outcome).lower()
+    if tl.rollback_at:
+        actual = fmt_time(tl.rollback_at) + (" (inferred)" if tl.outcome_source == "canary-status" else "")
+    elif not tl.ended:
+        actual = f"unknown: no terminal event in the record ({label})"
+    else:
+        actual = f"no rollback ({label})"
 
     provenance = provenance_section(bundle)
     notes = list(dict.fromkeys([*ev.notes, *tl.notes, *blast.notes]))
@@ -287,7 +293,10 @@ def summary_sentences(ev: Evaluation) -> list[str]:
     tl, lag, blast = ev.timeline, ev.lag, ev.blast
     out = []
     n_failed = tl.failed_checks_reported if tl.failed_checks_reported is not None else len(tl.halts)
-    if ev.outcome == "rolled_back":
+    if ev.outcome == "rolled_back" and tl.failed_checks_reported is None and not tl.halts:
+        # No rollback event and no halt in the record: how many checks failed is unknown, not 0.
+        first = f"Rolled back by Flagger at {fmt_time(tl.rollback_at)} ({tl.outcome_reason})"
+    elif ev.outcome == "rolled_back":
         first = (
             f"Rolled back by Flagger at {fmt_time(tl.rollback_at)} after {n_failed} failed check{'s' if n_failed != 1 else ''}"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,11 @@ GAP_MEANING = {
     "query_empty": "Prometheus held no data for this query in the window",
     "scrape_gap": "no samples in this span: rates and criteria across it rest on fewer points",
 }
+
+
+def _fmt_date_time(t: dt.datetime | None) -> str:
+    """Return ``YYYY-MM-DD HH:MM:SS`` (UTC), or an em dash: for a postmortem that crosses midnight."""
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if t else "—"
 
 
 def settings_section(canary: dict[str, Any], analysis: dict[str, Any], bundle: Bundle) -> dict[str, Any]:
@@ -167,9 +173,40 @@ def provenance_section(bundle: Bundle) -> dict[str, Any]:
     }
 
 
+_POSTMORTEM_ACTIONS = (
+    "new-revision",
+    "start",
+    "advance",
+    "halt",
+    "rollback",
+    "rollback-manual",
+    "failed",
+    "promote-start",
+    "route-primary",
+    "promoted",
+    "promotion-failed",
+    "not-ready",
+    "restart",
+)
+
+
 def postmortem_facts(ev: Evaluation, summary: list[str], workloads: list[dict[str, str]]) -> dict[str, Any]:
-    """Return the pre-filled parts of the postmortem, in the usual SRE shape."""
+    """Return the pre-filled parts of the postmortem, in the usual SRE shape.
+
+    The timeline is sorted on the times themselves, then formatted; when it spans more than
+    one UTC date, every time in the postmortem carries its date.
+    """
     tl, lag, blast = ev.timeline, ev.lag, ev.blast
+    rows: list[tuple[dt.datetime, str]] = [(e.time, e.message) for e in tl.entries if e.action in _POSTMORTEM_ACTIONS]
+    if lag.first_breach_at is not None:
+        rows.append(
+            (lag.first_breach_at, f"[policy] {FRIENDLY.get(lag.first_breach_criterion or '', '')} criterion first breached")
+        )
+    rows.sort(key=lambda r: r[0])
+    shown = (tl.started_at, lag.first_halt_at, lag.rollback_at, lag.canary_traffic_zero_at, tl.promoted_at, tl.failed_at)
+    moments = [t for t in (*shown, *(t for t, _ in rows)) if t is not None]
+    several_days = len({t.astimezone(dt.UTC).date() for t in moments}) > 1
+    when = _fmt_date_time if several_days else fmt_time
     canary_image = next((w["images"] for w in workloads if w["role"] == "canary"), "the new revision")
     breached = [c for c in ev.criteria if c.breached]
     impact = [
@@ -186,17 +223,17 @@ def postmortem_facts(ev: Evaluation, summary: list[str], workloads: list[dict[st
             f"{FRIENDLY.get(c.name, c.name)}: worst {fmt_value(c.name, c.kind, c.worst_value)} ({c.description}), breached for {fmt_duration(c.breached_seconds)}."
         )
     detection = [
-        f"First policy breach: {fmt_time(lag.first_breach_at)}"
+        f"First policy breach: {when(lag.first_breach_at)}"
         + (
             f" ({FRIENDLY.get(lag.first_breach_criterion or '', lag.first_breach_criterion)})."
             if lag.first_breach_criterion
             else "."
         ),
-        f"Flagger's first halt: {fmt_time(lag.first_halt_at)}"
+        f"Flagger's first halt: {when(lag.first_halt_at)}"
         + (f" (+{fmt_duration(lag.breach_to_halt_seconds)})." if lag.breach_to_halt_seconds is not None else "."),
-        f"Rollback decision: {fmt_time(lag.rollback_at)}"
+        f"Rollback decision: {when(lag.rollback_at)}"
         + (f" (+{fmt_duration(lag.halt_to_rollback_seconds)})." if lag.halt_to_rollback_seconds is not None else "."),
-        f"Canary traffic back at 0: {fmt_time(lag.canary_traffic_zero_at)}"
+        f"Canary traffic back at 0: {when(lag.canary_traffic_zero_at)}"
         + (
             f" (+{fmt_duration(lag.rollback_to_traffic_zero_seconds)})."
             if lag.rollback_to_traffic_zero_seconds is not None
@@ -204,43 +241,18 @@ def postmortem_facts(ev: Evaluation, summary: list[str], workloads: list[dict[st
         ),
         f"Detection lag (rollback decision − first breach): {fmt_duration(lag.detection_lag_seconds)}.",
     ]
-    timeline = []
-    for e in tl.entries:
-        if e.action in (
-            "new-revision",
-            "start",
-            "advance",
-            "halt",
-            "rollback",
-            "rollback-manual",
-            "failed",
-            "promote-start",
-            "route-primary",
-            "promoted",
-            "promotion-failed",
-            "not-ready",
-            "restart",
-        ):
-            timeline.append({"time": fmt_time(e.time), "message": e.message})
-    if ev.lag.first_breach_at is not None:
-        timeline.append(
-            {
-                "time": fmt_time(ev.lag.first_breach_at),
-                "message": f"[policy] {FRIENDLY.get(ev.lag.first_breach_criterion or '', '')} criterion first breached",
-            }
-        )
-        timeline.sort(key=lambda r: r["time"])
-    trigger = f"Rollout of {canary_image} to {ev.canary} (Flagger: 'New revision detected' at {fmt_time(tl.started_at)})."
+    timeline = [{"time": when(t), "message": message} for t, message in rows]
+    trigger = f"Rollout of {canary_image} to {ev.canary} (Flagger: 'New revision detected' at {when(tl.started_at)})."
     if breached:
         trigger += f" Under real traffic the {', '.join(FRIENDLY.get(c.name, c.name) for c in breached)} criteria were breached."
     if ev.outcome == "rolled_back":
-        resolution = f"Flagger rolled back at {fmt_time(tl.rollback_at)} ({tl.rollback_reason or tl.outcome_reason}); traffic was back on the primary at {fmt_time(blast.canary_traffic_zero_at or tl.traffic_to_primary_at)}."
+        resolution = f"Flagger rolled back at {when(tl.rollback_at)} ({tl.rollback_reason or tl.outcome_reason}); traffic was back on the primary at {when(blast.canary_traffic_zero_at or tl.traffic_to_primary_at)}."
     elif ev.outcome == "promoted":
-        resolution = f"Flagger promoted the canary at {fmt_time(tl.promoted_at)}" + (
+        resolution = f"Flagger promoted the canary at {when(tl.promoted_at)}" + (
             " although the abort policy was breached: the new revision now serves all traffic." if breached else "."
         )
     elif ev.outcome == "failed":
-        resolution = f"The rollout failed at {fmt_time(tl.failed_at)}: {tl.outcome_reason}."
+        resolution = f"The rollout failed at {when(tl.failed_at)}: {tl.outcome_reason}."
     else:
         resolution = f"No resolution recorded ({OUTCOME_LABEL.get(ev.outcome, ev.outcome).lower()})."
     return {
