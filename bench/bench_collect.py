@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -138,11 +137,15 @@ def run(work: Path) -> dict[str, Any]:
             dt.datetime.fromtimestamp(truth["window"]["start"] + 86400, dt.UTC).isoformat(),
             "--quiet",
         ]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        t0 = time.monotonic()
-        subprocess.run(cmd, check=True, capture_output=True)
-        figures["cli_24h.wall_s"] = round(time.monotonic() - t0, 2)
-        figures["cli_24h.peak_rss_mb"] = round(max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024)
+        # A fresh parent whose only child is the command, so the peak is the command's own.
+        probe = (
+            "import resource, subprocess, sys, time; t0 = time.monotonic(); "
+            "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+            "print(time.monotonic() - t0, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+        )
+        out = subprocess.run([sys.executable, "-c", probe, *cmd], check=True, capture_output=True, text=True).stdout.split()
+        figures["cli_24h.wall_s"] = round(float(out[0]), 2)
+        figures["cli_24h.peak_rss_mb"] = round(int(out[1]) / 1024)
     helps, passes = [], []
     for _ in range(5):
         t0 = time.monotonic()

@@ -198,37 +198,8 @@ def build_figure(spec: ChartSpec) -> Any:
                     fillcolor="rgba(138,138,138,0.07)" if line.role == "weight" else None,
                 )
             )
-    shapes = []
-    for a, b in spec.breach_spans:
-        shapes.append(
-            {
-                "type": "rect",
-                "xref": "x",
-                "yref": "paper",
-                "x0": a.isoformat(),
-                "x1": b.isoformat(),
-                "y0": 0,
-                "y1": 1,
-                "fillcolor": COLORS["breach"],
-                "line": {"width": 0},
-                "layer": "below",
-            }
-        )
-    for a, b in spec.nodata_spans:
-        shapes.append(
-            {
-                "type": "rect",
-                "xref": "x",
-                "yref": "paper",
-                "x0": a.isoformat(),
-                "x1": b.isoformat(),
-                "y0": 0,
-                "y1": 1,
-                "fillcolor": COLORS["nodata"],
-                "line": {"width": 0},
-                "layer": "below",
-            }
-        )
+    shapes = [_shade(a, b, COLORS["breach"]) for a, b in spec.breach_spans]
+    shapes += [_shade(a, b, COLORS["nodata"]) for a, b in spec.nodata_spans]
     if shapes:
         layout["shapes"] = shapes
     if spec.breach_spans:
@@ -263,6 +234,22 @@ def build_figure(spec: ChartSpec) -> Any:
         layout["yaxis3"] = {"overlaying": "y", "range": [0, 1.06], "visible": False, "fixedrange": True}
     fig.update_layout(**layout)
     return fig
+
+
+def _shade(a: dt.datetime, b: dt.datetime, color: str) -> dict[str, Any]:
+    """Return a full-height shaded rectangle over ``[a, b]`` behind the lines."""
+    return {
+        "type": "rect",
+        "xref": "x",
+        "yref": "paper",
+        "x0": a.isoformat(),
+        "x1": b.isoformat(),
+        "y0": 0,
+        "y1": 1,
+        "fillcolor": color,
+        "line": {"width": 0},
+        "layer": "below",
+    }
 
 
 def figure_json(fig: Any) -> str:

@@ -231,12 +231,17 @@ class KubeSource:
         name = call.name
         return self._json(call, lambda: read(name, call.namespace, _preload_content=False, _request_timeout=self.request_timeout))
 
-    def _core_events(self, ref: CanaryRef) -> list[dict[str, Any]]:
+    def _events(self, ref: CanaryRef, group: str) -> list[dict[str, Any]]:
+        """List the canary's Events from core/v1 (``group`` "") or events.k8s.io/v1, page by page."""
         from kubernetes import client
 
-        api = client.CoreV1Api(self._client)
-        selector = f"involvedObject.kind=Canary,involvedObject.name={ref.name}"
-        call = _Call("list", "events", "", ref.namespace)
+        if group:
+            api: Any = client.EventsV1Api(self._client)
+            selector, api_version = f"regarding.kind=Canary,regarding.name={ref.name}", "events.k8s.io/v1"
+        else:
+            api = client.CoreV1Api(self._client)
+            selector, api_version = f"involvedObject.kind=Canary,involvedObject.name={ref.name}", "v1"
+        call = _Call("list", "events", group, ref.namespace)
 
         def page(token: str | None) -> Any:
             return api.list_namespaced_event(
@@ -248,30 +253,18 @@ class KubeSource:
                 _request_timeout=self.request_timeout,
             )
 
+        return self._list(call, page, api_version, "Event")
+
+    def _core_events(self, ref: CanaryRef) -> list[dict[str, Any]]:
         try:
-            return self._list(call, page, "v1", "Event")
+            return self._events(ref, "")
         except _Missing as exc:
+            call = _Call("list", "events", "", ref.namespace)
             raise KubeError(f"the API server {self.server} answered 404 to {call.describe()}: {exc}") from None
 
     def _events_v1(self, ref: CanaryRef, warnings: list[str]) -> list[dict[str, Any]]:
-        from kubernetes import client
-
-        api = client.EventsV1Api(self._client)
-        selector = f"regarding.kind=Canary,regarding.name={ref.name}"
-        call = _Call("list", "events", "events.k8s.io", ref.namespace)
-
-        def page(token: str | None) -> Any:
-            return api.list_namespaced_event(
-                ref.namespace,
-                field_selector=selector,
-                limit=self.page_size,
-                _continue=token,
-                _preload_content=False,
-                _request_timeout=self.request_timeout,
-            )
-
         try:
-            return self._list(call, page, "events.k8s.io/v1", "Event")
+            return self._events(ref, "events.k8s.io")
         except _Missing:
             return []  # an old API server without events.k8s.io/v1: the core events say the same
         except _Forbidden as exc:
