@@ -23,7 +23,7 @@ _EXPORTS = {
     "collect_rollout": "evidence.collect",
     "default_policy": "evidence.policy",
     "evaluate_bundle": "evidence.evaluate",
-    "evaluation_to_json": "evidence.evaluate",
+    "evaluation_to_json": "evidence.render.evaluation",
     "load_policy": "evidence.policy",
     "read_bundle": "evidence.bundle",
     "verify_bundle": "evidence.bundle",

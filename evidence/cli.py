@@ -243,8 +243,9 @@ def evaluate(bundle: str, policy_file: str | None, as_json: bool) -> None:
     import json
 
     from evidence.bundle import read_bundle
-    from evidence.evaluate import evaluate_bundle, evaluation_to_json, format_evaluation
+    from evidence.evaluate import evaluate_bundle
     from evidence.policy import default_policy, load_policy
+    from evidence.render.evaluation import evaluation_to_json, format_evaluation
 
     policy = load_policy(policy_file) if policy_file else default_policy()
     ev = evaluate_bundle(read_bundle(bundle), policy)

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 from evidence.bundle import SCHEMA, SCHEMA_VERSION, bundle_writer, read_bundle
-from evidence.evaluate import evaluate_bundle, evaluation_to_json, format_evaluation
+from evidence.evaluate import evaluate_bundle
 from evidence.policy import default_policy, load_policy
 from evidence.render.context import summary_sentences
+from evidence.render.evaluation import evaluation_to_json, format_evaluation
 from tests.test_analysis_blast import frames
 from tests.test_analysis_support import Frames, at, checks_frame, columns, event, events_frame
 

@@ -19,8 +19,9 @@ import pytest
 
 from evidence.bundle import read_bundle
 from evidence.collect import CollectOptions, collect_rollout
-from evidence.evaluate import Evaluation, evaluate_bundle, format_evaluation
+from evidence.evaluate import Evaluation, evaluate_bundle
 from evidence.model import CanaryRef
+from evidence.render.evaluation import format_evaluation
 from evidence.sources.dump import DumpSource
 from evidence.sources.prometheus import PrometheusSource
 from fixtures.prom import PrometheusServer

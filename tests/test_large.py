@@ -15,8 +15,9 @@ import pytest
 
 from evidence.bundle import read_bundle, verify_bundle
 from evidence.collect import CollectOptions, collect_rollout
-from evidence.evaluate import evaluate_bundle, evaluation_to_json
+from evidence.evaluate import evaluate_bundle
 from evidence.model import CanaryRef
+from evidence.render.evaluation import evaluation_to_json
 from evidence.sources.dump import DumpSource
 from evidence.sources.prometheus import PrometheusSource
 from fixtures.prom import PrometheusServer, backfill

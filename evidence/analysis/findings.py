@@ -2,7 +2,7 @@
 
 The rollout limits of the policy are checked against the Canary's spec here; the other
 findings (a promotion despite a breach, a traffic-share mismatch, criteria without data) are
-raised by ``evidence.evaluate`` from the analysis results.
+raised by ``rollout_findings`` from the analysis results.
 """
 
 from __future__ import annotations
@@ -10,9 +10,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from evidence.model import rfc3339
 from evidence.policy import RolloutLimits
+
+if TYPE_CHECKING:
+    from evidence.analysis.blast import BlastRadius
+    from evidence.analysis.criteria import CriterionResult
+    from evidence.analysis.lag import DetectionLag
+    from evidence.analysis.replay import Replay
+    from evidence.analysis.timeline import Timeline
 
 SEVERITIES = ("error", "warning", "info")
 DEFAULT_PROGRESS_DEADLINE = 600
@@ -121,3 +129,151 @@ def check_rollout_limits(canary: Mapping[str, Any], limits: RolloutLimits, max_w
             )
         )
     return tuple(out)
+
+
+def rollout_findings(
+    tl: Timeline,
+    criteria: tuple[CriterionResult, ...],
+    blast: BlastRadius,
+    lag: DetectionLag,
+    rf: Replay,
+    rp: Replay,
+    verdict: str,
+    sufficient: bool,
+) -> list[Finding]:
+    """Return the findings about the rollout and the evidence, most serious first in the order raised."""
+    out: list[Finding] = []
+    breached = [c for c in criteria if c.breached]
+    names = ", ".join(c.name for c in breached)
+    if verdict == "abort" and tl.outcome == "promoted":
+        out.append(
+            Finding(
+                "promoted-despite-breach",
+                "error",
+                f"Flagger promoted the canary although the abort policy was breached ({names}); "
+                "Flagger's own thresholds did not catch it",
+                lag.first_breach_at,
+            )
+        )
+    if verdict == "abort" and tl.outcome == "in_progress":
+        out.append(
+            Finding("breach-in-progress", "error", f"the abort policy is breached ({names}) and the rollout is still running")
+        )
+    if tl.outcome == "failed" and tl.failed_at is not None and "never became ready" in tl.outcome_reason:
+        out.append(
+            Finding(
+                "silent-failure",
+                "warning",
+                "Flagger failed the canary because it never became ready: no 'Rolling back' line and no alert is sent "
+                "(flagger#1816) — only this record shows it",
+                tl.failed_at,
+            )
+        )
+    if any(e.action == "promotion-failed" for e in tl.entries):
+        out.append(
+            Finding(
+                "promotion-failed",
+                "error",
+                "the promotion failed because the primary was not ready: Flagger sent all traffic back to the canary (weight 100)",
+                tl.failed_at,
+            )
+        )
+    if blast.exposure_open:
+        out.append(Finding("exposure-open", "warning", _open_exposure_text(tl, blast)))
+    for c in criteria:
+        if c.status == "no_data":
+            out.append(Finding("criterion-no-data", "warning", f"{c.name}: no data — {c.no_data_reason}; it was not evaluated"))
+    if not sufficient and criteria:
+        out.append(
+            Finding(
+                "no-evidence",
+                "warning",
+                "no criterion could be evaluated: the 'pass' verdict is not evidence that the canary was healthy",
+            )
+        )
+    for s in blast.shares:
+        if s.mismatch and s.observed_percent is not None:
+            out.append(
+                Finding(
+                    "traffic-share-mismatch",
+                    "warning",
+                    f"while Flagger set the canary's weight to {s.weight}%, it served {s.observed_percent:.1f}% of requests "
+                    f"({s.canary_requests} of {s.canary_requests + s.primary_requests}) between {rfc3339(s.start)} and "
+                    f"{rfc3339(s.end)}: the route may not go through the TraefikService",
+                    s.start,
+                )
+            )
+    if lag.detection_lag_seconds is not None and lag.detection_lag_seconds > 0:
+        out.append(
+            Finding(
+                "detection-lag",
+                "info",
+                f"Flagger decided to roll back {lag.detection_lag_seconds:.0f} s after the policy's first breach "
+                f"({lag.first_breach_criterion} at {rfc3339(lag.first_breach_at)})",
+                lag.first_breach_at,
+            )
+        )
+    if tl.halts and not breached:
+        out.append(
+            Finding(
+                "halt-without-breach",
+                "info",
+                f"Flagger halted {len(tl.halts)} time(s) although no policy criterion was breached",
+                tl.first_halt_at,
+            )
+        )
+    if rp.rollback_at is not None and (tl.rollback_at is None or (tl.rollback_at - rp.rollback_at).total_seconds() >= 1):
+        out.append(
+            Finding(
+                "policy-would-roll-back",
+                "info",
+                f"with Flagger's threshold of {rp.threshold} failed checks, the abort policy would have rolled back at "
+                f"{rfc3339(rp.rollback_at)}; {_flagger_rollback_text(tl, rp.rollback_at)}",
+                rp.rollback_at,
+            )
+        )
+    if rf.checks and tl.rollback_at is not None and rf.rollback_at is not None:
+        diff = abs((rf.rollback_at - tl.rollback_at).total_seconds())
+        if diff > rf.interval_seconds:
+            out.append(
+                Finding(
+                    "replay-differs",
+                    "info",
+                    f"replaying Flagger's checks over the bundle gives a rollback at {rfc3339(rf.rollback_at)}, "
+                    f"Flagger rolled back at {rfc3339(tl.rollback_at)}",
+                )
+            )
+    return out
+
+
+def _open_exposure_text(tl: Timeline, blast: BlastRadius) -> str:
+    """Say why the exposure is open, without claiming more than the record shows."""
+    if tl.ended and not (tl.weight_steps and tl.weight_steps[-1].weight == 100):
+        return (
+            f"the rollout ended ({tl.outcome}) but the record does not show when the canary's traffic stopped: "
+            "its exposure is counted to the end of the record"
+        )
+    if blast.first_canary_request_at is not None and blast.canary_traffic_zero_at is None:
+        return "the canary still took traffic at the end of the record"
+    return (
+        "the record ends with the canary's weight above 0 and no terminal event: it may still take traffic, "
+        "or the events that ended the rollout are missing"
+    )
+
+
+def _flagger_rollback_text(tl: Timeline, policy_at: dt.datetime) -> str:
+    """Say what Flagger did next to the policy's rollback, as far as the record knows it."""
+    if tl.rollback_at is not None:
+        inferred = " (as inferred from the Canary's status and its weight)" if tl.outcome_source == "canary-status" else ""
+        return f"{(tl.rollback_at - policy_at).total_seconds():.0f} s before Flagger did{inferred}"
+    if tl.outcome == "promoted":
+        how = "its events" if tl.outcome_source == "events" else "the Canary's status"
+        return f"Flagger promoted the canary instead (from {how})"
+    if not tl.ended:
+        return f"whether Flagger rolled back is unknown: the record holds no terminal event of this rollout ({tl.outcome_reason})"
+    if tl.outcome_source == "events":
+        return "Flagger did not roll back"
+    return f"the record does not show a rollback by Flagger ({tl.outcome_reason})"
+
+
+# ----- presentation --------------------------------------------------------------------------
