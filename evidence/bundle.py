@@ -184,7 +184,7 @@ class BundleWriter:
             raise ValueError(f"table {table}: missing columns {missing}")
         arrow = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
         path = self.tmp / f"{table}.parquet"
-        pq.write_table(arrow, path, compression="zstd", compression_level=9, use_dictionary=True)
+        pq.write_table(arrow, path, compression="zstd", compression_level=3, use_dictionary=True)
         self.files[path.name] = {"rows": arrow.num_rows}
 
     def commit(self, manifest: dict[str, Any]) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -173,7 +174,33 @@ def collect_rollout(
         metrics.append(m)
     spec = CanarySpec(spec.ref, spec.target, spec.apex, spec.port, spec.interval_s, spec.interval_text, spec.threshold, metrics)
     queries, plan_warnings = plan_queries(spec, window, rollout["start"])
-    run_queries(prom, queries, options.concurrency, progress)
+    # The cluster-side tables are built while Prometheus answers.
+    crashed: list[BaseException] = []
+
+    def fetch_all() -> None:
+        try:
+            run_queries(prom, queries, options.concurrency, progress)
+        except BaseException as exc:  # re-raised below: a bundle must never look complete without its data
+            crashed.append(exc)
+
+    fetch = threading.Thread(target=fetch_all, name="evidence-fetch", daemon=True)
+    fetch.start()
+    import pandas as pd
+
+    objects = pd.DataFrame(_object_rows(data), columns=_cols("objects"))
+    events = _frame(to_records(rows), "events", ("time", "k8s_first", "k8s_last"))
+    logs = _frame(
+        [
+            dict(r, message=scrub_text(r["message"]), raw=scrub_text(r["raw"]))
+            for r in log_records
+            if window.start <= r["time"] <= window.end
+        ],
+        "logs",
+        ("time",),
+    )
+    fetch.join()
+    if crashed:
+        raise crashed[0]
     failed = [q for q in queries if q.status == "failed"]
     if failed and not options.allow_partial:
         progress.done()
@@ -204,21 +231,13 @@ def collect_rollout(
         )
     warnings.extend(_event_warnings(rows, stats, data))
 
-    objects = _object_rows(data)
-    events = to_records(rows)
-    logs = [
-        dict(r, message=scrub_text(r["message"]), raw=scrub_text(r["raw"]))
-        for r in log_records
-        if window.start <= r["time"] <= window.end
-    ]
     bundle_id = uuid.uuid4().hex
     name = bundle_dirname(ref.namespace, ref.name, window.start, bundle_id)
-    import pandas as pd
 
     with bundle_writer(Path(options.out), name) as w:
-        w.write_table("objects", pd.DataFrame(objects, columns=[c for c in _cols("objects")]))
-        w.write_table("events", _frame(events, "events", ("time", "k8s_first", "k8s_last")))
-        w.write_table("logs", _frame(logs, "logs", ("time",)))
+        w.write_table("objects", objects)
+        w.write_table("events", events)
+        w.write_table("logs", logs)
         w.write_table("series", pd.DataFrame(series_rows, columns=_cols("series")))
         w.write_table("samples", samples)
         checks = pd.DataFrame(check_rows, columns=_cols("checks"))
