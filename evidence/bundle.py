@@ -307,11 +307,15 @@ def verify_bundle(path: str | Path) -> dict[str, Any]:
     if hashlib.sha256(zeroed).hexdigest() != found[0]:
         raise VerifyError(f"{b.path}: {MANIFEST} differs from what was written (self_sha256 mismatch)")
     files: dict[str, Any] = b.manifest.get("files", {})
-    present = sorted(
-        str(f.relative_to(b.path))
-        for f in b.path.rglob("*")
-        if f.is_file() and f.relative_to(b.path) != Path(MANIFEST) and not _reserved(f, b.path)
-    )
+    present = []
+    for f in sorted(b.path.rglob("*")):
+        rel = str(f.relative_to(b.path))
+        if f.is_symlink() or not (f.is_file() or f.is_dir()):
+            raise VerifyError(f"{b.path}: {rel} is not a regular file (extra entry)")
+        if f.is_dir() and not any(f.iterdir()):
+            raise VerifyError(f"{b.path}: {rel}/ is an empty folder that is not part of the bundle (extra entry)")
+        if f.is_file() and rel != MANIFEST:
+            present.append(rel)
     for name in sorted(files):
         f = b.path / name
         if not f.is_file():
@@ -329,6 +333,37 @@ def verify_bundle(path: str | Path) -> dict[str, Any]:
     return {"path": str(b.path), "files": len(files), "bundle_id": b.bundle_id, "manifest_sha256": b.manifest_sha256}
 
 
-def _reserved(f: Path, root: Path) -> bool:
-    # Signatures will live beside the manifest they sign (planned: signed bundles).
-    return f.relative_to(root).parts[0] == "signatures"
+def grouped_gaps(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Return the manifest's gaps grouped per kind and query, each with where it lies in time.
+
+    A long window can fail in many chunks of one query; a reader wants one line per query
+    saying which time ranges are missing, not a line per chunk.
+    """
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    order: list[tuple[str, str]] = []
+    for i, g in enumerate(manifest.get("gaps", [])):
+        key = (str(g.get("kind")), str(g.get("query") or f"#{i}"))
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(g)
+    out = []
+    for kind, query in order:
+        items = groups[(kind, query)]
+        ranges = [(str(g["from"]), str(g["to"])) for g in items if g.get("from") and g.get("to")]
+        if not ranges:
+            span = ""
+        elif len(ranges) <= 3:
+            span = ", ".join(f"{a} → {b}" for a, b in ranges)
+        else:
+            span = f"{len(ranges)} chunks between {ranges[0][0]} and {ranges[-1][1]}"
+        name = "" if query.startswith("#") else query
+        out.append(
+            {
+                "kind": kind,
+                "where": " ".join(x for x in (name, f"[{span}]" if name and span else span) if x),
+                "detail": str(items[0].get("detail") or ""),
+                "count": len(items),
+            }
+        )
+    return out

@@ -39,12 +39,8 @@ def handle_errors(fn: F) -> F:
 def cli() -> None:
     """Prove what happened in a Flagger + Traefik canary rollout.
 
-    \b
-    collect   snapshot one rollout into a verifiable parquet bundle
-    verify    check a bundle's files against its manifest
-    show      summarise a bundle in the terminal
-    evaluate  judge a bundle against the abort policy: timeline, lag, blast radius
-    render    write the HTML / PDF decision record and the postmortem pack
+    Collect a rollout into a verifiable bundle, evaluate it against an abort policy, and
+    render decision records. Run `evidence COMMAND --help` for a command's options.
     """
 
 
@@ -54,7 +50,7 @@ def _env_or(value: str | None, env: str) -> str | None:
     return value if value else os.environ.get(env) or None
 
 
-@cli.command()
+@cli.command(short_help="Snapshot one rollout into a verifiable parquet bundle.")
 @click.argument("canary", metavar="NAMESPACE/CANARY")
 @click.option(
     "--prometheus",
@@ -138,7 +134,7 @@ def collect(
     from pathlib import Path
 
     from evidence.canary import parse_duration
-    from evidence.collect import CollectOptions, collect_rollout
+    from evidence.collect import CollectOptions, check_options, collect_rollout
     from evidence.errors import UsageError
     from evidence.model import CanaryRef, parse_time
     from evidence.progress import Progress
@@ -170,6 +166,17 @@ def collect(
         insecure_skip_verify=prometheus_insecure_skip_verify,
         headers=hdrs,
     )
+    options = CollectOptions(
+        out=Path(out),
+        start=parse_time(start, "--start") if start else None,
+        end=parse_time(end, "--end") if end else None,
+        lead=duration(lead, "--lead"),
+        tail=duration(tail, "--tail"),
+        max_window=duration(max_window, "--max-window"),
+        allow_partial=allow_partial,
+        concurrency=concurrency,
+    )
+    check_options(options, dt.datetime.now(dt.UTC))
     prom = PrometheusSource(prometheus_url, auth=auth, timeout=timeout)
     cluster: ClusterSource
     if dump:
@@ -188,21 +195,11 @@ def collect(
             flagger_selector=flagger_selector,
             request_timeout=timeout,
         )
-    options = CollectOptions(
-        out=Path(out),
-        start=parse_time(start, "--start") if start else None,
-        end=parse_time(end, "--end") if end else None,
-        lead=duration(lead, "--lead"),
-        tail=duration(tail, "--tail"),
-        max_window=duration(max_window, "--max-window"),
-        allow_partial=allow_partial,
-        concurrency=concurrency,
-    )
     path = collect_rollout(ref, cluster, prom, options, Progress(quiet=quiet))
     click.echo(str(path))
 
 
-@cli.command()
+@cli.command(short_help="Check a bundle's files against its manifest.")
 @click.argument("bundle", type=click.Path())
 @handle_errors
 def verify(bundle: str) -> None:
@@ -215,7 +212,7 @@ def verify(bundle: str) -> None:
     )
 
 
-@cli.command()
+@cli.command(short_help="Summarise a bundle in the terminal.")
 @click.argument("bundle", type=click.Path())
 @handle_errors
 def show(bundle: str) -> None:
@@ -226,7 +223,7 @@ def show(bundle: str) -> None:
     click.echo(summarise_bundle(read_bundle(bundle)))
 
 
-@cli.command()
+@cli.command(short_help="Judge a bundle against the abort policy (exit 3 on a breach).")
 @click.argument("bundle", type=click.Path())
 @click.option(
     "--policy", "policy_file", metavar="FILE", type=click.Path(), help="Abort policy YAML (default: the built-in policy)."
@@ -256,7 +253,7 @@ def evaluate(bundle: str, policy_file: str | None, as_json: bool) -> None:
     sys.exit(3 if ev.verdict == "abort" else 0)
 
 
-@cli.command()
+@cli.command(short_help="Write the HTML/PDF decision record and the postmortem pack.")
 @click.argument("bundle", type=click.Path())
 @click.option(
     "--format",

@@ -97,6 +97,15 @@ def decide_window(
     return Window(start, end), rollout
 
 
+def check_options(options: CollectOptions, now: dt.datetime) -> None:
+    """Refuse an impossible explicit window: the user's mistake, said before touching any service."""
+    if options.start is None and options.end is None:
+        return
+    if options.start is None:
+        raise UsageError("--end without --start: give --start too, or neither to use the latest rollout")
+    _check_window(options.start, options.end or now, options)
+
+
 def _check_window(start: dt.datetime, end: dt.datetime, options: CollectOptions) -> None:
     if start >= end:
         raise UsageError(f"the window starts ({rfc3339(start)}) at or after it ends ({rfc3339(end)}); check --start and --end")
@@ -140,11 +149,7 @@ def collect_rollout(
     """Collect one rollout into a bundle under ``options.out``; return the bundle's path."""
     progress = progress or Progress(quiet=True)
     now = clock()
-    if options.start is not None or options.end is not None:
-        # An impossible window is the user's mistake: say so before touching any service.
-        if options.start is None:
-            raise UsageError("--end without --start: give --start too, or neither to use the latest rollout")
-        _check_window(options.start, options.end or now, options)
+    check_options(options, now)
     progress.say(f"reading {cluster.describe()}")
     data = cluster.read(ref)
     spec = canary_spec(ref, data.canary)

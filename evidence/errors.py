@@ -10,7 +10,8 @@
     │   └── BundleError                a bundle is missing, incomplete or from a newer schema
     │       └── VerifyError            a bundle's file differs from its manifest
     ├── SourceError                    a source did not answer as needed
-    │   ├── PrometheusError            unreachable, 5xx, timeout, bad answer
+    │   ├── PrometheusError            unreachable, 5xx, bad answer
+    │   │   └── PrometheusTimeout      no answer within the timeout, after retries
     │   └── KubeError                  API errors; 401/403 name the permission
     ├── NotFoundError                  unknown canary, no rollout in the window
     ├── PartialError                   some queries failed; the bundle was not written
@@ -60,6 +61,10 @@ class SourceError(EvidenceError):
 
 class PrometheusError(SourceError):
     """Prometheus (or a compatible API) failed."""
+
+
+class PrometheusTimeout(PrometheusError):
+    """Prometheus did not answer within the timeout (after the bounded retries)."""
 
 
 class KubeError(SourceError):

@@ -26,7 +26,7 @@ class CanaryRef:
         if not sep or not ns or not name or "/" in name:
             raise UsageError(f"canary {text!r}: write it as NAMESPACE/CANARY, e.g. shop/podinfo")
         for part, what in ((ns, "namespace"), (name, "canary name")):
-            if len(part) > 253 or not _NAME.match(part):
+            if len(part) > 253 or not _NAME.fullmatch(part):
                 raise UsageError(
                     f"canary {text!r}: {what} {part!r} is not a Kubernetes name (lower-case letters, digits, '-' and '.')"
                 )

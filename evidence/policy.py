@@ -331,7 +331,7 @@ def policy_from_dict(data: Any, source: str = "<policy>") -> Policy:
         raise r.fail("criteria", "must be a mapping of criterion name to its settings", _shown(raw_criteria))
     for name, body in raw_criteria.items():
         where = f"criteria.{name}"
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise r.fail(where, "criterion names are lower-case letters, digits, '_' and '-', starting with a letter")
         if name in builtins and body is False:
             criteria.pop(name, None)

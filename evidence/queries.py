@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from evidence.canary import CanarySpec
-from evidence.errors import PrometheusError
+from evidence.errors import PrometheusError, PrometheusTimeout
 from evidence.flagger import BUILTIN_QUERIES, TemplateError, promql_string, re2_escape, render_query
 from evidence.model import Window, rfc3339
 from evidence.progress import Progress
@@ -31,8 +31,8 @@ from evidence.sources.prometheus import MAX_POINTS, PrometheusSource, range_chun
 UTC = dt.UTC
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 RAW_CHUNK = dt.timedelta(hours=2)
-#: After this many timed-out requests the remaining chunks are not attempted.
-MAX_TIMEOUTS = 3
+#: After this many timed-out chunks of one query, its remaining chunks are not attempted.
+MAX_TIMEOUTS = 2
 TRAEFIK_METRICS = (
     "traefik_service_requests_total",
     "traefik_service_request_duration_seconds_bucket",
@@ -148,7 +148,7 @@ def plan_queries(spec: CanarySpec, window: Window, rollout_start: dt.datetime | 
     bad = [
         f"{what} {value!r}"
         for what, value in (("targetRef.name", spec.target), ("service.name", spec.apex))
-        if not _K8S_NAME.match(value)
+        if not _K8S_NAME.fullmatch(value)
     ]
     if bad:
         warnings.append(
@@ -234,16 +234,18 @@ def run_queries(prom: PrometheusSource, queries: list[Query], concurrency: int, 
                 tasks.append((q, dt.datetime.fromtimestamp(s0, UTC), dt.datetime.fromtimestamp(e0, UTC)))
         q.chunks = sum(1 for task in tasks if task[0] is q)
     done = 0
-    timeouts = 0
+    timeouts: dict[str, int] = {}
     lock = threading.Lock()
 
     def one(task: tuple[Query, dt.datetime, dt.datetime]) -> tuple[Query, list[dict[str, Any]] | None, str | None, float]:
-        nonlocal timeouts
         q, s, e = task
-        if timeouts >= MAX_TIMEOUTS:
-            # A Prometheus that answers the ping but hangs on data would otherwise cost
-            # chunks × timeout: give up on the rest, and say so for each skipped chunk.
-            return q, None, f"not attempted: Prometheus at {prom.describe()} timed out on {timeouts} earlier requests", 0.0
+        with lock:
+            given_up = timeouts.get(q.id, 0) >= MAX_TIMEOUTS
+        if given_up:
+            # A query Prometheus cannot answer in time (a heavy selector over a long store)
+            # would otherwise cost chunks × timeout: skip its remaining chunks, say so for each,
+            # and let the other queries (Flagger's small series among them) run.
+            return q, None, f"not attempted: this query timed out on {MAX_TIMEOUTS} earlier chunks", 0.0
         t0 = time.monotonic()
         try:
             if q.kind == "raw":
@@ -253,10 +255,11 @@ def run_queries(prom: PrometheusSource, queries: list[Query], concurrency: int, 
                 assert q.step_s is not None
                 res = prom.range(q.promql, s, e, q.step_s)
             return q, res, None, time.monotonic() - t0
+        except PrometheusTimeout as exc:
+            with lock:
+                timeouts[q.id] = timeouts.get(q.id, 0) + 1
+            return q, None, str(exc), time.monotonic() - t0
         except PrometheusError as exc:
-            if "did not answer" in str(exc):
-                with lock:
-                    timeouts += 1
             return q, None, str(exc), time.monotonic() - t0
 
     progress.say(f"prometheus: 0/{len(tasks)} queries")

@@ -30,15 +30,20 @@ _SECRET_WORDS = {
     "apikey",
 }
 _SECRET_PAIRS = {("api", "key"), ("access", "key"), ("private", "key"), ("signing", "key"), ("auth", "token")}
-_REFERENCE_WORDS = {"name", "ref", "path", "file", "namespace"}
+#: A last word that makes the field a reference to a secret, or a property of one, not the secret.
+_REFERENCE_WORDS = {"name", "ref", "path", "file", "namespace", "url", "uri", "endpoint", "mode", "type", "ttl", "expiry", "kind"}
+_NOT_SECRET_FIRST = {"checksum", "hash"}  # checksum/secret annotations hold hashes
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 _URL_CREDS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<cred>[^/@\s:]+:[^/@\s]*)@")
-_BEARER = re.compile(r"(?i)\b(bearer|token|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+_AUTH_HEADER = re.compile(r"(?i)\b(authorization\s*[:=]\s*(?:[A-Za-z]+\s+)?)[^\s\"',;]+")
+_BEARER = re.compile(r"(?i)\b(bearer)\s+(?=[A-Za-z0-9._~+/=-]*\d)[A-Za-z0-9._~+/=-]{16,}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _QUERY_SECRET = re.compile(
-    r"(?i)([?&](?:access_token|token|api_key|apikey|key|secret|password|passwd|sig|signature|auth|code)=)[^&#\s\"']+"
+    r"(?i)([?&](?:access_token|token|api_key|apikey|key|secret|client_secret|password|passwd|sig|signature)=)[^&#\s\"']+"
 )
-_PAIR_SECRET = re.compile(r"(?i)\b((?:password|passwd|pwd|token|secret|api[_-]?key|apikey)\s*[=:]\s*)[^\s,;&\"']+")
+_PAIR_SECRET = re.compile(r"(?i)\b(\w*(?:password|passwd|pwd|token|secret|api[_-]?key|apikey)\s*[=:]\s*)[^\s,;&\"']+")
+_FLAG_SECRET = re.compile(r"(?i)(--(?:password|passwd|token|api-key|apikey|secret|client-secret)[ =])[^\s\"']+")
+_USER_PASS = re.compile(r"(?<!\S)(-u\s+|--user[ =])([^\s:\"']+):[^\s\"']+")
 #: Fields that hold a credential by their meaning, whatever they are called.
 _SECRET_FIELDS = {("AlertProvider", "address"), ("AlertProvider", "proxy")}
 
@@ -46,25 +51,34 @@ _SECRET_FIELDS = {("AlertProvider", "address"), ("AlertProvider", "proxy")}
 def secret_key(key: str) -> bool:
     """Return whether a field name says its value is a credential (``apiToken``, ``client_secret``, …)."""
     words = [w.lower() for w in _WORD.findall(key)]
-    if not words:
+    if not words or words[0] in _NOT_SECRET_FIRST:
         return False
     if words[-1] in _REFERENCE_WORDS and len(words) > 1:
-        # secretName, tokenRef, passwordFile: a reference to a secret, not the secret.
+        # secretName, tokenRef, passwordFile, tokenUrl: about a secret, not the secret.
         return False
-    if any(w in _SECRET_WORDS for w in words) or key.lower() in ("auth", "x-api-key"):
+    singular = [w[:-1] if w.endswith("s") and w[:-1] in _SECRET_WORDS else w for w in words]
+    if any(w in _SECRET_WORDS for w in singular) or key.lower() in ("auth", "x-api-key"):
         return True
-    return any(pair in _SECRET_PAIRS for pair in itertools.pairwise(words))
+    return any(pair in _SECRET_PAIRS for pair in itertools.pairwise(singular))
 
 
 _DROP_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
 
 def scrub_text(text: str) -> str:
-    """Remove credentials embedded in free text (URLs with user:password, Bearer tokens, JWTs)."""
+    """Remove credentials embedded in free text.
+
+    URLs with user:password and secret query parameters, Authorization headers, Bearer tokens,
+    ``password=…`` / ``API_TOKEN=…`` pairs, ``--password …`` and ``-u user:pass`` flags, JWTs.
+    Prose such as "token validation failed" is left alone.
+    """
     text = _URL_CREDS.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
+    text = _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
     text = _PAIR_SECRET.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+    text = _FLAG_SECRET.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+    text = _USER_PASS.sub(lambda m: f"{m.group(1)}{m.group(2)}:{REDACTED}", text)
     return _JWT.sub(REDACTED, text)
 
 
@@ -111,7 +125,12 @@ def _walk(node: Any, path: str, paths: list[str], in_metadata_map: bool) -> Any:
         out: dict[str, Any] = {}
         for k, v in node.items():
             p = f"{path}.{k}" if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", str(k)) else f"{path}[{str(k)!r}]"
-            if isinstance(v, str) and v and (secret_key(str(k)) or (in_metadata_map and looks_like_token(v))):
+            if secret_key(str(k)) and v not in (None, "") and not isinstance(v, bool):
+                # Any value under a secret's name goes: strings, numbers, lists, nested maps.
+                out[k] = REDACTED
+                paths.append(p)
+                continue
+            if isinstance(v, str) and v and in_metadata_map and looks_like_token(v):
                 out[k] = REDACTED
                 paths.append(p)
                 continue

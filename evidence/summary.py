@@ -14,7 +14,7 @@ from typing import Any
 from evidence.analysis.counters import prepare_counters
 from evidence.analysis.timeline import MANIFEST_START, Timeline
 from evidence.analysis.traffic import WEIGHT
-from evidence.bundle import Bundle
+from evidence.bundle import Bundle, grouped_gaps
 from evidence.errors import BundleError
 from evidence.evaluate import RolloutRecord, reconstruct_rollout
 from evidence.model import rfc3339
@@ -73,8 +73,9 @@ def summarise_bundle(b: Bundle) -> str:
         + (f"  ({record.how})" if record.how != MANIFEST_START else ""),
         f"outcome:   {outcome}: {tl.outcome_reason}  (confidence {tl.confidence}; Canary status now: {status.get('phase', '?')})",
         f"weights:   {weights_text(tl)}",
-        f"events:    {counts.get('events', 0)} (webhook {sources.get('events', {}).get('webhook', 0)}, "
-        f"log {sources.get('events', {}).get('log', 0)}, Kubernetes {sources.get('events', {}).get('kubernetes', 0)})",
+        f"events:    {counts.get('events', 0)} in the window, merged from what the sources held: "
+        f"{sources.get('events', {}).get('webhook', 0)} webhook payloads, {sources.get('events', {}).get('log', 0)} log lines, "
+        f"{sources.get('events', {}).get('kubernetes', 0)} Kubernetes Events",
         f"samples:   {counts.get('samples', 0):,} in {counts.get('series', 0)} series; {counts.get('checks', 0)} Flagger check values",
         f"sources:   {sources.get('kubernetes', {}).get('kind')} {sources.get('kubernetes', {}).get('location')}; "
         f"Prometheus {sources.get('prometheus', {}).get('url')}",
@@ -82,9 +83,8 @@ def summarise_bundle(b: Bundle) -> str:
     gaps = m.get("gaps", [])
     warnings = m.get("warnings", [])
     lines.append(f"gaps:      {len(gaps) or 'none'}")
-    for g in gaps:
-        where = g.get("query") or f"{g.get('from')} → {g.get('to')}"
-        lines.append(f"  - {g['kind']}: {where}: {g.get('detail', '')}")
+    for g in grouped_gaps(m):
+        lines.append(f"  - {g['kind']}: {g['where']}: {g['detail']}")
     if warnings:
         lines.append(f"warnings:  {len(warnings)}")
         lines.extend(f"  - {w}" for w in warnings)

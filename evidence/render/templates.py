@@ -25,15 +25,23 @@ def default_template_dir() -> Path:
     raise RenderError("report_templates/ not found beside the evidence package; reinstall evidence")
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|>~])")
+_MD_INLINE = re.compile(r"([\\`*_\[\]|])")
+_MD_LINE_START = re.compile(r"^([#>+=-])")
+_MD_ORDERED = re.compile(r"^(\d+)\.")
 
 
 def md_escape(value: Any) -> str:
-    """Return text safe inside Markdown (and a Markdown table cell): no HTML, no markup."""
-    text = str(value)
+    """Return text safe inside Markdown and a table cell, escaping only what would change meaning.
+
+    HTML is neutralised (``<``, ``>``, ``&``), as are emphasis, code, links and table pipes;
+    a leading ``#``, ``>``, list marker or ``1.`` is escaped.  Parentheses, ``!`` and the like
+    stay readable, so the text pastes cleanly into a wiki or a ticket.
+    """
+    text = " ".join(str(value).split())
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = _MD_SPECIAL.sub(r"\\\1", text)
-    return " ".join(text.split())
+    text = _MD_INLINE.sub(r"\\\1", text)
+    text = _MD_LINE_START.sub(r"\\\1", text)
+    return _MD_ORDERED.sub(r"\1\\.", text)
 
 
 def environment(template_dir: str | Path | None = None) -> Any:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from evidence.errors import PrometheusError, UsageError
+from evidence.errors import PrometheusError, PrometheusTimeout, UsageError
 
 #: Prometheus refuses range queries of more than 11,000 points per series.
 MAX_POINTS = 11_000
@@ -139,7 +139,7 @@ class PrometheusSource:
         except requests.exceptions.RequestException as exc:
             # A read timeout that exhausted the retries arrives wrapped in a ConnectionError.
             if isinstance(exc, requests.exceptions.Timeout) or "timed out" in str(exc):
-                raise PrometheusError(
+                raise PrometheusTimeout(
                     f"Prometheus at {self.url} did not answer {what} within {self.timeout:g}s (after retries); "
                     "check the URL, or raise --timeout for a slow long-term store"
                 ) from None
