@@ -26,8 +26,8 @@ def default_template_dir() -> Path:
 
 
 _MD_INLINE = re.compile(r"([\\`*_\[\]|])")
-_MD_LINE_START = re.compile(r"^([#>+=-])")
-_MD_ORDERED = re.compile(r"^(\d+)\.")
+_MD_LINE_START = re.compile(r"^(#|[-+](?=\s))")
+_MD_ORDERED = re.compile(r"^(\d+)\.(?=\s)")
 
 
 def md_escape(value: Any) -> str:
