@@ -26,6 +26,7 @@ from evidence.events import (
     from_log_lines,
     from_webhooks,
     merge_lossless,
+    parse_time,
     to_records,
 )
 from evidence.flagger import promql_string
@@ -234,7 +235,7 @@ def collect_rollout(
             f"spec.service.name {spec.apex!r} differs from targetRef {spec.target!r}: Flagger's builtin Traefik queries use the "
             "target and match nothing (flagger#1767); the raw samples were collected by the service name"
         )
-    warnings.extend(_event_warnings(rows, stats, data))
+    warnings.extend(_event_warnings(rows, stats, data, window))
 
     bundle_id = uuid.uuid4().hex
     name = bundle_dirname(ref.namespace, ref.name, window.start, bundle_id)
@@ -362,7 +363,7 @@ def _object_rows(data: ClusterData) -> list[dict[str, Any]]:
     return rows
 
 
-def _event_warnings(rows: list[Any], stats: dict[str, int], data: ClusterData) -> list[str]:
+def _event_warnings(rows: list[Any], stats: dict[str, int], data: ClusterData, window: Window) -> list[str]:
     out = []
     lossless = {"webhook", "log"}
     has_lossless = any(lossless & set(o.sources) for o in rows)
@@ -382,8 +383,9 @@ def _event_warnings(rows: list[Any], stats: dict[str, int], data: ClusterData) -
         )
     if stats["cross_rollout"]:
         out.append(f"{stats['cross_rollout']} Kubernetes Event(s) were deduplicated with an earlier rollout (old firstTimestamp)")
-    phase = ((data.canary.get("status") or {}).get("phase")) or ""
-    actions = {o.message.split(" ")[0] for o in rows}
-    if phase == "Failed" and "Canary" not in actions and rows and has_lossless is False:
-        out.append("the Canary is Failed but no 'Canary failed!' event is in the window: events look lost")
+    status = data.canary.get("status") or {}
+    changed = parse_time(status.get("lastTransitionTime"))
+    failed_here = status.get("phase") == "Failed" and changed is not None and window.start <= changed <= window.end
+    if failed_here and not any(o.message.startswith("Canary failed!") for o in rows):
+        out.append("the Canary turned Failed inside the window but no 'Canary failed!' event is in the record: events look lost")
     return out

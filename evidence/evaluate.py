@@ -252,16 +252,41 @@ def _ms(t: dt.datetime) -> int:
 
 
 def _gap_notes(manifest: Mapping[str, Any], start: dt.datetime, end: dt.datetime) -> list[str]:
+    """Return a note for each gap of the manifest that touches the evaluated span ``[start, end]``.
+
+    A failed query's gaps are its failed chunks, each with ``from``/``to``: only those that
+    overlap the span matter, and a query gets one note listing them.  A failed query with no
+    range (an older bundle) is noted as it is: where it failed is unknown.
+    """
     out = []
+    failed: dict[str, list[tuple[dt.datetime | None, dt.datetime | None, str]]] = {}
     for g in manifest.get("gaps") or []:
         if not isinstance(g, Mapping):
             continue
-        if g.get("kind") == "scrape_gap":
-            a, b = _time(g.get("from")), _time(g.get("to"))
+        kind = g.get("kind")
+        a, b = _time(g.get("from")), _time(g.get("to"))
+        if kind == "scrape_gap":
             if a is not None and b is not None and a <= end and b >= start:
                 out.append(
                     f"scrape gap {rfc3339(a)} → {rfc3339(b)}: criteria have no evaluation inside it; counts across it are exact"
                 )
-        elif g.get("kind") in ("query_failed", "query_empty"):
-            out.append(f"query {g.get('query')}: {str(g.get('kind')).replace('_', ' ')} — {g.get('detail')}")
+        elif kind == "query_failed":
+            if a is not None and b is not None and (a > end or b < start):
+                continue
+            failed.setdefault(str(g.get("query")), []).append((a, b, str(g.get("detail") or "")))
+        elif kind == "query_empty":
+            out.append(f"query {g.get('query')}: query empty — {g.get('detail')}")
+    for query, chunks in failed.items():
+        known = [(a, b) for a, b, _ in chunks if a is not None and b is not None]
+        unrecorded = len(known) < len(chunks)
+        if len(known) > 3:
+            ranges = [f"{len(known)} chunks between {rfc3339(min(a for a, _ in known))} and {rfc3339(max(b for _, b in known))}"]
+        else:
+            ranges = [f"{rfc3339(a)} → {rfc3339(b)}" for a, b in known]
+        if ranges:
+            where = "failed for " + ", ".join(ranges) + (", and at an unrecorded time" if unrecorded else "")
+        else:
+            where = "failed (when in the window is not recorded)"
+        details = "; ".join(dict.fromkeys(d for _, _, d in chunks if d)) or "no detail"
+        out.append(f"query {query} {where}: its samples there are missing from the bundle — {details}")
     return out

@@ -96,6 +96,40 @@ def test_a_series_deleted_and_recreated_restarts_from_zero() -> None:
     assert int(table_of(f).series["restarts"].iloc[sid]) == 1
 
 
+def test_a_recreated_series_with_no_drop_is_read_from_its_service_s_absence() -> None:
+    """Rollout one leaves the canary's 5xx series at 1; rollout two's first sample is 1 again: no drop."""
+    f = Frames()
+    times = list(range(0, 151, 15))
+    clock(f, times)  # the primary is scraped all along, from the same target
+    ok = f.add("traefik_service_requests_total", "canary", [(30, 10), (45, 20), (120, 5), (135, 9)], code="200")
+    err = f.add("traefik_service_requests_total", "canary", [(30, 1), (45, 1), (120, 1), (135, 2)], code="500")
+    # Rollout two's own error shows, and its requests: 1 + 1 errors, 20 + 9 requests in all.
+    assert inc(f, err, 135, 30) == 2
+    assert inc(f, err, 135, 135) == 3
+    assert inc(f, ok, 135, 135) == 29
+    tab = table_of(f)
+    assert int(tab.series["restarts"].iloc[err]) == 1 and int(tab.series["restarts"].iloc[ok]) == 1
+    # The 5xx series may come back later than its service's other series: still re-created.
+    g = Frames()
+    clock(g, times)
+    g.add("traefik_service_requests_total", "canary", [(30, 10), (45, 20), (120, 5), (135, 9)], code="200")
+    late = g.add("traefik_service_requests_total", "canary", [(30, 1), (45, 1), (135, 1)], code="500")
+    assert inc(g, late, 135, 135) == 2
+
+
+def test_a_hole_of_the_whole_metric_is_no_recreation_even_when_other_metrics_were_scraped() -> None:
+    """A failed query chunk drops one metric for every service: nothing in its group says a service was gone."""
+    f = Frames()
+    times = list(range(0, 151, 15))
+    kept = [t for t in times if not 45 < t < 120]
+    f.add("traefik_service_requests_total", "primary", [(t, 1000 + t) for t in kept], code="200")
+    sid = f.add("traefik_service_requests_total", "canary", [(t, 1 + t // 15) for t in kept if t >= 30], code="500")
+    # Another metric of the same target answered during the hole.
+    f.add("traefik_service_request_duration_seconds_bucket", "primary", [(t, 5 * t) for t in times], code="200", le="+Inf")
+    assert inc(f, sid, 150, 150) == 11  # appeared at 30 with 3 (counted from 0), then up to 11
+    assert int(table_of(f).series["restarts"].iloc[sid]) == 0
+
+
 def test_holes_in_a_series_never_inflate_counts() -> None:
     """A failed query chunk, or an HA replica scraping seconds apart, is no re-creation."""
     f = Frames()

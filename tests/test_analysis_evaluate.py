@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from evidence.bundle import SCHEMA, SCHEMA_VERSION, bundle_writer, read_bundle
-from evidence.evaluate import evaluate_bundle
+from evidence.evaluate import evaluate_bundle, evaluate_rollout
 from evidence.policy import default_policy, load_policy
 from evidence.render.context import summary_sentences
 from evidence.render.evaluation import evaluation_to_json, format_evaluation
@@ -147,6 +147,7 @@ def test_the_json_holds_the_contract(rolled_back: Path) -> None:
     assert fl["first_halt_at"] == "2026-11-20T10:05:00.005Z"
     assert fl["rollback_at"] == "2026-11-20T10:07:00.005Z"
     assert fl["promoted_at"] is None and fl["max_weight"] == 20 and isinstance(fl["max_weight"], int)
+    assert fl["rollback_inferred"] is False  # "Rolling back …" is in the record
     first = min(c["first_breach_at"] for c in js["criteria"] if c["first_breach_at"])
     assert first == js["detection_lag"]["first_breach_at"]
     lag = (pd.Timestamp(fl["rollback_at"]) - pd.Timestamp(first)).total_seconds()
@@ -257,6 +258,7 @@ def test_a_failed_canary_whose_weight_fell_to_0_counts_as_the_rollback(tmp_path:
     js = evaluation_to_json(ev)
     assert js["outcome"] == "rolled_back" and js["flagger"]["outcome_source"] == "canary-status"
     assert js["flagger"]["rollback_at"] == "2026-11-20T10:07:15Z" and js["flagger"]["confidence"] == "low"
+    assert js["flagger"]["rollback_inferred"] is True
     assert js["flagger"]["max_weight"] == 20
     assert any("the rollback is inferred" in n for n in js["confidence"]["notes"])
     messages = " ".join(f["message"] for f in js["findings"])
@@ -280,3 +282,78 @@ def test_without_a_terminal_event_whether_flagger_rolled_back_is_unknown(tmp_pat
     would = next(f for f in ev.findings if f.code == "policy-would-roll-back")
     assert "whether Flagger rolled back is unknown" in would.message and "did not roll back" not in would.message
     assert "actual            unknown: no terminal event in the record" in format_evaluation(ev)
+
+
+def test_a_later_rollout_s_failed_status_does_not_roll_this_one_back(tmp_path: Path) -> None:
+    """The Canary object says Failed since an hour after the window: that is another rollout's outcome."""
+    later = canary()
+    later["status"] = {"phase": "Failed", "lastTransitionTime": at(3600 + 420).isoformat()}
+    path = write_bundle(tmp_path, "shop_podinfo_l", weight_gauge_frames(), events_frame([]), later, success_checks())
+    ev = evaluate_bundle(read_bundle(path), default_policy())
+    js = evaluation_to_json(ev)
+    assert js["outcome"] == "unknown" and js["flagger"]["outcome_source"] == "none"
+    assert js["flagger"]["rollback_at"] is None and js["flagger"]["rollback_inferred"] is False
+    assert js["detection_lag_seconds"] is None
+    assert any("set after the evaluated span" in n for n in ev.notes)
+    assert not js["blast_radius"]["exposure_open"]  # the weight gauge still closes the exposure
+    assert "actual            unknown: no terminal event in the record" in format_evaluation(ev)
+
+
+def gap_manifest(gaps: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "bundle_id": "0123456789abcdef0123456789abcdef",
+        "canary": {"namespace": "shop", "name": "podinfo", "target": "podinfo"},
+        "window": {"start": "2026-11-19T12:00:00Z", "end": "2026-11-20T10:15:00Z"},
+        "rollout": {"start": "2026-11-20T10:00:00Z"},
+        "gaps": gaps,
+    }
+
+
+def test_gap_notes_are_those_that_touch_the_evaluated_rollout_one_per_query() -> None:
+    def failed(query: str, a: str, b: str, detail: str = "HTTP 503") -> dict[str, Any]:
+        return {"kind": "query_failed", "query": query, "from": a, "to": b, "detail": detail}
+
+    gaps = [
+        failed("raw:traefik_service_requests_total", "2026-11-19T12:00:00Z", "2026-11-19T14:00:00Z"),  # 20 h before
+        failed("raw:traefik_service_requests_total", "2026-11-20T08:00:00Z", "2026-11-20T10:00:30Z"),
+        failed("raw:traefik_service_requests_total", "2026-11-20T10:00:30Z", "2026-11-20T10:15:00Z", "timeout"),
+        failed("raw:flagger_canary_weight", "2026-11-19T14:00:00Z", "2026-11-19T16:00:00Z"),  # before: no note
+        {"kind": "query_failed", "query": "check:request-success-rate", "detail": "bad_data"},  # no range: kept
+        {"kind": "scrape_gap", "from": "2026-11-19T13:00:00Z", "to": "2026-11-19T13:05:00Z"},  # before: no note
+        {"kind": "query_empty", "query": "raw:flagger_canary_status", "detail": "no series"},
+    ]
+    ev = evaluate_rollout(
+        manifest=gap_manifest(gaps),
+        canary=canary(),
+        series=frames(1.0).series_frame(),
+        samples=frames(1.0).samples_frame(),
+        events=rolled_back_events(),
+        checks=success_checks(),
+        policy=default_policy(),
+    )
+    notes = [n for n in ev.notes if n.startswith(("query ", "scrape gap"))]
+    assert notes == [
+        "query raw:flagger_canary_status: query empty — no series",
+        "query raw:traefik_service_requests_total failed for 2026-11-20T08:00:00Z → 2026-11-20T10:00:30Z, "
+        "2026-11-20T10:00:30Z → 2026-11-20T10:15:00Z: its samples there are missing from the bundle — HTTP 503; timeout",
+        "query check:request-success-rate failed (when in the window is not recorded): its samples there are missing "
+        "from the bundle — bad_data",
+    ]
+
+    # Many failed chunks inside the rollout: one line that says how many and where.
+    many = [
+        failed("raw:flagger_canary_weight", f"2026-11-20T10:0{i}:00Z", f"2026-11-20T10:0{i}:30Z", "HTTP 502") for i in range(5)
+    ]
+    ev = evaluate_rollout(
+        manifest=gap_manifest(many),
+        canary=canary(),
+        series=frames(1.0).series_frame(),
+        samples=frames(1.0).samples_frame(),
+        events=rolled_back_events(),
+        checks=success_checks(),
+        policy=default_policy(),
+    )
+    assert [n for n in ev.notes if n.startswith("query ")] == [
+        "query raw:flagger_canary_weight failed for 5 chunks between 2026-11-20T10:00:00Z and 2026-11-20T10:04:30Z: "
+        "its samples there are missing from the bundle — HTTP 502"
+    ]

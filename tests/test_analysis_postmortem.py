@@ -16,8 +16,11 @@ C = "podinfo.shop"
 MIDNIGHT = 14 * 3600  # seconds after T0 (10:00 UTC) to 00:00 UTC the next day
 
 
-def rollout(offset: float) -> Evaluation:
-    """A rollout starting ``offset`` s after T0: weight 10 then 20, the canary's 5xx at 25 % from +240 s, rolled back at +420 s."""
+def rollout(offset: float, rows: list[dict[str, Any]] | None = None) -> Evaluation:
+    """A rollout starting ``offset`` s after T0: weight 10 then 20, the canary's 5xx at 25 % from +240 s, rolled back at +420 s.
+
+    ``rows`` replaces Flagger's events.
+    """
     f = Frames()
     times = [offset + t for t in range(0, 901, 15)]
     p_ok, p_err, c_ok, c_err = [], [], [], []
@@ -36,7 +39,7 @@ def rollout(offset: float) -> Evaluation:
     f.requests("primary", times, p_ok, p_err)
     f.requests("canary", times, c_ok, c_err)
     halt: dict[str, Any] = {"metric": "request-success-rate", "value": 75.0, "threshold": 99.0, "comparator": "<"}
-    rows = [
+    rows = rows or [
         event(offset, "new-revision", f"New revision detected! Scaling up {C}"),
         event(offset + 60.005, "advance", f"Advance {C} canary weight 10", weight=10),
         event(offset + 180.005, "advance", f"Advance {C} canary weight 20", weight=20),
@@ -80,3 +83,33 @@ def test_a_rollout_within_one_day_shows_only_clock_times() -> None:
     shown = [r["time"] for r in facts["timeline"]]
     assert shown[0] == "10:00:00" and shown == sorted(shown)
     assert all(re.fullmatch(r"\d\d:\d\d:\d\d", s) for s in shown)
+
+
+def test_the_timeline_holds_every_terminal_and_weight_changing_event() -> None:
+    """The progress deadline's rollback, the promotion's primary-weight steps and traffic sent back to the canary."""
+    deadline = [
+        event(0, "new-revision", f"New revision detected! Scaling up {C}"),
+        event(60, "advance", f"Advance {C} canary weight 10", weight=10),
+        event(420, "rollback-deadline", f"Rolling back {C} progress deadline exceeded canary deployment {C} not ready", weight=0),
+        event(420.01, "failed", f"Canary failed! Scaling down {C}", weight=0),
+    ]
+    shown = [r["message"] for r in postmortem_facts(rollout(0, deadline), [], [])["timeline"]]
+    assert f"Rolling back {C} progress deadline exceeded canary deployment {C} not ready" in shown
+    promotion = [
+        event(0, "new-revision", f"New revision detected! Scaling up {C}"),
+        event(60, "advance", f"Advance {C} canary weight 10", weight=10),
+        event(180, "advance", f"Advance {C} canary weight 20", weight=20),
+        event(240, "promote-start", f"Copying {C} template spec to podinfo-primary.shop"),
+        event(300, "promote-step", f"Advance {C} primary weight 90", weight=10),
+        event(360, "promote-step", f"Advance {C} primary weight 100", weight=0),
+        event(420, "promotion-failed", f"Promotion of {C} failed, primary not ready: timeout", weight=100),
+        event(420.01, "route-canary", "Routing all traffic to canary", weight=100),
+    ]
+    shown = [r["message"] for r in postmortem_facts(rollout(0, promotion), [], [])["timeline"]]
+    for message in (
+        f"Advance {C} primary weight 90",
+        f"Advance {C} primary weight 100",
+        f"Promotion of {C} failed, primary not ready: timeout",
+        "Routing all traffic to canary",
+    ):
+        assert message in shown, shown

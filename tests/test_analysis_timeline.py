@@ -290,9 +290,42 @@ def test_a_failed_canary_whose_weight_gauge_fell_to_0_was_rolled_back() -> None:
     tl = build_timeline(events_frame([]), at(0), at(600), canary=failed, gauge=gauge)
     assert tl.outcome == "rolled_back" and tl.outcome_source == "canary-status" and tl.confidence == "low"
     assert tl.rollback_at == at(315) and tl.traffic_to_primary_at == at(315) and tl.max_weight == 40
+    assert tl.rollback_inferred
     assert "inferred" in tl.outcome_reason
     assert any("the rollback is inferred from the Canary's status" in n for n in tl.notes)
     # A canary that never took weight and failed is no rollback.
     flat = WeightSeries(np.array([ms(t) for t in (15, 75)]), np.array([0.0, 0.0]), "flagger_canary_weight")
     tl = build_timeline(events_frame([]), at(0), at(600), canary=failed, gauge=flat)
     assert tl.outcome == "failed" and tl.rollback_at is None
+
+
+def test_a_status_set_after_the_span_belongs_to_a_later_rollout_and_decides_nothing() -> None:
+    """The Canary object is its state at collection: a later rollout's Failed must not roll this one back."""
+    gauge = WeightSeries(
+        np.array([ms(t) for t in (15, 75, 135, 195, 255, 315, 375)]),
+        np.array([0.0, 10.0, 20.0, 40.0, 40.0, 0.0, 0.0]),
+        "flagger_canary_weight",
+    )
+    later = {"status": {"phase": "Failed", "lastTransitionTime": at(3600 + 480).isoformat()}}
+    for rows in ([], start_rows()):
+        tl = build_timeline(events_frame(rows), at(0), at(600), canary=later, gauge=gauge)
+        assert tl.outcome == "unknown" and tl.outcome_source == "none" and tl.confidence == "low"
+        assert tl.rollback_at is None and not tl.rollback_inferred
+        assert tl.traffic_to_primary_at == at(315)  # the exposure still closes where the weight fell
+        assert any("set after the evaluated span" in n for n in tl.notes)
+    # Without a weight back at 0, the rollout may still be running: in progress, not rolled back.
+    tl = build_timeline(events_frame([*start_rows(), halt(180)]), at(0), at(600), canary=later)
+    assert tl.outcome == "in_progress" and tl.rollback_at is None
+    # The same status inside the span (within Kubernetes' one-second precision of its end) is used.
+    now = {"status": {"phase": "Failed", "lastTransitionTime": at(601).isoformat()}}
+    tl = build_timeline(events_frame([]), at(0), at(600), canary=now, gauge=gauge)
+    assert tl.outcome == "rolled_back" and tl.rollback_at == at(315) and tl.rollback_inferred
+
+
+def test_rollback_inferred_only_without_a_rollback_event() -> None:
+    rows = [*start_rows(), halt(180), event(240, "rollback", f"Rolling back {C} failed checks threshold reached 1", weight=0)]
+    tl = build_timeline(events_frame(rows), at(0), at(600))
+    assert tl.rollback_at == at(240) and not tl.rollback_inferred
+    rows = [*start_rows(), halt(180), event(240, "failed", f"Canary failed! Scaling down {C}", weight=0)]
+    tl = build_timeline(events_frame(rows), at(0), at(600))
+    assert tl.outcome == "rolled_back" and tl.rollback_at == at(240) and not tl.rollback_inferred

@@ -15,14 +15,22 @@ Reset correction, per series, in time order:
 * a value lower than the previous one is a counter reset: the value before the drop is added
   to everything after it;
 * a series that Traefik deleted and re-created (its service left the TraefikService and came
-  back in a later rollout) restarts at 0, which shows as such a drop;
-* a hole in a series (a scrape gap, a failed query chunk, or a high-availability pair whose
-  replicas scrape a few seconds apart) is *not* a reset: the counter kept counting and its
-  increase shows at the first sample after the hole.  Inferring re-creation from absence
-  alone inflated counts many-fold on such holes, so it is not done.  The cost, said plainly:
-  a series re-created with a first value above its last value before the hole would be
-  undercounted by that last value; Traefik's counters restart at 0, so that needs more
-  requests within one scrape interval than the series counted in its earlier life.
+  back in a later rollout) restarts at 0.  That shows as such a drop when its new value is
+  lower; when it is not (an earlier rollout left the canary's ``code="500"`` series at 1 and
+  the re-created one's first sample is 1 again), the re-creation is read from absence, but only
+  when that is unambiguous: the hole between two consecutive samples of the series is longer
+  than two scrape intervals of its group (metric, job and instance; the interval is the median
+  spacing of the group's series' own samples), **and** the group was scraped at some time in the
+  hole when no series of the same service was — the whole service was gone while its target
+  answered, as when Traefik drops a removed service's series.  Then the sample after the hole
+  is an increase from 0, like a reset;
+* any other hole is *not* a reset: the counter kept counting and its increase shows at the
+  first sample after the hole.  A failed query chunk empties the whole metric, a scrape gap
+  the whole target, a single missing series leaves its service's other series in place, and a
+  high-availability pair's replicas scrape seconds apart — none of these is read as a
+  re-creation (inferring it from absence alone inflated counts many-fold on such holes).  The
+  cost, said plainly: a series re-created within two scrape intervals, with a first value
+  above its last value before the hole, is undercounted by that last value.
 
 A series present within one scrape interval of the first scrape of its metric and target in
 the bundle cannot be told apart from one that existed long before: its first sample is a
@@ -211,6 +219,30 @@ def _labels_map(text: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
+def _recreated(
+    sample_group: IntArray, sample_service: IntArray, t: IntArray, prev_t: IntArray, same: BoolArray, interval: IntArray
+) -> BoolArray:
+    """Return, for each sample, whether its series was deleted and re-created in the hole before it.
+
+    Only when unambiguous: the hole is longer than two scrape intervals of the series' group
+    (metric, job, instance), and the group was scraped at some time inside it when no series of
+    the series' own service was — the service was gone while its target answered.
+    """
+    out = np.zeros(t.size, dtype=bool)
+    idx = np.flatnonzero(same & (interval[sample_group] > 0) & (t - prev_t > 2 * interval[sample_group]))
+    if idx.size == 0:
+        return out
+    # Distinct scrape times of each group and of each service; a service's are a subset of its group's,
+    # so the group has more of them inside the hole exactly when the service missed a scrape there.
+    g_keys = np.unique(sample_group * _STRIDE + t)
+    s_keys = np.unique(sample_service * _STRIDE + t)
+    g, sv, lo, hi = sample_group[idx] * _STRIDE, sample_service[idx] * _STRIDE, prev_t[idx], t[idx]
+    in_group = np.searchsorted(g_keys, g + hi, side="left") - np.searchsorted(g_keys, g + lo, side="right")
+    in_service = np.searchsorted(s_keys, sv + hi, side="left") - np.searchsorted(s_keys, sv + lo, side="right")
+    out[idx] = in_group > in_service
+    return out
+
+
 def prepare_counters(series: pd.DataFrame, samples: pd.DataFrame) -> CounterTable:
     """Join samples to series, sort them and correct counter resets and re-creations."""
     sdf = series.reset_index(drop=True).copy()
@@ -249,20 +281,28 @@ def prepare_counters(series: pd.DataFrame, samples: pd.DataFrame) -> CounterTabl
         same[1:] = pos[1:] == pos[:-1]
     prev_v = np.r_[np.nan, v[:-1]] if n else v
 
-    # Per metric and target: its first scrape in the bundle and its usual scrape interval.
+    # Per metric and target (the group): its first scrape in the bundle and its usual scrape
+    # interval, the median spacing of each series' own samples (the union of an HA pair's
+    # interleaved scrapes would halve it).
     group_codes, groups = pd.factorize(sdf["group"])
-    sample_group = group_codes[pos] if n else np.zeros(0, dtype=np.int64)
+    sample_group = np.asarray(group_codes, dtype=np.int64)[pos]
+    # A Traefik service's series appear and vanish together; a series without a service label
+    # is its own group's only family, so it is never judged re-created.
+    service_codes, _ = pd.factorize(
+        pd.Series([f"{g}\x00{m['service']}" if m.get("service") else g for g, m in zip(sdf["group"], maps)], dtype=object)
+    )
+    sample_service = np.asarray(service_codes, dtype=np.int64)[pos]
     first_scrape = np.full(len(groups), np.iinfo(np.int64).max, dtype=np.int64)
     interval = np.zeros(len(groups), dtype=np.int64)
-    for g in range(len(groups)):
-        in_g = sample_group == g
-        if not in_g.any():
-            continue
-        scrapes = np.unique(t[in_g])
-        first_scrape[g] = scrapes[0]
-        interval[g] = int(np.median(np.diff(scrapes))) if scrapes.size > 1 else 0
+    prev_t = np.r_[np.int64(0), t[:-1]] if n else t
+    if n:
+        np.minimum.at(first_scrape, sample_group, t)
+        spaced = np.flatnonzero(same)
+        if spaced.size:
+            medians = pd.Series(t[spaced] - prev_t[spaced]).groupby(sample_group[spaced]).median()
+            interval[medians.index.to_numpy(dtype=np.int64)] = medians.to_numpy().astype(np.int64)
 
-    reset = same & (v < prev_v)
+    reset = same & ((v < prev_v) | _recreated(sample_group, sample_service, t, prev_t, same, interval))
     correction = np.where(reset, prev_v, 0.0)
     cum = np.cumsum(correction)
     starts = np.flatnonzero(~same)

@@ -264,7 +264,7 @@ def _open_exposure_text(tl: Timeline, blast: BlastRadius) -> str:
 def _flagger_rollback_text(tl: Timeline, policy_at: dt.datetime) -> str:
     """Say what Flagger did next to the policy's rollback, as far as the record knows it."""
     if tl.rollback_at is not None:
-        inferred = " (as inferred from the Canary's status and its weight)" if tl.outcome_source == "canary-status" else ""
+        inferred = " (as inferred from the Canary's status and its weight)" if tl.rollback_inferred else ""
         return f"{(tl.rollback_at - policy_at).total_seconds():.0f} s before Flagger did{inferred}"
     if tl.outcome == "promoted":
         how = "its events" if tl.outcome_source == "events" else "the Canary's status"

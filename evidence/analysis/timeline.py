@@ -10,10 +10,18 @@ The outcome as Flagger recorded it (../shared/reference/flagger-traefik.md §2.2
   or, Flagger ≥ 1.44, ``Promotion of … failed, primary not ready: …`` — traffic goes back to
   the canary (weight 100) and there is **no** ``Canary failed!``;
 * ``in_progress`` — the rollout has no terminal event yet;
-* ``unknown`` — no event of the rollout and no usable Canary status.
+* ``unknown`` — no event of the rollout and no usable Canary status; or only Flagger's
+  weight gauge shows the canary back at 0, and nothing in the record says whether that was a
+  promotion or a rollback.
 
 When the terminal events are missing, the Canary's status (``phase`` Succeeded / Failed) is
-the fallback, and the timeline says so.  Kubernetes-only rows lower the confidence:
+the fallback, and the timeline says so — but only a status that belongs to the evaluated span:
+a ``lastTransitionTime`` before the rollout's start is an earlier rollout's, one after the
+span's end a later rollout's (the bundle's Canary object is its state at collection time), and
+neither decides the outcome.  ``rollback_at`` is the first ``Rolling back …`` or
+``Canary failed! …`` event; only when there is none, the Canary's own status is Failed and
+its weight came back to 0 is that drop taken as the rollback, and ``rollback_inferred`` says
+so.  Kubernetes-only rows lower the confidence:
 aggregated rows (``(combined from similar events): …``) only know the latest message,
 ``cross_rollout`` rows were merged with an older rollout, and a ``k8s_count`` above 1 means
 several occurrences of which only one time is known.
@@ -101,6 +109,7 @@ class Timeline:
     first_traffic_at: dt.datetime | None
     first_halt_at: dt.datetime | None
     rollback_at: dt.datetime | None
+    rollback_inferred: bool  # no rollback event: rollback_at is the weight's drop under a Failed status
     rollback_reason: str | None
     promotion_started_at: dt.datetime | None
     promoted_at: dt.datetime | None
@@ -331,12 +340,13 @@ def build_timeline(
     back = steps[-1] if steps and steps[-1].weight == 0 and first_up is not None and steps[-1].time > first_up.time else None
     reported = _reported_checks(rollback_ev)
 
-    outcome, reason, source = _classify(entries, halts, canary, start, notes, back)
+    outcome, reason, source = _classify(entries, halts, canary, start, end, notes, back)
     rollback_at = rollback_ev.time if rollback_ev else None
+    rollback_inferred = False
     if rollback_at is None and source == "canary-status" and back is not None and outcome != "promoted":
-        # No terminal event, but the Canary says Failed and its weight went back to 0: that
-        # drop is the rollback (the time has the precision of what showed it).
-        rollback_at = back.time
+        # No terminal event, but the Canary's status of this span says Failed and its weight
+        # went back to 0: that drop is the rollback (the time has the precision of what showed it).
+        rollback_at, rollback_inferred = back.time, True
         notes.append(
             f"no 'Rolling back' or 'Canary failed!' event: the rollback is inferred from the Canary's status (phase Failed) "
             f"and its weight back at 0 at {rfc3339(back.time)}"
@@ -381,6 +391,7 @@ def build_timeline(
         first_traffic_at=first_up.time if first_up else None,
         first_halt_at=halts[0].time if halts else None,
         rollback_at=rollback_at,
+        rollback_inferred=rollback_inferred,
         rollback_reason=rollback_ev.message if rollback_ev else None,
         promotion_started_at=first["promote-start"].time if first["promote-start"] else None,
         promoted_at=promoted_ev.time if promoted_ev else None,
@@ -461,6 +472,7 @@ def _classify(
     halts: tuple[Halt, ...],
     canary: Mapping[str, Any] | None,
     start: dt.datetime | None,
+    end: dt.datetime | None,
     notes: list[str],
     back: WeightStep | None,
 ) -> tuple[str, str, str]:
@@ -499,11 +511,15 @@ def _classify(
                 "events",
             )
         return "failed", "inferred: 'Canary failed!' with no recorded cause", "events"
-    # No terminal event: the Canary's status is the fallback.
+    # No terminal event: the Canary's status is the fallback, when it belongs to this span.
     status = (canary or {}).get("status") or {}
     phase = status.get("phase") if isinstance(status, Mapping) else None
     changed = _time(status.get("lastTransitionTime")) if isinstance(status, Mapping) else None
-    stale = changed is not None and start is not None and changed < start - _TOLERANCE
+    earlier = changed is not None and start is not None and changed < start - _TOLERANCE
+    # The bundle's Canary object is its state at collection time: a status that changed after
+    # the evaluated span was set by a later rollout (or after the window) and says nothing of this one.
+    later = changed is not None and end is not None and changed > end + _TOLERANCE
+    stale = earlier or later
     if phase in ("Succeeded", "Failed") and not stale:
         notes.append(f"no terminal event in the record: the outcome comes from the Canary's status (phase {phase})")
         if phase == "Succeeded":
@@ -525,8 +541,24 @@ def _classify(
             "from the Canary's status: phase Failed; the events do not say whether checks failed or the canary was never ready",
             "canary-status",
         )
-    if stale and phase:
+    if earlier and phase:
         notes.append(f"the Canary's status (phase {phase}) predates this rollout and was not used")
+    elif later and phase and changed is not None and end is not None:
+        notes.append(
+            f"the Canary's status (phase {phase} since {rfc3339(changed)}) was set after the evaluated span "
+            f"(which ends {rfc3339(end)}): it describes a later state — a later rollout, or this one after the window — "
+            "and was not used"
+        )
+    if back is not None and back.action == "gauge":
+        # Only Flagger's weight gauge shows the canary back at 0: a promotion and a rollback
+        # both end that way, and no event ("Routing all traffic to primary" is the promotion's)
+        # nor a status of this rollout says which, so neither is claimed.
+        return (
+            "unknown",
+            f"the canary's weight went back to 0 at {rfc3339(back.time)} (Flagger's weight gauge), but no terminal event "
+            "and no Canary status of this rollout say whether it was promoted, rolled back or failed",
+            "none",
+        )
     if entries:
         if phase in ("Progressing", "Waiting", "WaitingPromotion", "Promoting", "Finalising") and not stale:
             return "in_progress", f"no terminal event yet; the Canary's status is {phase}", "events"

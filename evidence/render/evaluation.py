@@ -100,6 +100,7 @@ def evaluation_to_json(ev: Evaluation, *, include_series: bool = False) -> dict[
         "flagger": {
             "first_halt_at": rfc3339(tl.first_halt_at),
             "rollback_at": rfc3339(tl.rollback_at),
+            "rollback_inferred": tl.rollback_inferred,
             "promoted_at": rfc3339(tl.promoted_at),
             "max_weight": int(tl.max_weight),
             "outcome_reason": tl.outcome_reason,
@@ -298,7 +299,7 @@ def format_evaluation(ev: Evaluation) -> str:
         else:
             lines.append(f"  {label:<17} {r.failed_checks} failed tick(s) of {len(r.ticks)}: would not roll back")
     if tl.rollback_at:
-        actual = f"rolled back at {_t(tl.rollback_at)}" + (" (inferred)" if tl.outcome_source == "canary-status" else "")
+        actual = f"rolled back at {_t(tl.rollback_at)}" + (" (inferred)" if tl.rollback_inferred else "")
     elif not tl.ended:
         actual = f"unknown: no terminal event in the record ({ev.outcome})"
     else:

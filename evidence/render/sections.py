@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
+from evidence.bundle import grouped_gaps
 from evidence.render.formatting import FRIENDLY, OUTCOME_LABEL, fmt_duration, fmt_int, fmt_num, fmt_time, fmt_value
 
 if TYPE_CHECKING:
@@ -147,17 +148,7 @@ def provenance_section(bundle: Bundle) -> dict[str, Any]:
         }
         for q in m.get("queries", [])
     ]
-    gaps = []
-    for g in m.get("gaps", []):
-        where = g.get("query") or f"{g.get('from', '')} → {g.get('to', '')}"
-        gaps.append(
-            {
-                "kind": str(g.get("kind")),
-                "where": str(where),
-                "detail": str(g.get("detail") or ""),
-                "meaning": GAP_MEANING.get(str(g.get("kind")), ""),
-            }
-        )
+    gaps = [dict(g, meaning=GAP_MEANING.get(g["kind"], "")) for g in grouped_gaps(m)]
     files = [
         {"name": name, "sha256": str(info.get("sha256")), "bytes": fmt_int(info.get("bytes")), "rows": fmt_int(info.get("rows"))}
         for name, info in sorted(m.get("files", {}).items())
@@ -173,6 +164,8 @@ def provenance_section(bundle: Bundle) -> dict[str, Any]:
     }
 
 
+# Every event that starts or ends a rollout or changes a weight (``evidence.flagger`` actions),
+# plus halts, readiness failures and the analysis start.
 _POSTMORTEM_ACTIONS = (
     "new-revision",
     "start",
@@ -180,9 +173,12 @@ _POSTMORTEM_ACTIONS = (
     "halt",
     "rollback",
     "rollback-manual",
+    "rollback-deadline",
     "failed",
     "promote-start",
+    "promote-step",
     "route-primary",
+    "route-canary",
     "promoted",
     "promotion-failed",
     "not-ready",
