@@ -28,7 +28,7 @@ from evidence.analysis.findings import Finding, check_rollout_limits, rollout_fi
 from evidence.analysis.lag import DetectionLag, detection_lag
 from evidence.analysis.replay import Replay, analysis_ticks, replay_flagger, replay_policy
 from evidence.analysis.timeline import MANIFEST_START, Timeline, build_timeline, rollout_span
-from evidence.analysis.traffic import WeightSeries, canary_active, scrape_times, weight_gauge
+from evidence.analysis.traffic import WeightSeries, canary_active, scrape_times, status_gauge, weight_gauge
 from evidence.errors import BundleError, UsageError
 from evidence.model import parse_time, rfc3339
 from evidence.policy import Policy, default_policy
@@ -108,7 +108,7 @@ class RolloutRecord:
 def reconstruct_rollout(
     manifest: Mapping[str, Any], canary: Mapping[str, Any], events: pd.DataFrame, table: CounterTable
 ) -> RolloutRecord:
-    """Return the rollout the bundle is about and Flagger's timeline of it (``table`` needs at least the weight gauge)."""
+    """Return the rollout the bundle is about and Flagger's timeline of it (``table`` needs at least Flagger's weight and status gauges)."""
     meta = canary.get("metadata") or {}
     spec = canary.get("spec") or {}
     found = manifest.get("canary")
@@ -123,7 +123,7 @@ def reconstruct_rollout(
         raise BundleError("the bundle's manifest has no window start/end; collect it again")
     start, end, how = rollout_span(events, ws, we, _time(rollout.get("start")))
     gauge = weight_gauge(table, target)
-    timeline = build_timeline(events, start, end, canary, gauge)
+    timeline = build_timeline(events, start, end, canary, gauge, status_gauge(table, target))
     return RolloutRecord(f"{namespace}/{name}", target, ws, we, start, end, how, gauge, timeline)
 
 

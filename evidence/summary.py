@@ -2,7 +2,7 @@
 
 The rollout, its outcome and the weights are those ``evidence evaluate`` judges: the same
 rollout span (``analysis.timeline.rollout_span``) and the same timeline (``build_timeline``,
-with Flagger's weight gauge), never every event in the window — a window may hold an earlier
+with Flagger's weight and status gauges), never every event in the window — a window may hold an earlier
 rollout, or events Kubernetes deduplicated across rollouts.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from evidence.analysis.counters import prepare_counters
 from evidence.analysis.timeline import MANIFEST_START, Timeline
-from evidence.analysis.traffic import WEIGHT
+from evidence.analysis.traffic import STATUS, WEIGHT
 from evidence.bundle import Bundle, grouped_gaps
 from evidence.errors import BundleError
 from evidence.evaluate import RolloutRecord, reconstruct_rollout
@@ -34,8 +34,9 @@ def rollout_record(b: Bundle) -> RolloutRecord:
     canary = _canary(b)
     series = b.table("series")
     samples = b.table("samples")
-    # Only Flagger's weight gauge matters here: skip the reset arithmetic of every other series.
-    gauge_series = series[series["metric"] == WEIGHT]
+    # Only Flagger's weight and status gauges shape the timeline: skip the reset arithmetic of
+    # every other series (the status gauge is the outcome's last fallback, as in evaluate).
+    gauge_series = series[series["metric"].isin([WEIGHT, STATUS])]
     gauge_samples = samples[samples["series_id"].isin(gauge_series["series_id"])]
     return reconstruct_rollout(b.manifest, canary, b.table("events"), prepare_counters(gauge_series, gauge_samples))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from evidence.analysis.timeline import build_timeline, rollout_span
-from evidence.analysis.traffic import WeightSeries
+from evidence.analysis.traffic import StatusSeries, WeightSeries
 from tests.test_analysis_support import at, event, events_frame, ms
 
 C, T = "podinfo.shop", "podinfo.shop"
@@ -329,3 +329,87 @@ def test_rollback_inferred_only_without_a_rollback_event() -> None:
     rows = [*start_rows(), halt(180), event(240, "failed", f"Canary failed! Scaling down {C}", weight=0)]
     tl = build_timeline(events_frame(rows), at(0), at(600))
     assert tl.outcome == "rolled_back" and tl.rollback_at == at(240) and not tl.rollback_inferred
+
+
+def status_gauge(*points: tuple[float, float]) -> StatusSeries:
+    """Flagger's flagger_canary_status as scraped: (seconds, value) — 0 Progressing, 2 Failed, 1 any other phase."""
+    return StatusSeries(np.array([ms(t) for t, _ in points]), np.array([float(v) for _, v in points]))
+
+
+def weight_gauge(*points: tuple[float, float]) -> WeightSeries:
+    return WeightSeries(np.array([ms(t) for t, _ in points]), np.array([float(v) for _, v in points]), "flagger_canary_weight")
+
+
+def test_flagger_s_status_gauge_decides_when_no_event_and_no_canary_status_do() -> None:
+    """No event, and the Canary's status (Failed at +4080 s) is a later rollout's: the status gauge is the fallback."""
+    later = {
+        "spec": {"analysis": {"stepWeight": 10, "maxWeight": 40}},
+        "status": {"phase": "Failed", "lastTransitionTime": at(4080).isoformat()},
+    }
+    weights = weight_gauge((15, 0), (75, 10), (135, 20), (195, 40), (255, 40), (315, 0), (375, 0))
+    # 0 → 2 after the canary took weight: rolled back at the first scrape that shows Failed.
+    failed = status_gauge((-45, 1), (15, 0), (75, 0), (135, 0), (195, 0), (255, 0), (315, 2), (375, 2))
+    tl = build_timeline(events_frame([]), at(0), at(600), canary=later, gauge=weights, status=failed)
+    assert (tl.outcome, tl.outcome_source, tl.confidence) == ("rolled_back", "status-gauge", "low")
+    assert tl.rollback_at == at(315) and tl.rollback_inferred and tl.failed_at == at(315)
+    assert tl.promoted_at is None and tl.traffic_to_primary_at == at(315) and tl.max_weight == 40
+    assert tl.outcome_reason.startswith("from flagger_canary_status: 0 (Progressing) → 2 (Failed) at 2026-11-20T10:05:15Z")
+    assert any("the outcome comes from Flagger's flagger_canary_status gauge" in n for n in tl.notes)
+    assert any("set after the evaluated span" in n for n in tl.notes)
+    # ... the halts the record kept are named.
+    tl = build_timeline(events_frame([*start_rows(), halt(180)]), at(0), at(600), canary=later, gauge=weights, status=failed)
+    assert tl.outcome == "rolled_back" and "after 1 halt(s)" in tl.outcome_reason and tl.rollback_at == at(315)
+    # 0 → 2 with the weight never above 0 (never ready): failed, not rolled back; the same time.
+    flat = weight_gauge((15, 0), (375, 0))
+    tl = build_timeline(events_frame([]), at(0), at(600), canary=later, gauge=flat, status=failed)
+    assert (tl.outcome, tl.rollback_at, tl.rollback_inferred) == ("failed", at(315), True)
+    assert "weight never above 0" in tl.outcome_reason
+    # A WaitingPromotion (1) that Flagger then failed (2): failed at the 2.
+    waiting = status_gauge((15, 0), (255, 1), (315, 2))
+    tl = build_timeline(events_frame([]), at(0), at(600), canary=later, gauge=weights, status=waiting)
+    assert (tl.outcome, tl.rollback_at) == ("rolled_back", at(315))
+
+    # 0 → 1 with the weight at the last step (maxWeight 40) and back at 0: promoted, but no promotion time.
+    done = status_gauge((-45, 1), (15, 0), (75, 0), (135, 0), (195, 0), (255, 1), (315, 1), (375, 1))
+    tl = build_timeline(events_frame([]), at(0), at(600), canary=later, gauge=weights, status=done)
+    assert (tl.outcome, tl.outcome_source, tl.confidence) == ("promoted", "status-gauge", "low")
+    assert tl.promoted_at is None and tl.rollback_at is None and not tl.rollback_inferred and tl.failed_at is None
+    assert tl.traffic_to_primary_at == at(315)
+    assert any("flagger_canary_status gauge" in n and "promoted_at stays empty" in n for n in tl.notes)
+    # stepWeights: the last step is their last element (60 here), which the canary did not reach.
+    steps = {**later, "spec": {"analysis": {"stepWeights": [5, 10, 20, 40, 60]}}}
+    tl = build_timeline(events_frame([]), at(0), at(600), canary=steps, gauge=weights, status=done)
+    assert tl.outcome == "unknown" and any("not the last step 60 %" in n for n in tl.notes)
+    # Without the Canary's spec the last step is unknown: no promotion claimed.
+    tl = build_timeline(events_frame([]), at(0), at(600), canary={"status": later["status"]}, gauge=weights, status=done)
+    assert tl.outcome == "unknown" and any("spec" in n and "does not decide" in n for n in tl.notes)
+    # A 1 with the canary still weighted (WaitingPromotion at the last step): no promotion.
+    held = weight_gauge((15, 0), (75, 10), (135, 20), (195, 40), (375, 40))
+    tl = build_timeline(events_frame([]), at(0), at(600), canary=later, gauge=held, status=done)
+    assert tl.outcome == "unknown" and tl.rollback_at is None
+
+    # Otherwise nothing changes: still Progressing, a 2 that is an earlier rollout's, or no 0 → x at all.
+    for gauge in (status_gauge((15, 0), (375, 0)), status_gauge((-45, 2), (15, 2), (375, 2)), status_gauge((15, 1), (375, 1))):
+        tl = build_timeline(events_frame([]), at(0), at(600), canary=later, gauge=weights, status=gauge)
+        assert (tl.outcome, tl.outcome_source, tl.rollback_at) == ("unknown", "none", None)
+    tl = build_timeline(events_frame([*start_rows(), halt(180)]), at(0), at(600), canary=later, status=status_gauge((15, 0)))
+    assert tl.outcome == "in_progress"
+
+
+def test_events_and_a_canary_status_of_the_span_come_before_the_status_gauge() -> None:
+    failed = status_gauge((15, 0), (315, 2))
+    rows = [*start_rows(), event(300, "promoted", f"Promotion completed! Scaling down {T}")]
+    tl = build_timeline(events_frame(rows), at(0), at(600), status=failed)
+    assert (tl.outcome, tl.outcome_source, tl.rollback_at) == ("promoted", "events", None)
+    succeeded = {"status": {"phase": "Succeeded", "lastTransitionTime": at(400).isoformat()}}
+    tl = build_timeline(events_frame(start_rows()), at(0), at(600), canary=succeeded, status=failed)
+    assert (tl.outcome, tl.outcome_source) == ("promoted", "canary-status")
+    # A Canary of this span still running is what the record says now: the gauge does not override it.
+    running = {"status": {"phase": "Progressing", "lastTransitionTime": at(30).isoformat()}}
+    tl = build_timeline(events_frame(start_rows()), at(0), at(600), canary=running, status=failed)
+    assert tl.outcome == "in_progress" and "Progressing" in tl.outcome_reason
+    # A Canary status older than the rollout is an earlier one's: the gauge decides.
+    stale = {"status": {"phase": "Succeeded", "lastTransitionTime": at(-3600).isoformat()}}
+    tl = build_timeline(events_frame(start_rows()), at(0), at(600), canary=stale, status=failed)
+    assert (tl.outcome, tl.outcome_source, tl.rollback_at) == ("rolled_back", "status-gauge", at(315))
+    assert any("predates" in n for n in tl.notes)

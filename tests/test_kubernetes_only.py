@@ -10,6 +10,7 @@ scenario cannot support more, a comment says why.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from evidence.sources.dump import DumpSource
 from evidence.sources.prometheus import PrometheusSource
 from fixtures.prom import PrometheusServer
 from tests.conftest import SMALL_SCENARIOS
+from tests.test_show import assert_show_agrees_with_evaluate
 
 UTC = dt.UTC
 EVENT_RESOLUTION = 1.0  # Kubernetes Event times are whole seconds
@@ -179,3 +181,57 @@ def test_only_the_canary_object_and_prometheus(
     assert any("the rollback is inferred" in n for n in ev.notes)
     assert not any("did not roll back" in f.message for f in ev.findings)
     assert (ev.blast.canary_requests, ev.blast.canary_errors) == (ro["canary_requests"], ro["canary_errors"])
+
+
+@pytest.mark.parametrize("status", ["set-after-the-window", "absent"])
+@pytest.mark.parametrize("name", ["never-ready", "no-traffic"])
+def test_flagger_s_status_gauge_decides_when_no_event_and_no_canary_status_do(
+    name: str,
+    status: str,
+    simulated: Callable[[str], Path],
+    prometheus_for: Callable[[str], PrometheusServer],
+    truth_of: Callable[[str], dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    """No event at all (no flagger.log, no events.json) and a Canary whose status says nothing of the rollout.
+
+    Either a later rollout set it after the window ("Progressing" since then), or the Canary was
+    saved without a status (its manifest from Git).  Flagger's flagger_canary_status went
+    0 (Progressing) → 2 (Failed) at the first scrape after the failure: never-ready never took
+    weight, so it failed; no-traffic had weight 10 %, so it was rolled back.
+    """
+    truth = truth_of(name)
+    ro = truth["rollouts"][-1]
+    dump = tmp_path / "dump"
+    shutil.copytree(simulated(name) / "dump", dump)
+    (dump / "flagger.log").unlink()
+    (dump / "events.json").unlink()
+    assert not list(dump.glob("*.jsonl"))
+    end = ts(ro["end"] + 180)
+    assert end is not None
+    canary = json.loads((dump / "canary.json").read_text())
+    if status == "absent":
+        del canary["status"]
+    else:
+        later = (end + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert later < dt.datetime.fromtimestamp(truth["snapshot_at"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        canary["status"] = {**canary["status"], "phase": "Progressing", "lastTransitionTime": later}
+    (dump / "canary.json").write_text(json.dumps(canary))
+    window = {"start": ts(ro["start"] - 600), "end": end}
+    bundle = collect(name, dump, tmp_path / "bundles", truth, prometheus_for(name), window)
+    ev = evaluate_bundle(read_bundle(bundle))
+    tl = ev.timeline
+    assert tl.entries == ()
+    assert (ev.outcome, tl.outcome_source, tl.confidence) == (ro["outcome"], "status-gauge", "low")
+    assert ev.outcome == ("failed" if ro["max_weight"] == 0 else "rolled_back")
+    assert tl.outcome_reason.startswith("from flagger_canary_status: 0 (Progressing) → 2 (Failed)")
+    assert any("the outcome comes from Flagger's flagger_canary_status gauge" in n for n in ev.notes)
+    if status != "absent":
+        assert any("set after the evaluated span" in n for n in ev.notes)
+    # The rollback (or failure) is the first scrape that shows the 2: within one scrape interval after it.
+    failed_at = ro["rollback_at"] or ro["failed_at"]
+    assert tl.rollback_inferred and tl.rollback_at is not None and tl.rollback_at == tl.failed_at
+    assert 0 <= tl.rollback_at.timestamp() - failed_at <= truth["scrape_interval"]
+    assert tl.promoted_at is None and tl.max_weight == ro["max_weight"]
+    # `evidence show` reads the status gauge too, and says the same.
+    assert_show_agrees_with_evaluate(bundle)

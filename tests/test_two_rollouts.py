@@ -4,7 +4,8 @@ The earlier rollout (09:05:07) was promoted and left the canary's Traefik series
 its ``code="500"`` series at 1 — before Traefik dropped them; the later one (10:00:07) re-created
 them and was rolled back.  Collected over a window that holds both, the later rollout's counts
 must still be exact; collected over the earlier one's own window, the Canary's current status
-(Failed, set by the later rollout) must not decide the earlier one's outcome.
+(Failed, set by the later rollout) must not decide the earlier one's outcome — Flagger's status
+gauge does, when no event of it is left.
 """
 
 from __future__ import annotations
@@ -25,28 +26,30 @@ from evidence.render.evaluation import evaluation_to_json
 from evidence.sources.dump import DumpSource
 from evidence.sources.prometheus import PrometheusSource
 from fixtures.prom import PrometheusServer
+from tests.test_show import assert_show_agrees_with_evaluate
 
 NAME = "rollback-error-rate"
 UTC = dt.UTC
 BOTH = (dt.datetime(2026, 11, 19, 12, 0, tzinfo=UTC), dt.datetime(2026, 11, 20, 10, 30, tzinfo=UTC))
 FIRST = (dt.datetime(2026, 11, 20, 9, 0, tzinfo=UTC), dt.datetime(2026, 11, 20, 9, 40, tzinfo=UTC))
 
+Collect = Callable[[bool, tuple[dt.datetime, dt.datetime]], Path]
 Evaluate = Callable[[bool, tuple[dt.datetime, dt.datetime]], Evaluation]
 
 
 @pytest.fixture(scope="module")
-def evaluate(
+def collect(
     simulated: Callable[[str], Path],
     prometheus_for: Callable[[str], PrometheusServer],
     truth_of: Callable[[str], dict[str, Any]],
     tmp_path_factory: pytest.TempPathFactory,
-) -> Evaluate:
-    """Return the evaluation of the demo scenario collected over a window, with or without Flagger's log."""
+) -> Collect:
+    """Return the bundle of the demo scenario collected over a window, with or without Flagger's log."""
     truth = truth_of(NAME)
     snapshot = dt.datetime.fromtimestamp(truth["snapshot_at"], UTC)
-    cache: dict[tuple[bool, tuple[dt.datetime, dt.datetime]], Evaluation] = {}
+    cache: dict[tuple[bool, tuple[dt.datetime, dt.datetime]], Path] = {}
 
-    def run(with_log: bool, window: tuple[dt.datetime, dt.datetime]) -> Evaluation:
+    def run(with_log: bool, window: tuple[dt.datetime, dt.datetime]) -> Path:
         key = (with_log, window)
         if key not in cache:
             tmp = tmp_path_factory.mktemp("two-rollouts")
@@ -54,14 +57,27 @@ def evaluate(
             if not with_log:
                 dump = shutil.copytree(dump, tmp / "dump")
                 (dump / "flagger.log").unlink()
-            bundle = collect_rollout(
+            cache[key] = collect_rollout(
                 CanaryRef("shop", "podinfo"),
                 DumpSource(dump),
                 PrometheusSource(prometheus_for(NAME).url),
                 CollectOptions(out=tmp / "bundles", start=window[0], end=window[1]),
                 clock=lambda: snapshot,
             )
-            cache[key] = evaluate_bundle(read_bundle(bundle))
+        return cache[key]
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def evaluate(collect: Collect) -> Evaluate:
+    """Return the evaluation of the demo scenario collected over a window, with or without Flagger's log."""
+    cache: dict[tuple[bool, tuple[dt.datetime, dt.datetime]], Evaluation] = {}
+
+    def run(with_log: bool, window: tuple[dt.datetime, dt.datetime]) -> Evaluation:
+        key = (with_log, window)
+        if key not in cache:
+            cache[key] = evaluate_bundle(read_bundle(collect(with_log, window)))
         return cache[key]
 
     return run
@@ -103,16 +119,31 @@ def test_the_earlier_rollout_with_flagger_s_log_was_promoted(
     assert ev.timeline.rollback_at is None
 
 
-def test_the_later_rollout_s_status_does_not_roll_the_earlier_one_back(evaluate: Evaluate) -> None:
+def test_the_later_rollout_s_status_does_not_roll_the_earlier_one_back(
+    evaluate: Evaluate, collect: Collect, truth_of: Callable[[str], dict[str, Any]]
+) -> None:
     """Kubernetes Events only: no terminal event of the earlier rollout survived, and the Canary says Failed since 10:08.
 
-    That status is the later rollout's. The weight gauge shows the canary back at 0, which a
-    promotion and a rollback both do, so the honest outcome is unknown, with no rollback time.
+    That status is the later rollout's and decides nothing.  The weight gauge alone shows the
+    canary back at 0, which a promotion and a rollback both do; Flagger's status gauge tells
+    them apart: 0 (Progressing) → 1 at 09:11:15 (Promoting), never 2, with the weight at the
+    last step (maxWeight 50) and back at 0 — promoted, with low confidence and no promotion time.
     """
-    ev = evaluate(False, FIRST)
+    ev, ro = evaluate(False, FIRST), truth_of(NAME)["rollouts"][0]
     js = evaluation_to_json(ev)
-    assert ev.outcome == "unknown" and js["flagger"]["outcome_source"] == "none"
+    assert ev.outcome == "promoted" and js["flagger"]["outcome_source"] == "status-gauge"
+    assert js["flagger"]["confidence"] == "low"
+    assert "from flagger_canary_status" in js["flagger"]["outcome_reason"]
+    assert any("the outcome comes from Flagger's flagger_canary_status gauge" in n for n in ev.notes)
+    # promoted_at is a "Promotion completed!" event: none survived, and the gauge's scrape time is not one.
+    assert js["flagger"]["promoted_at"] is None
     assert js["flagger"]["rollback_at"] is None and js["flagger"]["rollback_inferred"] is False
     assert js["detection_lag_seconds"] is None
     assert any("set after the evaluated span" in n for n in ev.notes)
     assert not ev.blast.exposure_open  # the gauge still dates the canary's return to 0
+    # The canary's weight went back to 0 at the first scrape after Flagger routed all traffic to the primary.
+    zero = ev.timeline.traffic_to_primary_at
+    assert zero is not None and 0 <= zero.timestamp() - ro["canary_traffic_zero_at"] <= truth_of(NAME)["scrape_interval"]
+    # `evidence show` reads the same gauges and says the same.
+    text = assert_show_agrees_with_evaluate(collect(False, FIRST))
+    assert "promoted: from flagger_canary_status" in text

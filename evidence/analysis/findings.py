@@ -264,10 +264,11 @@ def _open_exposure_text(tl: Timeline, blast: BlastRadius) -> str:
 def _flagger_rollback_text(tl: Timeline, policy_at: dt.datetime) -> str:
     """Say what Flagger did next to the policy's rollback, as far as the record knows it."""
     if tl.rollback_at is not None:
-        inferred = " (as inferred from the Canary's status and its weight)" if tl.rollback_inferred else ""
+        source = "Flagger's status gauge" if tl.outcome_source == "status-gauge" else "the Canary's status and its weight"
+        inferred = f" (as inferred from {source})" if tl.rollback_inferred else ""
         return f"{(tl.rollback_at - policy_at).total_seconds():.0f} s before Flagger did{inferred}"
     if tl.outcome == "promoted":
-        how = "its events" if tl.outcome_source == "events" else "the Canary's status"
+        how = {"events": "its events", "status-gauge": "Flagger's status gauge"}.get(tl.outcome_source, "the Canary's status")
         return f"Flagger promoted the canary instead (from {how})"
     if not tl.ended:
         return f"whether Flagger rolled back is unknown: the record holds no terminal event of this rollout ({tl.outcome_reason})"

@@ -25,6 +25,24 @@ so.  Kubernetes-only rows lower the confidence:
 aggregated rows (``(combined from similar events): …``) only know the latest message,
 ``cross_rollout`` rows were merged with an older rollout, and a ``k8s_count`` above 1 means
 several occurrences of which only one time is known.
+
+Below the events and a Canary status of the span comes Flagger's status gauge
+``flagger_canary_status`` (``outcome_source`` ``status-gauge``, confidence low; reference §5:
+0 only while ``Progressing``, 2 for ``Failed``, 1 for every other phase).  It is used only when
+no terminal event and no Canary status of this span decide (none, a stale one, or one that is
+not Succeeded/Failed and not a running phase):
+
+* 0 → 2 inside the span: Flagger failed the canary at the first scrape that shows the 2 —
+  ``rolled_back`` when the canary's weight was above 0 before, else ``failed``; that scrape
+  time is ``rollback_at`` (and ``failed_at``), with ``rollback_inferred`` true;
+* 0 → 1 inside the span, never 2 after it, and the canary's weight reached the Canary's last
+  step (``stepWeights``' last, else ``maxWeight``, else 100 — Flagger's ``maxWeight()``) and
+  came back to 0: ``promoted``.  ``promoted_at`` stays empty: it means a ``Promotion
+  completed!`` event, and the gauge's 1 is only a scrape time of ``Promoting`` (or
+  ``Finalising``/``Succeeded``), which comes before the completion; ``traffic_to_primary_at``
+  still dates the weight's return to 0;
+* anything else (still 0, a 1 without a completed-looking promotion such as ``Waiting`` or
+  ``WaitingPromotion``, no gauge): the outcome stays what the rest of the record supports.
 """
 
 from __future__ import annotations
@@ -39,7 +57,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evidence.analysis.traffic import WeightSeries
+from evidence.analysis.traffic import StatusSeries, WeightSeries
 from evidence.model import UTC, rfc3339
 
 ROLLOUT_START = ("new-revision", "restart")
@@ -49,6 +67,10 @@ TERMINAL = ("promoted", "promotion-failed", *ROLLBACK_ACTIONS)
 # (``Routing all traffic to primary`` comes an analysis interval before ``Promotion completed!``).
 INFERRED_ZERO = ("promoted",)
 ENDED = ("promoted", "rolled_back", "failed")
+# Canary phases of a rollout that is still running: a status of the span in one of them is
+# what the record says now, and Flagger's status gauge does not override it.
+RUNNING_PHASES = ("Progressing", "Waiting", "WaitingPromotion", "Promoting", "Finalising")
+STATUS_GAUGE = "status-gauge"  # outcome_source when flagger_canary_status decided the outcome
 LOSSLESS = ("webhook", "log")
 _PRIMARY_WEIGHT = re.compile(r"primary weight (\d+)")
 _THRESHOLD = re.compile(r"threshold reached (\d+)")
@@ -99,20 +121,28 @@ class WeightStep:
 
 
 @dataclass(frozen=True)
+class StatusChange:
+    """Where Flagger's status gauge left 0 (Progressing) inside the span: the first scrape that shows it."""
+
+    time: dt.datetime
+    value: int  # 2 Failed, 1 any other phase
+
+
+@dataclass(frozen=True)
 class Timeline:
     """What Flagger did during one rollout, and how sure the record is."""
 
     outcome: str
     outcome_reason: str
-    outcome_source: str  # "events" | "canary-status" | "none"
+    outcome_source: str  # "events" | "canary-status" | "status-gauge" | "none"
     started_at: dt.datetime | None
     first_traffic_at: dt.datetime | None
     first_halt_at: dt.datetime | None
     rollback_at: dt.datetime | None
-    rollback_inferred: bool  # no rollback event: rollback_at is the weight's drop under a Failed status
+    rollback_inferred: bool  # no rollback event: rollback_at is the weight's drop under a Failed status, or the status gauge's 2
     rollback_reason: str | None
     promotion_started_at: dt.datetime | None
-    promoted_at: dt.datetime | None
+    promoted_at: dt.datetime | None  # a "Promotion completed!" event only, never inferred
     failed_at: dt.datetime | None
     traffic_to_primary_at: dt.datetime | None  # Flagger set the canary's weight back to 0
     max_weight: int
@@ -251,13 +281,15 @@ def build_timeline(
     end: dt.datetime | None = None,
     canary: Mapping[str, Any] | None = None,
     gauge: WeightSeries | None = None,
+    status: StatusSeries | None = None,
 ) -> Timeline:
     """Return Flagger's timeline of the rollout between ``start`` and ``end``.
 
     Without ``start``, the latest rollout in the record; either way the timeline stops before
     a later ``New revision detected! Scaling up`` (the next rollout).  ``gauge`` (Flagger's
     weight gauge) fills in the weight steps when the events have none, and raises
-    ``max_weight`` when it saw a higher weight than the events.
+    ``max_weight`` when it saw a higher weight than the events.  ``status`` (Flagger's status
+    gauge) is the last fallback for the outcome (see the module docstring).
     """
     notes: list[str] = []
     entries = [
@@ -340,8 +372,11 @@ def build_timeline(
     back = steps[-1] if steps and steps[-1].weight == 0 and first_up is not None and steps[-1].time > first_up.time else None
     reported = _reported_checks(rollback_ev)
 
-    outcome, reason, source = _classify(entries, halts, canary, start, end, notes, back)
+    change = _status_change(status, start, end)
+    fallback = _StatusFallback(change, steps, back, int(max_weight), _promotion_weight(canary))
+    outcome, reason, source = _classify(entries, halts, canary, start, end, notes, back, fallback)
     rollback_at = rollback_ev.time if rollback_ev else None
+    failed_at = failed_ev.time if failed_ev else None
     rollback_inferred = False
     if rollback_at is None and source == "canary-status" and back is not None and outcome != "promoted":
         # No terminal event, but the Canary's status of this span says Failed and its weight
@@ -352,6 +387,11 @@ def build_timeline(
             f"and its weight back at 0 at {rfc3339(back.time)}"
             + (" (Flagger's weight gauge, scrape precision)" if back.action == "gauge" else "")
         )
+    elif rollback_at is None and source == STATUS_GAUGE and change is not None and change.value == 2:
+        # Flagger sets the phase Failed in the tick that rolls back (or fails) the canary: the
+        # first scrape showing it is the rollback, within one scrape interval after it.
+        rollback_at, rollback_inferred = change.time, True
+        failed_at = failed_at or change.time
 
     lossy = [e for e in entries if e.lossy]
     if entries and len(lossy) == len(entries):
@@ -376,7 +416,7 @@ def build_timeline(
     if any(h.occurrences > 1 for h in halts) or (halts and any(e.lossy for e in entries)):
         notes.append("the halt count is a lower bound: Kubernetes may have merged or dropped halts")
 
-    if source == "none" or (source == "canary-status") or (entries and len(lossy) == len(entries) and (agg or cross)):
+    if source in ("none", "canary-status", STATUS_GAUGE) or (entries and len(lossy) == len(entries) and (agg or cross)):
         confidence = "low"
     elif lossy or reason.startswith("inferred"):
         confidence = "medium"
@@ -395,7 +435,7 @@ def build_timeline(
         rollback_reason=rollback_ev.message if rollback_ev else None,
         promotion_started_at=first["promote-start"].time if first["promote-start"] else None,
         promoted_at=promoted_ev.time if promoted_ev else None,
-        failed_at=failed_ev.time if failed_ev else None,
+        failed_at=failed_at,
         traffic_to_primary_at=back.time if back else None,
         max_weight=int(max_weight),
         failed_checks_reported=reported,
@@ -467,6 +507,116 @@ def _gauge_steps(gauge: WeightSeries, lo: int, hi: int) -> list[WeightStep]:
     return steps
 
 
+def _status_change(status: StatusSeries | None, start: dt.datetime | None, end: dt.datetime | None) -> StatusChange | None:
+    """Return where Flagger's status gauge left 0 (Progressing) inside ``(start, end]``, or None.
+
+    The first 2 (Failed) after a 0 wins: a failed rollout is over.  Otherwise the first 1 after
+    the last 0 — a 1 followed by a 0 again was a phase the rollout went on from.  A 0 in force
+    at ``start`` counts (the rollout began before the first scrape of the span).
+    """
+    if status is None or status.empty:
+        return None
+    lo = _ms(start) if start is not None else int(status.times[0]) - 1
+    hi = _ms(end) if end is not None else int(status.times[-1])
+    seen_zero = status.value_at(lo) == 0
+    one: int | None = None
+    for t, v in zip(status.times.tolist(), status.values.tolist(), strict=True):
+        if t <= lo or t > hi or not math.isfinite(v):
+            continue
+        value = round(v)
+        if value == 0:
+            seen_zero, one = True, None
+        elif seen_zero and value == 2:
+            return StatusChange(_dt(int(t)), 2)
+        elif seen_zero and one is None:
+            one = int(t)
+    return StatusChange(_dt(one), 1) if one is not None else None
+
+
+def _promotion_weight(canary: Mapping[str, Any] | None) -> int | None:
+    """Return the canary weight at which Flagger promotes (scheduler.go ``maxWeight()``), None without a spec."""
+    spec = (canary or {}).get("spec")
+    analysis = (spec.get("analysis") or spec.get("canaryAnalysis")) if isinstance(spec, Mapping) else None
+    if not isinstance(analysis, Mapping):
+        return None
+    steps = analysis.get("stepWeights")
+    if isinstance(steps, list) and steps and all(isinstance(w, (int, float)) for w in steps):
+        return min(100, int(steps[-1]))
+    mw = analysis.get("maxWeight")
+    return int(mw) if isinstance(mw, (int, float)) and not isinstance(mw, bool) and mw > 0 else 100
+
+
+@dataclass(frozen=True)
+class _StatusFallback:
+    """What the status-gauge fallback needs to know besides the events."""
+
+    change: StatusChange | None
+    steps: list[WeightStep]
+    back: WeightStep | None
+    max_weight: int
+    promotion_weight: int | None
+
+
+def _from_status_gauge(
+    fb: _StatusFallback, halts: tuple[Halt, ...], not_ready: bool, notes: list[str]
+) -> tuple[str, str, str] | None:
+    """Return the outcome Flagger's status gauge shows, or None when it shows none."""
+    change = fb.change
+    if change is None:
+        return None
+    when = rfc3339(change.time)
+    if change.value == 2:
+        weighted = any(s.weight > 0 and s.time <= change.time for s in fb.steps)
+        notes.append(
+            "no terminal event and no usable Canary status: the outcome comes from Flagger's flagger_canary_status gauge, "
+            f"0 (Progressing) → 2 (Failed) at {when}; that scrape is taken as the "
+            + ("rollback" if weighted else "failure")
+            + " time (scrape precision: it happened at most one scrape interval earlier)"
+        )
+        head = f"from flagger_canary_status: 0 (Progressing) → 2 (Failed) at {when}"
+        if weighted and halts:
+            return "rolled_back", f"{head} after {len(halts)} halt(s); the rollback events are missing", STATUS_GAUGE
+        if weighted:
+            return (
+                "rolled_back",
+                f"{head} after the canary's weight was above 0: the rollback events are missing, so whether failed checks, "
+                "a manual rollback or the progress deadline caused it is unknown",
+                STATUS_GAUGE,
+            )
+        if not_ready:
+            return "failed", f"{head} after 'not ready' events, the canary's weight never above 0", STATUS_GAUGE
+        return "failed", f"{head} with the canary's weight never above 0: no rollback of traffic", STATUS_GAUGE
+    # A 1 after Progressing is any phase but Failed: Promoting and Succeeded, but also
+    # WaitingPromotion (a closed confirm-promotion gate).  Only a weight that reached the last
+    # step and came back to 0 makes it a promotion.
+    reached = fb.promotion_weight is not None and fb.max_weight >= fb.promotion_weight
+    if reached and fb.back is not None:
+        notes.append(
+            "no terminal event and no usable Canary status: the outcome comes from Flagger's flagger_canary_status gauge, "
+            f"0 (Progressing) → 1 at {when} (a phase other than Progressing and Failed), with the canary's weight at the last "
+            f"step ({fb.max_weight} % ≥ {fb.promotion_weight} %) and back at 0 at {rfc3339(fb.back.time)}; promoted_at stays "
+            "empty: no 'Promotion completed!' event, and the gauge's time is only a scrape time of the promotion's start"
+        )
+        return (
+            "promoted",
+            f"from flagger_canary_status: 0 (Progressing) → 1 at {when}, the canary's weight at the last step "
+            f"({fb.max_weight} %) and back at 0 at {rfc3339(fb.back.time)}; the promotion events are missing",
+            STATUS_GAUGE,
+        )
+    why = (
+        "the Canary's spec (its last weight step) is not in the bundle"
+        if fb.promotion_weight is None
+        else f"the canary's weight reached {fb.max_weight} %, not the last step {fb.promotion_weight} %"
+        if not reached
+        else "the canary's weight is not back at 0"
+    )
+    notes.append(
+        f"Flagger's flagger_canary_status went 0 (Progressing) → 1 at {when}, but {why}: that is no completed promotion "
+        "(1 is every phase but Progressing and Failed, WaitingPromotion too), so it does not decide the outcome"
+    )
+    return None
+
+
 def _classify(
     entries: list[TimelineEntry],
     halts: tuple[Halt, ...],
@@ -475,6 +625,7 @@ def _classify(
     end: dt.datetime | None,
     notes: list[str],
     back: WeightStep | None,
+    fallback: _StatusFallback,
 ) -> tuple[str, str, str]:
     actions = [e.action for e in entries]
     terminal = next((e for e in entries if e.action in TERMINAL), None)
@@ -549,6 +700,11 @@ def _classify(
             f"(which ends {rfc3339(end)}): it describes a later state — a later rollout, or this one after the window — "
             "and was not used"
         )
+    if not (phase in RUNNING_PHASES and not stale):
+        # Below the events and a Canary status of this span: Flagger's status gauge.
+        decided = _from_status_gauge(fallback, halts, not_ready, notes)
+        if decided is not None:
+            return decided
     if back is not None and back.action == "gauge":
         # Only Flagger's weight gauge shows the canary back at 0: a promotion and a rollback
         # both end that way, and no event ("Routing all traffic to primary" is the promotion's)
@@ -560,7 +716,7 @@ def _classify(
             "none",
         )
     if entries:
-        if phase in ("Progressing", "Waiting", "WaitingPromotion", "Promoting", "Finalising") and not stale:
+        if phase in RUNNING_PHASES and not stale:
             return "in_progress", f"no terminal event yet; the Canary's status is {phase}", "events"
         return (
             "in_progress",

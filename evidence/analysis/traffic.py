@@ -7,6 +7,12 @@ rollback, which still counts the canary's last requests, is evaluated — **or**
 canary's Traefik request counters rose since the previous scrape.  The weight gauge says what
 Flagger intended; the counters catch traffic the gauge missed (a Flagger scrape gap, a bundle
 without the gauge).
+
+Flagger's status gauge ``flagger_canary_status{name=<target>}`` (role ``flagger``) is read here
+too, next to the weight gauge: 0 while the Canary is ``Progressing``, 2 when ``Failed``, 1 for
+every other phase (Initialized, Waiting, WaitingPromotion, Promoting, Finalising, Succeeded …;
+../shared/reference/flagger-traefik.md §5).  The timeline falls back on it when no event and
+no Canary status of the rollout say how it ended.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ if TYPE_CHECKING:
 REQUESTS = "traefik_service_requests_total"
 BUCKETS = "traefik_service_request_duration_seconds_bucket"
 WEIGHT = "flagger_canary_weight"
+STATUS = "flagger_canary_status"
 TRAEFIK_ROLES = ("primary", "canary")
 
 
@@ -57,22 +64,51 @@ class WeightSeries:
         return max(vals)
 
 
+@dataclass(frozen=True, eq=False)
+class StatusSeries:
+    """Flagger's status gauge as scraped: value ``values[i]`` from ``times[i]`` on (0 Progressing, 2 Failed, 1 otherwise)."""
+
+    times: IntArray = field(repr=False)
+    values: FloatArray = field(repr=False)
+
+    @property
+    def empty(self) -> bool:
+        return self.times.size == 0
+
+    def value_at(self, time: int) -> float | None:
+        """Return the value in force at ``time`` (its last sample at or before it), None before the first sample."""
+        i = int(np.searchsorted(self.times, time, side="right")) - 1
+        return float(self.values[i]) if i >= 0 else None
+
+
 def empty_weights() -> WeightSeries:
     """Return a weight series with no steps."""
     return WeightSeries(np.zeros(0, dtype=np.int64), np.zeros(0), "none")
 
 
-def weight_gauge(table: CounterTable, target: str) -> WeightSeries:
-    """Return Flagger's canary weight gauge (``workload`` = the targetRef name) as a step series."""
-    pos = table.select(WEIGHT, match={"workload": re.escape(target)})
+def _flagger_gauge(table: CounterTable, metric: str, match: dict[str, str]) -> tuple[IntArray, FloatArray]:
+    """Return (times, values) of one of Flagger's per-canary gauges, preferring series of role ``flagger``."""
+    pos = table.select(metric, match=match)
     flagger = pos[(table.series["role"].to_numpy()[pos] == "flagger")] if pos.size else pos
     pos = flagger if flagger.size else pos
     if pos.size == 0:
-        return empty_weights()
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
     t, v = table.samples_of(pos)
     # Several series (Flagger restarted with another instance label): the latest sample wins.
     keep = np.r_[t[1:] != t[:-1], True] if t.size else np.zeros(0, dtype=bool)
-    return WeightSeries(t[keep], v[keep], "flagger_canary_weight")
+    return t[keep], v[keep]
+
+
+def weight_gauge(table: CounterTable, target: str) -> WeightSeries:
+    """Return Flagger's canary weight gauge (``workload`` = the targetRef name) as a step series."""
+    t, v = _flagger_gauge(table, WEIGHT, {"workload": re.escape(target)})
+    return WeightSeries(t, v, "flagger_canary_weight") if t.size else empty_weights()
+
+
+def status_gauge(table: CounterTable, target: str) -> StatusSeries:
+    """Return Flagger's status gauge of the canary (label ``name`` = the targetRef name, not the Canary's name)."""
+    t, v = _flagger_gauge(table, STATUS, {"name": re.escape(target)})
+    return StatusSeries(t, v)
 
 
 def request_positions(table: CounterTable, role: str, *, errors: bool = False) -> IntArray:

@@ -233,7 +233,7 @@ def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
         )
     label = OUTCOME_LABEL.get(ev.outcome, ev.outcome).lower()
     if tl.rollback_at:
-        actual = fmt_time(tl.rollback_at) + (" (inferred)" if tl.outcome_source == "canary-status" else "")
+        actual = fmt_time(tl.rollback_at) + (" (inferred)" if tl.rollback_inferred else "")
     elif not tl.ended:
         actual = f"unknown: no terminal event in the record ({label})"
     else:
