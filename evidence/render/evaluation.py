@@ -13,6 +13,7 @@ from evidence.analysis.criteria import CriterionResult, Span, duration_text
 from evidence.analysis.replay import Replay
 from evidence.model import rfc3339
 from evidence.policy import policy_to_json
+from evidence.render.formatting import fmt_threshold, fmt_value
 
 if TYPE_CHECKING:
     from evidence.evaluate import Evaluation
@@ -202,28 +203,6 @@ def evaluation_to_json(ev: Evaluation, *, include_series: bool = False) -> dict[
     }
 
 
-def _fmt_value(c: CriterionResult, v: float | None) -> str:
-    if v is None:
-        return "-"
-    if c.kind == "error_rate_ratio":
-        return f"{v:.2f}x"
-    if c.kind == "p95_latency_increase":
-        return f"{v * 100:+.1f}%"
-    if c.kind == "success_rate":
-        return f"{v:.2f}%"
-    return f"{v:.4g}"
-
-
-def _fmt_threshold(c: CriterionResult) -> str:
-    if c.kind == "p95_latency_increase":
-        return f"{c.comparator} {c.threshold * 100:+.0f}%"
-    if c.kind == "success_rate":
-        return f"{c.comparator} {c.threshold:g}%"
-    if c.kind == "error_rate_ratio":
-        return f"{c.comparator} {c.threshold:g}x"
-    return f"{c.comparator} {c.threshold:g}"
-
-
 def _t(t: dt.datetime | None) -> str:
     return rfc3339(t) or "-"
 
@@ -252,11 +231,11 @@ def format_evaluation(ev: Evaluation) -> str:
     for c in ev.criteria:
         mark = {"breached": "x", "pass": "ok", "no_data": "--"}[c.status]
         status = {"breached": "BREACHED", "pass": "pass", "no_data": "NO DATA"}[c.status]
-        head = f"  [{mark:>2}] {c.name:<{width}}  {status:<8}  breach {_fmt_threshold(c):<9} {duration_text(c.window_seconds)} window"
+        head = f"  [{mark:>2}] {c.name:<{width}}  {status:<8}  breach {fmt_threshold(c.kind, c.comparator, c.threshold, terminal=True):<9} {duration_text(c.window_seconds)} window"
         if c.status == "no_data":
             lines.append(f"{head}  -- {c.no_data_reason}")
             continue
-        detail = f"  worst {_fmt_value(c, c.worst_value)}"
+        detail = f"  worst {fmt_value(c.kind, c.worst_value, terminal=True)}"
         if c.first_breach_at:
             detail = f"  first {_t(c.first_breach_at)}" + detail + f"  breached {c.breached_seconds:.0f} s"
         detail += f"  ({c.evaluated}/{c.evaluated + c.no_data_points} with data)"

@@ -58,31 +58,32 @@ def fmt_num(v: float | None, digits: int = 2) -> str:
     return f"{v:,.{digits}f}"
 
 
-def fmt_value(name: str, kind: str, v: float | None) -> str:
-    """Return a criterion value in its natural unit."""
+def fmt_value(kind: str, v: float | None, *, terminal: bool = False) -> str:
+    """Return a criterion value in its natural unit (plain ASCII for a terminal)."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "—"
+        return "-" if terminal else "—"
+    times, pct = ("x", "%") if terminal else ("×", " %")
     if kind == "error_rate_ratio":
-        return f"{v:.2f}×"
+        return f"{v:.2f}{times}"
     if kind == "p95_latency_increase":
-        return f"{v * 100:+.1f} %"
+        return f"{v * 100:+.1f}{pct}"
     if kind == "success_rate":
-        return f"{v:.2f} %"
+        return f"{v:.2f}{pct}"
     return f"{v:.4g}"
 
 
 _CMP = {">=": "≥", "<=": "≤"}
 
 
-def fmt_threshold(kind: str, comparator: str, threshold: float) -> str:
-    """Return when a criterion aborts, in its natural unit."""
-    cmp = _CMP.get(comparator, comparator)
+def fmt_threshold(kind: str, comparator: str, threshold: float, *, terminal: bool = False) -> str:
+    """Return when a criterion aborts, in its natural unit (short and ASCII for a terminal column)."""
+    cmp = comparator if terminal else _CMP.get(comparator, comparator)
     if kind == "error_rate_ratio":
-        return f"{cmp} {threshold:g}× primary's 5xx share"
+        return f"{cmp} {threshold:g}x" if terminal else f"{cmp} {threshold:g}× primary's 5xx share"
     if kind == "p95_latency_increase":
-        return f"{cmp} +{threshold * 100:g} % vs primary p95"
+        return f"{cmp} {threshold * 100:+.0f}%" if terminal else f"{cmp} +{threshold * 100:g} % vs primary p95"
     if kind == "success_rate":
-        return f"{cmp} {threshold:g} %"
+        return f"{cmp} {threshold:g}%" if terminal else f"{cmp} {threshold:g} %"
     return f"{cmp} {threshold:g}"
 
 

@@ -216,7 +216,7 @@ def postmortem_facts(ev: Evaluation, summary: list[str], workloads: list[dict[st
     ]
     for c in breached:
         impact.append(
-            f"{FRIENDLY.get(c.name, c.name)}: worst {fmt_value(c.name, c.kind, c.worst_value)} ({c.description}), breached for {fmt_duration(c.breached_seconds)}."
+            f"{FRIENDLY.get(c.name, c.name)}: worst {fmt_value(c.kind, c.worst_value)} ({c.description}), breached for {fmt_duration(c.breached_seconds)}."
         )
     detection = [
         f"First policy breach: {when(lag.first_breach_at)}"
