@@ -81,7 +81,7 @@ def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
                 "first_breach": fmt_time(c.first_breach_at) if c.first_breach_at else "—",
                 "worst": fmt_value(c.kind, c.worst_value),
                 "breached_for": fmt_duration(c.breached_seconds) if c.breached else "—",
-                "evaluated": f"{c.evaluated} of {c.evaluated + c.no_data_points}",
+                "evaluated": f"{c.evaluated}/{c.evaluated + c.no_data_points}",
                 "no_data_reason": c.no_data_reason or "",
                 "chart_id": f"criterion-{c.name}",
             }
