@@ -1,0 +1,254 @@
+"""The outcome of a rollout as Flagger recorded it, with the fallbacks when its events are gone.
+
+See ``evidence.analysis.timeline`` for the rules; this module holds the classification and
+the Canary-status and ``flagger_canary_status`` fallbacks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from evidence.analysis.records import (
+    RUNNING_PHASES,
+    STATUS_GAUGE,
+    TERMINAL,
+    TOLERANCE,
+    Halt,
+    StatusChange,
+    TimelineEntry,
+    WeightStep,
+    from_ms,
+    parse_when,
+    reported_checks,
+    to_ms,
+)
+from evidence.analysis.traffic import StatusSeries
+from evidence.model import rfc3339
+
+
+def status_change(status: StatusSeries | None, start: dt.datetime | None, end: dt.datetime | None) -> StatusChange | None:
+    """Return where Flagger's status gauge left 0 (Progressing) inside ``(start, end]``, or None.
+
+    The first 2 (Failed) after a 0 wins: a failed rollout is over.  Otherwise the first 1 after
+    the last 0 — a 1 followed by a 0 again was a phase the rollout went on from.  A 0 in force
+    at ``start`` counts (the rollout began before the first scrape of the span).
+    """
+    if status is None or status.empty:
+        return None
+    lo = to_ms(start) if start is not None else int(status.times[0]) - 1
+    hi = to_ms(end) if end is not None else int(status.times[-1])
+    seen_zero = status.value_at(lo) == 0
+    one: int | None = None
+    for t, v in zip(status.times.tolist(), status.values.tolist(), strict=True):
+        if t <= lo or t > hi or not math.isfinite(v):
+            continue
+        value = round(v)
+        if value == 0:
+            seen_zero, one = True, None
+        elif seen_zero and value == 2:
+            return StatusChange(from_ms(int(t)), 2)
+        elif seen_zero and one is None:
+            one = int(t)
+    return StatusChange(from_ms(one), 1) if one is not None else None
+
+
+def promotion_weight(canary: Mapping[str, Any] | None) -> int | None:
+    """Return the canary weight at which Flagger promotes (scheduler.go ``maxWeight()``), None without a spec."""
+    spec = (canary or {}).get("spec")
+    analysis = (spec.get("analysis") or spec.get("canaryAnalysis")) if isinstance(spec, Mapping) else None
+    if not isinstance(analysis, Mapping):
+        return None
+    steps = analysis.get("stepWeights")
+    if isinstance(steps, list) and steps and all(isinstance(w, (int, float)) for w in steps):
+        return min(100, int(steps[-1]))
+    mw = analysis.get("maxWeight")
+    return int(mw) if isinstance(mw, (int, float)) and not isinstance(mw, bool) and mw > 0 else 100
+
+
+@dataclass(frozen=True)
+class StatusFallback:
+    """What the status-gauge fallback needs to know besides the events."""
+
+    change: StatusChange | None
+    steps: list[WeightStep]
+    back: WeightStep | None
+    max_weight: int
+    promotion_weight: int | None
+
+
+def _from_status_gauge(
+    fb: StatusFallback, halts: tuple[Halt, ...], not_ready: bool, notes: list[str]
+) -> tuple[str, str, str] | None:
+    """Return the outcome Flagger's status gauge shows, or None when it shows none."""
+    change = fb.change
+    if change is None:
+        return None
+    when = rfc3339(change.time)
+    if change.value == 2:
+        weighted = any(s.weight > 0 and s.time <= change.time for s in fb.steps)
+        notes.append(
+            "no terminal event and no usable Canary status: the outcome comes from Flagger's flagger_canary_status gauge, "
+            f"0 (Progressing) → 2 (Failed) at {when}; that scrape is taken as the "
+            + ("rollback" if weighted else "failure")
+            + " time (scrape precision: it happened at most one scrape interval earlier)"
+        )
+        head = f"from flagger_canary_status: 0 (Progressing) → 2 (Failed) at {when}"
+        if weighted and halts:
+            return "rolled_back", f"{head} after {len(halts)} halt(s); the rollback events are missing", STATUS_GAUGE
+        if weighted:
+            return (
+                "rolled_back",
+                f"{head} after the canary's weight was above 0: the rollback events are missing, so whether failed checks, "
+                "a manual rollback or the progress deadline caused it is unknown",
+                STATUS_GAUGE,
+            )
+        if not_ready:
+            return "failed", f"{head} after 'not ready' events, the canary's weight never above 0", STATUS_GAUGE
+        return "failed", f"{head} with the canary's weight never above 0: no rollback of traffic", STATUS_GAUGE
+    # A 1 after Progressing is any phase but Failed: Promoting and Succeeded, but also
+    # WaitingPromotion (a closed confirm-promotion gate).  Only a weight that reached the last
+    # step and came back to 0 makes it a promotion.
+    reached = fb.promotion_weight is not None and fb.max_weight >= fb.promotion_weight
+    if reached and fb.back is not None:
+        notes.append(
+            "no terminal event and no usable Canary status: the outcome comes from Flagger's flagger_canary_status gauge, "
+            f"0 (Progressing) → 1 at {when} (a phase other than Progressing and Failed), with the canary's weight at the last "
+            f"step ({fb.max_weight} % ≥ {fb.promotion_weight} %) and back at 0 at {rfc3339(fb.back.time)}; promoted_at stays "
+            "empty: no 'Promotion completed!' event, and the gauge's time is only a scrape time of the promotion's start"
+        )
+        return (
+            "promoted",
+            f"from flagger_canary_status: 0 (Progressing) → 1 at {when}, the canary's weight at the last step "
+            f"({fb.max_weight} %) and back at 0 at {rfc3339(fb.back.time)}; the promotion events are missing",
+            STATUS_GAUGE,
+        )
+    why = (
+        "the Canary's spec (its last weight step) is not in the bundle"
+        if fb.promotion_weight is None
+        else f"the canary's weight reached {fb.max_weight} %, not the last step {fb.promotion_weight} %"
+        if not reached
+        else "the canary's weight is not back at 0"
+    )
+    notes.append(
+        f"Flagger's flagger_canary_status went 0 (Progressing) → 1 at {when}, but {why}: that is no completed promotion "
+        "(1 is every phase but Progressing and Failed, WaitingPromotion too), so it does not decide the outcome"
+    )
+    return None
+
+
+def classify(
+    entries: list[TimelineEntry],
+    halts: tuple[Halt, ...],
+    canary: Mapping[str, Any] | None,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    notes: list[str],
+    back: WeightStep | None,
+    fallback: StatusFallback,
+) -> tuple[str, str, str]:
+    actions = [e.action for e in entries]
+    terminal = next((e for e in entries if e.action in TERMINAL), None)
+    not_ready = any(a in ("not-ready",) for a in actions)
+    if terminal is not None:
+        a = terminal.action
+        if a == "promoted":
+            return "promoted", "Promotion completed", "events"
+        if a == "promotion-failed":
+            return (
+                "failed",
+                "promotion failed: the primary was not ready (Flagger >= 1.44 sends traffic back to the canary, no 'Canary failed!')",
+                "events",
+            )
+        if a == "rollback-manual" or "rollback-manual" in actions:
+            return "rolled_back", "manual rollback webhook invoked", "events"
+        if a == "rollback" or "rollback" in actions:
+            n = next((e for e in entries if e.action == "rollback"), None)
+            return "rolled_back", "failed checks threshold reached" + (f" ({_count_text(n)})" if n else ""), "events"
+        if a == "rollback-deadline":
+            return "failed", "progress deadline exceeded", "events"
+        # "Canary failed!" without a "Rolling back" line.
+        if not_ready:
+            return (
+                "failed",
+                "the canary never became ready (progress deadline): 'Canary failed!' with no 'Rolling back' line and no alert — "
+                "Flagger's silent failure",
+                "events",
+            )
+        if halts:
+            return (
+                "rolled_back",
+                f"inferred: 'Canary failed!' after {len(halts)} halt(s); the 'Rolling back' line is missing from the record",
+                "events",
+            )
+        return "failed", "inferred: 'Canary failed!' with no recorded cause", "events"
+    # No terminal event: the Canary's status is the fallback, when it belongs to this span.
+    status = (canary or {}).get("status") or {}
+    phase = status.get("phase") if isinstance(status, Mapping) else None
+    changed = parse_when(status.get("lastTransitionTime")) if isinstance(status, Mapping) else None
+    earlier = changed is not None and start is not None and changed < start - TOLERANCE
+    # The bundle's Canary object is its state at collection time: a status that changed after
+    # the evaluated span was set by a later rollout (or after the window) and says nothing of this one.
+    later = changed is not None and end is not None and changed > end + TOLERANCE
+    stale = earlier or later
+    if phase in ("Succeeded", "Failed") and not stale:
+        notes.append(f"no terminal event in the record: the outcome comes from the Canary's status (phase {phase})")
+        if phase == "Succeeded":
+            return "promoted", "from the Canary's status: phase Succeeded (the promotion events are missing)", "canary-status"
+        if not_ready:
+            return "failed", "from the Canary's status: phase Failed after 'not ready' events", "canary-status"
+        if halts:
+            return "rolled_back", f"from the Canary's status: phase Failed after {len(halts)} halt(s)", "canary-status"
+        if back is not None:
+            return (
+                "rolled_back",
+                f"inferred from the Canary's status (phase Failed) and its weight back at 0 at {rfc3339(back.time)}: "
+                "the rollback events are missing, so whether failed checks, a manual rollback or the progress deadline "
+                "caused it is unknown",
+                "canary-status",
+            )
+        return (
+            "failed",
+            "from the Canary's status: phase Failed; the events do not say whether checks failed or the canary was never ready",
+            "canary-status",
+        )
+    if earlier and phase:
+        notes.append(f"the Canary's status (phase {phase}) predates this rollout and was not used")
+    elif later and phase and changed is not None and end is not None:
+        notes.append(
+            f"the Canary's status (phase {phase} since {rfc3339(changed)}) was set after the evaluated span "
+            f"(which ends {rfc3339(end)}): it describes a later state — a later rollout, or this one after the window — "
+            "and was not used"
+        )
+    if not (phase in RUNNING_PHASES and not stale):
+        # Below the events and a Canary status of this span: Flagger's status gauge.
+        decided = _from_status_gauge(fallback, halts, not_ready, notes)
+        if decided is not None:
+            return decided
+    if back is not None and back.action == "gauge":
+        # Only Flagger's weight gauge shows the canary back at 0: a promotion and a rollback
+        # both end that way, and no event ("Routing all traffic to primary" is the promotion's)
+        # nor a status of this rollout says which, so neither is claimed.
+        return (
+            "unknown",
+            f"the canary's weight went back to 0 at {rfc3339(back.time)} (Flagger's weight gauge), but no terminal event "
+            "and no Canary status of this rollout say whether it was promoted, rolled back or failed",
+            "none",
+        )
+    if entries:
+        if phase in RUNNING_PHASES and not stale:
+            return "in_progress", f"no terminal event yet; the Canary's status is {phase}", "events"
+        return (
+            "in_progress",
+            "no terminal event in the record: the rollout was still running, or its last events were lost",
+            "events",
+        )
+    return "unknown", "no event of this rollout in the bundle and no usable Canary status", "none"
+
+
+def _count_text(e: TimelineEntry) -> str:
+    n = reported_checks(e)
+    return f"{n} failed checks" if n is not None else e.message
