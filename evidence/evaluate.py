@@ -30,7 +30,7 @@ from evidence.analysis.replay import Replay, analysis_ticks, replay_flagger, rep
 from evidence.analysis.timeline import MANIFEST_START, Timeline, build_timeline, rollout_span
 from evidence.analysis.traffic import WeightSeries, canary_active, scrape_times, status_gauge, weight_gauge
 from evidence.errors import BundleError, UsageError
-from evidence.model import parse_time, rfc3339
+from evidence.model import epoch_ms, parse_time, rfc3339
 from evidence.policy import Policy, default_policy
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ def evaluate_rollout(
     gauge, timeline = record.gauge, record.timeline
     weights = gauge if not gauge.empty else timeline.weights()
 
-    scrapes = scrape_times(table, _ms(span_start), _ms(span_end))
+    scrapes = scrape_times(table, epoch_ms(span_start), epoch_ms(span_end))
     active = canary_active(table, weights, scrapes)
     times = scrapes[active]
     if scrapes.size == 0:
@@ -213,7 +213,7 @@ def evaluate_rollout(
     if how != MANIFEST_START:
         notes.append(f"the evaluated rollout: {how}")
     traefik = np.flatnonzero(table.series["role"].isin(["primary", "canary"]).to_numpy())
-    restarted = table.restarted_between(traefik, _ms(span_start), _ms(span_end))
+    restarted = table.restarted_between(traefik, epoch_ms(span_start), epoch_ms(span_end))
     if restarted.size:
         notes.append(
             f"{restarted.size} Traefik series restarted from 0 or were re-created during the rollout "
@@ -245,10 +245,6 @@ def evaluate_rollout(
         interval_seconds=interval,
         threshold=threshold,
     )
-
-
-def _ms(t: dt.datetime) -> int:
-    return round(t.timestamp() * 1000)
 
 
 def _gap_notes(manifest: Mapping[str, Any], start: dt.datetime, end: dt.datetime) -> list[str]:

@@ -71,3 +71,13 @@ def rfc3339(t: dt.datetime | None) -> str | None:
     if t.microsecond:
         return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch_ms(t: dt.datetime) -> int:
+    """Return a datetime as epoch milliseconds (the unit of every timestamp in the analysis)."""
+    return round(t.timestamp() * 1000)
+
+
+def from_epoch_ms(ms: int | float) -> dt.datetime:
+    """Return epoch milliseconds as an aware UTC datetime."""
+    return dt.datetime.fromtimestamp(float(ms) / 1000, tz=UTC)

@@ -22,7 +22,7 @@ import numpy as np
 from evidence.analysis.counters import CounterTable
 from evidence.analysis.timeline import INFERRED_ZERO, Timeline, WeightStep
 from evidence.analysis.traffic import request_positions
-from evidence.model import UTC, rfc3339
+from evidence.model import epoch_ms, from_epoch_ms, rfc3339
 
 if TYPE_CHECKING:
     from evidence.analysis.counters import IntArray
@@ -67,14 +67,6 @@ class BlastRadius:
     notes: tuple[str, ...]
 
 
-def _ms(t: dt.datetime) -> int:
-    return round(t.timestamp() * 1000)
-
-
-def _dt(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
 def _total(table: CounterTable, pos: IntArray, a: int, b: int) -> float:
     if pos.size == 0:
         return 0.0
@@ -96,7 +88,7 @@ def _counted_from_a_baseline(table: CounterTable, positions: IntArray, start: in
 def blast_radius(table: CounterTable, timeline: Timeline, start: dt.datetime, end: dt.datetime, scrapes: IntArray) -> BlastRadius:
     """Return the blast radius of the rollout between ``start`` and ``end`` (``scrapes``: Traefik scrape times)."""
     notes: list[str] = []
-    a, b = _ms(start), _ms(end)
+    a, b = epoch_ms(start), epoch_ms(end)
     canary = request_positions(table, "canary")
     canary_err = request_positions(table, "canary", errors=True)
     primary = request_positions(table, "primary")
@@ -116,18 +108,18 @@ def blast_radius(table: CounterTable, timeline: Timeline, start: dt.datetime, en
         vals = table.values_at(canary, np.r_[a, s]).sum(axis=0)
         rose = np.flatnonzero(np.diff(vals) > 0)
         if rose.size:
-            first_req = _dt(int(s[rose[0]]))
+            first_req = from_epoch_ms(int(s[rose[0]]))
             if rose[-1] < s.size - 1:
-                zero_at = _dt(int(s[rose[-1]]))
+                zero_at = from_epoch_ms(int(s[rose[-1]]))
 
     exp_start = timeline.first_traffic_at or first_req
     exp_end, open_ = _exposure_end(timeline, exp_start, zero_at, end, notes)
     exposure = max(0.0, (exp_end - exp_start).total_seconds()) if exp_start and exp_end else 0.0
 
     # The primary's error share while the canary was exposed.
-    pa = _ms(exp_start) if exp_start else a
+    pa = epoch_ms(exp_start) if exp_start else a
     until = zero_at or exp_end
-    pb = _ms(until) if until else b
+    pb = epoch_ms(until) if until else b
     if pb <= pa:
         pa, pb = a, b
     p_req = _total(table, primary, pa, pb)
@@ -212,13 +204,13 @@ def share_checks(
     canary = request_positions(table, "canary")
     primary = request_positions(table, "primary")
     out = []
-    close = _ms(end)
+    close = epoch_ms(end)
     for i, step in enumerate(steps):
         if not 0 < step.weight < 100:
             continue
-        a = _ms(step.time)
+        a = epoch_ms(step.time)
         # Each step ends at the next one, and none runs past the end of the exposure.
-        b = min(_ms(steps[i + 1].time), close) if i + 1 < len(steps) else close
+        b = min(epoch_ms(steps[i + 1].time), close) if i + 1 < len(steps) else close
         inside = scrapes[(scrapes >= a) & (scrapes <= b)] if scrapes.size else scrapes
         if inside.size < 2:
             continue
@@ -233,5 +225,5 @@ def share_checks(
             w = step.weight / 100.0
             tol = max(SHARE_TOLERANCE_POINTS, 4 * 100.0 * math.sqrt(w * (1 - w) / total))
             mismatch = abs(observed - step.weight) > tol
-        out.append(ShareCheck(_dt(s0), _dt(s1), step.weight, round(c), round(p), observed, tol, mismatch))
+        out.append(ShareCheck(from_epoch_ms(s0), from_epoch_ms(s1), step.weight, round(c), round(p), observed, tol, mismatch))
     return tuple(out)

@@ -21,13 +21,11 @@ from evidence.analysis.records import (
     StatusChange,
     TimelineEntry,
     WeightStep,
-    from_ms,
     parse_when,
     reported_checks,
-    to_ms,
 )
 from evidence.analysis.traffic import StatusSeries
-from evidence.model import rfc3339
+from evidence.model import epoch_ms, from_epoch_ms, rfc3339
 
 
 def status_change(status: StatusSeries | None, start: dt.datetime | None, end: dt.datetime | None) -> StatusChange | None:
@@ -39,8 +37,8 @@ def status_change(status: StatusSeries | None, start: dt.datetime | None, end: d
     """
     if status is None or status.empty:
         return None
-    lo = to_ms(start) if start is not None else int(status.times[0]) - 1
-    hi = to_ms(end) if end is not None else int(status.times[-1])
+    lo = epoch_ms(start) if start is not None else int(status.times[0]) - 1
+    hi = epoch_ms(end) if end is not None else int(status.times[-1])
     seen_zero = status.value_at(lo) == 0
     one: int | None = None
     for t, v in zip(status.times.tolist(), status.values.tolist(), strict=True):
@@ -50,10 +48,10 @@ def status_change(status: StatusSeries | None, start: dt.datetime | None, end: d
         if value == 0:
             seen_zero, one = True, None
         elif seen_zero and value == 2:
-            return StatusChange(from_ms(int(t)), 2)
+            return StatusChange(from_epoch_ms(int(t)), 2)
         elif seen_zero and one is None:
             one = int(t)
-    return StatusChange(from_ms(one), 1) if one is not None else None
+    return StatusChange(from_epoch_ms(one), 1) if one is not None else None
 
 
 def promotion_weight(canary: Mapping[str, Any] | None) -> int | None:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from evidence.analysis.traffic import WeightSeries
-from evidence.model import UTC
+from evidence.model import epoch_ms
 
 ROLLOUT_START = ("new-revision", "restart")
 ROLLBACK_ACTIONS = ("rollback", "rollback-manual", "rollback-deadline", "failed")
@@ -124,19 +124,9 @@ class Timeline:
         if not self.weight_steps:
             return WeightSeries(np.zeros(0, dtype=np.int64), np.zeros(0), "none")
         src = "events" if any(s.action != "gauge" for s in self.weight_steps) else "flagger_canary_weight"
-        t = np.array([to_ms(s.time) for s in self.weight_steps], dtype=np.int64)
+        t = np.array([epoch_ms(s.time) for s in self.weight_steps], dtype=np.int64)
         w = np.array([float(s.weight) for s in self.weight_steps])
         return WeightSeries(t, w, src)
-
-
-def to_ms(t: dt.datetime) -> int:
-    """Return a datetime as epoch milliseconds."""
-    return round(t.timestamp() * 1000)
-
-
-def from_ms(ms: int) -> dt.datetime:
-    """Return epoch milliseconds as an aware UTC datetime."""
-    return dt.datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def opt_float(v: Any) -> float | None:

@@ -28,7 +28,7 @@ import pandas as pd
 from evidence.analysis.counters import CounterTable, to_ms
 from evidence.analysis.criteria import breaches, criterion_values
 from evidence.analysis.traffic import WeightSeries
-from evidence.model import UTC
+from evidence.model import epoch_ms, from_epoch_ms
 from evidence.policy import Policy
 
 if TYPE_CHECKING:
@@ -69,14 +69,6 @@ class Replay:
         return self.threshold_reached_at is not None
 
 
-def _dt(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def _ms(t: dt.datetime) -> int:
-    return round(t.timestamp() * 1000)
-
-
 def analysis_ticks(
     checks: pd.DataFrame,
     interval_seconds: float,
@@ -94,7 +86,7 @@ def analysis_ticks(
     nor the tick that rolled back or failed (``stopped_at``: no checks run then).
     """
     step = max(1, round(interval_seconds * 1000))
-    a, b = _ms(start), _ms(end)
+    a, b = epoch_ms(start), epoch_ms(end)
     phase = a
     if len(checks):
         ts = to_ms(checks["timestamp"])
@@ -106,14 +98,14 @@ def analysis_ticks(
     grid = grid[(grid > a) & (grid <= b)]
     keep = weights.at(grid, strict=True) > 0
     if promotion_started_at is not None:
-        keep &= grid <= _ms(promotion_started_at)
+        keep &= grid <= epoch_ms(promotion_started_at)
     if stopped_at is not None:
-        keep &= grid < _ms(stopped_at) - 500
+        keep &= grid < epoch_ms(stopped_at) - 500
     return np.asarray(grid[keep], dtype=np.int64)
 
 
 def _next_tick(threshold_at: int | None, step_ms: int) -> dt.datetime | None:
-    return None if threshold_at is None else _dt(threshold_at + step_ms)
+    return None if threshold_at is None else from_epoch_ms(threshold_at + step_ms)
 
 
 def _finish(
@@ -131,7 +123,7 @@ def _finish(
         failed_checks=len(fails),
         first_failure_at=fails[0].time if fails else None,
         threshold_reached_at=reached.time if reached else None,
-        rollback_at=_next_tick(_ms(reached.time), step) if reached else None,
+        rollback_at=_next_tick(epoch_ms(reached.time), step) if reached else None,
         notes=tuple(notes),
     )
 
@@ -196,7 +188,7 @@ def replay_flagger(
             failed += 1
         out.append(
             ReplayTick(
-                _dt(t),
+                from_epoch_ms(t),
                 verdict is not None,
                 verdict[0] if verdict else None,
                 verdict[1] if verdict else None,
@@ -224,11 +216,11 @@ def replay_policy(table: CounterTable, policy: Policy, threshold: int, interval_
             break
         hit = next(((c, float(v[i])) for c, v, b in results if b[i]), None)
         if hit is None:
-            out.append(ReplayTick(_dt(int(tick)), False, None, None, None, failed))
+            out.append(ReplayTick(from_epoch_ms(int(tick)), False, None, None, None, failed))
             continue
         failed += 1
         crit, value = hit
         reason = f"{value:.4g} {crit.comparator} {crit.threshold:g}"
-        out.append(ReplayTick(_dt(int(tick)), True, crit.name, value, reason, failed))
+        out.append(ReplayTick(from_epoch_ms(int(tick)), True, crit.name, value, reason, failed))
     notes = ["a criterion without data does not fail a tick (Flagger fails a check with no values)"]
     return _finish("policy", threshold, interval_seconds, [c.name for c in policy.criteria], out, notes)

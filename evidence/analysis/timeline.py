@@ -74,16 +74,14 @@ from evidence.analysis.records import (
     Timeline,
     TimelineEntry,
     WeightStep,
-    from_ms,
     opt_float,
     opt_int,
     opt_str,
     parse_when,
     reported_checks,
-    to_ms,
 )
 from evidence.analysis.traffic import StatusSeries, WeightSeries
-from evidence.model import rfc3339
+from evidence.model import epoch_ms, from_epoch_ms, rfc3339
 
 __all__ = [
     "ENDED",
@@ -224,8 +222,8 @@ def build_timeline(
             current = w
     max_weight = max((s.weight for s in steps), default=0)
     if gauge is not None and not gauge.empty:
-        lo = to_ms(start) if start else int(gauge.times[0])
-        hi = to_ms(end) if end else int(gauge.times[-1])
+        lo = epoch_ms(start) if start else int(gauge.times[0])
+        hi = epoch_ms(end) if end else int(gauge.times[-1])
         g_max = int(gauge.max_between(lo, hi)) if gauge.times.size else 0
         if not steps and g_max > 0:
             steps = _gauge_steps(gauge, lo, hi)
@@ -346,9 +344,9 @@ def _gauge_drop(gauge: WeightSeries, after: int, hi: int) -> dt.datetime | None:
         return None
     up = np.flatnonzero(w > 0)
     if up.size:
-        return from_ms(int(t[up[-1] + 1]))
+        return from_epoch_ms(int(t[up[-1] + 1]))
     # No positive sample after ``after``: the gauge must have been above 0 when it began.
-    return from_ms(int(t[0])) if float(gauge.at(np.array([after]))[0]) > 0 else None
+    return from_epoch_ms(int(t[0])) if float(gauge.at(np.array([after]))[0]) > 0 else None
 
 
 def _cross_check_zero(steps: list[WeightStep], gauge: WeightSeries, hi: int, notes: list[str]) -> list[WeightStep]:
@@ -363,7 +361,7 @@ def _cross_check_zero(steps: list[WeightStep], gauge: WeightSeries, hi: int, not
     if not up:
         return steps
     if last.weight > 0:
-        drop = _gauge_drop(gauge, to_ms(last.time), hi)
+        drop = _gauge_drop(gauge, epoch_ms(last.time), hi)
         if drop is not None:
             notes.append(
                 f"no event sets the canary's weight back to 0, but Flagger's weight gauge shows it at 0 from {rfc3339(drop)} "
@@ -371,7 +369,7 @@ def _cross_check_zero(steps: list[WeightStep], gauge: WeightSeries, hi: int, not
             )
             return [*steps, WeightStep(drop, 0, "gauge")]
     elif last.action in INFERRED_ZERO:
-        drop = _gauge_drop(gauge, to_ms(up[-1].time), to_ms(last.time))
+        drop = _gauge_drop(gauge, epoch_ms(up[-1].time), epoch_ms(last.time))
         if drop is not None and drop < last.time:
             notes.append(
                 f"no event says when the canary's weight went back to 0 before '{last.action}' at {rfc3339(last.time)}; "
@@ -387,6 +385,6 @@ def _gauge_steps(gauge: WeightSeries, lo: int, hi: int) -> list[WeightStep]:
     for t, w in zip(gauge.times.tolist(), gauge.weights.tolist(), strict=True):
         if t < lo or t > hi or w == current:
             continue
-        steps.append(WeightStep(from_ms(int(t)), int(w), "gauge"))
+        steps.append(WeightStep(from_epoch_ms(int(t)), int(w), "gauge"))
         current = w
     return steps

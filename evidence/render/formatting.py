@@ -87,16 +87,6 @@ def fmt_threshold(kind: str, comparator: str, threshold: float, *, terminal: boo
     return f"{cmp} {threshold:g}"
 
 
-def epoch_ms(t: dt.datetime) -> int:
-    """Return a datetime as epoch milliseconds."""
-    return round(t.timestamp() * 1000)
-
-
-def from_epoch_ms(ms: int | float) -> dt.datetime:
-    """Return epoch milliseconds as an aware UTC datetime."""
-    return dt.datetime.fromtimestamp(float(ms) / 1000, tz=UTC)
-
-
 def none_if_na(v: Any) -> Any:
     """Return None for pandas' missing values (NA, NaN, NaT), else the value."""
     if v is None:

@@ -9,8 +9,9 @@ import numpy as np
 
 from evidence.analysis.components import criterion_components, request_rates
 from evidence.analysis.traffic import scrape_times
+from evidence.model import epoch_ms, from_epoch_ms
 from evidence.render.charts import ChartSpec, Line, Marker
-from evidence.render.formatting import FRIENDLY, epoch_ms, fmt_time, from_epoch_ms
+from evidence.render.formatting import FRIENDLY, fmt_time
 
 if TYPE_CHECKING:
     import pandas as pd
