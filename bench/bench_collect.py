@@ -47,6 +47,28 @@ def ensure_large(work: Path) -> tuple[Path, Path, dict[str, Any]]:
     return out, tsdb, json.loads((out / "truth.json").read_text())
 
 
+def window_24h(truth: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
+    """Return the large scenario's whole 24 h window."""
+    start = dt.datetime.fromtimestamp(truth["window"]["start"], dt.UTC)
+    return start, start + dt.timedelta(hours=24)
+
+
+def collect_large_24h(work: Path, name: str) -> Path:
+    """Collect the large scenario's 24 h window into ``work/name`` (replaced) and return the bundle."""
+    sim, tsdb, truth = ensure_large(work)
+    now = dt.datetime.fromtimestamp(truth["snapshot_at"], dt.UTC)
+    start, end = window_24h(truth)
+    shutil.rmtree(work / name, ignore_errors=True)
+    with PrometheusServer(tsdb, work / f"{name}-prom") as server:
+        return collect_rollout(
+            CanaryRef.parse(truth["canary"]),
+            DumpSource(sim / "dump"),
+            PrometheusSource(server.url),
+            CollectOptions(out=work / name, start=start, end=end),
+            clock=lambda: now,
+        )
+
+
 def plain_fetch(url: str, manifest: dict[str, Any], concurrency: int) -> tuple[float, int]:
     """Fetch the manifest's queries, chunked the same way, with plain requests; return (seconds, bytes)."""
     tasks = []
@@ -89,14 +111,7 @@ def run(work: Path) -> dict[str, Any]:
         prom_url = server.url
         for label, options in (
             ("latest_rollout", CollectOptions(out=work / "bundles")),
-            (
-                "window_24h",
-                CollectOptions(
-                    out=work / "bundles",
-                    start=dt.datetime.fromtimestamp(truth["window"]["start"], dt.UTC),
-                    end=dt.datetime.fromtimestamp(truth["window"]["start"] + 86400, dt.UTC),
-                ),
-            ),
+            ("window_24h", CollectOptions(out=work / "bundles", start=window_24h(truth)[0], end=window_24h(truth)[1])),
         ):
             shutil.rmtree(work / "bundles", ignore_errors=True)
             # Warm Prometheus' page cache for both contenders alike.

@@ -6,9 +6,7 @@ one per-series difference and sum (a reset-unaware increase).  The figure is the
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import shutil
 import time
 import tracemalloc
 from pathlib import Path
@@ -16,14 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from bench.bench_collect import ensure_large
+from bench.bench_collect import collect_large_24h
 from evidence.bundle import read_bundle
-from evidence.collect import CollectOptions, collect_rollout
 from evidence.evaluate import evaluate_bundle
-from evidence.model import CanaryRef
-from evidence.sources.dump import DumpSource
-from evidence.sources.prometheus import PrometheusSource
-from fixtures.prom import PrometheusServer
 
 
 def plain_pass(path: Path) -> float:
@@ -45,19 +38,7 @@ def best_of(n: int, fn: Any) -> float:
 
 
 def run(work: Path) -> dict[str, Any]:
-    sim, tsdb, truth = ensure_large(work)
-    now = dt.datetime.fromtimestamp(truth["snapshot_at"], dt.UTC)
-    out = work / "eval-bundles"
-    shutil.rmtree(out, ignore_errors=True)
-    start = dt.datetime.fromtimestamp(truth["window"]["start"], dt.UTC)
-    with PrometheusServer(tsdb, work / "eval-prom") as server:
-        path = collect_rollout(
-            CanaryRef.parse(truth["canary"]),
-            DumpSource(sim / "dump"),
-            PrometheusSource(server.url),
-            CollectOptions(out=out, start=start, end=start + dt.timedelta(hours=24)),
-            clock=lambda: now,
-        )
+    path = collect_large_24h(work, "eval-bundles")
     m = json.loads((path / "manifest.json").read_text())
 
     def evaluate() -> None:

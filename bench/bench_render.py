@@ -16,7 +16,7 @@ from typing import Any
 
 import kaleido
 
-from bench.bench_collect import ensure_large
+from bench.bench_collect import collect_large_24h
 from evidence.bundle import read_bundle
 from evidence.collect import CollectOptions, collect_rollout
 from evidence.evaluate import evaluate_bundle
@@ -28,7 +28,7 @@ from evidence.render.pdf import PDF_WIDTH, _browser_path, export_svgs, html_to_p
 from evidence.render.templates import environment
 from evidence.sources.dump import DumpSource
 from evidence.sources.prometheus import PrometheusSource
-from fixtures.prom import PrometheusServer, serve_scenario_data
+from fixtures.prom import serve_scenario_data
 from fixtures.scenario import load_scenario
 from fixtures.simulator import write_outputs
 
@@ -98,18 +98,6 @@ def run(work: Path) -> dict[str, Any]:
         server.stop()
     figures.update(measure("demo", path))
     # The large scenario, whole 24 h window.
-    sim, tsdb, ltruth = ensure_large(work)
-    start = dt.datetime.fromtimestamp(ltruth["window"]["start"], dt.UTC)
-    lnow = dt.datetime.fromtimestamp(ltruth["snapshot_at"], dt.UTC)
-    out = work / "render-large"
-    shutil.rmtree(out, ignore_errors=True)
-    with PrometheusServer(tsdb, work / "render-large-prom") as prom:
-        lpath = collect_rollout(
-            CanaryRef.parse(ltruth["canary"]),
-            DumpSource(sim / "dump"),
-            PrometheusSource(prom.url),
-            CollectOptions(out=out, start=start, end=start + dt.timedelta(hours=24)),
-            clock=lambda: lnow,
-        )
+    lpath = collect_large_24h(work, "render-large")
     figures.update(measure("large_24h", lpath))
     return figures
