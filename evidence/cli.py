@@ -76,6 +76,9 @@ def _env_or(value: str | None, env: str) -> str | None:
 @click.option("--tail", default="10m", show_default=True, help="Time after the rollout to include.")
 @click.option("--max-window", default="168h", show_default=True, help="Refuse windows longer than this.")
 @click.option("--out", default="bundles", show_default=True, type=click.Path(), help="Parent folder for the bundle.")
+@click.option(
+    "--cluster", metavar="NAME", help="Cluster name for the manifest and the rollout id (default: the kubeconfig context's cluster)."
+)
 @click.option("--allow-partial", is_flag=True, help="Write the bundle even if some queries failed (gaps are recorded).")
 @click.option(
     "--prometheus-token",
@@ -114,6 +117,7 @@ def collect(
     tail: str,
     max_window: str,
     out: str,
+    cluster: str | None,
     allow_partial: bool,
     prometheus_token: str | None,
     prometheus_token_file: str | None,
@@ -175,27 +179,28 @@ def collect(
         max_window=duration(max_window, "--max-window"),
         allow_partial=allow_partial,
         concurrency=concurrency,
+        cluster=cluster,
     )
     check_options(options, dt.datetime.now(dt.UTC))
     prom = PrometheusSource(prometheus_url, auth=auth, timeout=timeout)
-    cluster: ClusterSource
+    source: ClusterSource
     if dump:
         if kubeconfig or context:
             raise UsageError("--from-dump reads a folder: drop --kubeconfig/--context, or drop --from-dump to read the cluster")
         from evidence.sources.dump import DumpSource
 
-        cluster = DumpSource(dump)
+        source = DumpSource(dump)
     else:
         from evidence.sources.kube import KubeSource
 
-        cluster = KubeSource(
+        source = KubeSource(
             kubeconfig=kubeconfig,
             context=context,
             flagger_namespace=flagger_namespace,
             flagger_selector=flagger_selector,
             request_timeout=timeout,
         )
-    path = collect_rollout(ref, cluster, prom, options, Progress(quiet=quiet))
+    path = collect_rollout(ref, source, prom, options, Progress(quiet=quiet))
     click.echo(str(path))
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,6 +29,7 @@ from evidence.events import (
     to_records,
 )
 from evidence.flagger import promql_string
+from evidence.identity import UNKNOWN_CLUSTER, bundle_id_for, rollout_id
 from evidence.model import CanaryRef, Window, rfc3339
 from evidence.progress import Progress
 from evidence.queries import build_checks, build_series, empty_hint, plan_queries, run_queries, scrape_gaps
@@ -56,6 +56,7 @@ class CollectOptions:
     allow_partial: bool = False
     concurrency: int = 4
     lookback: dt.timedelta = dt.timedelta(days=1)
+    cluster: str | None = None  # default: the source's cluster name (the kubeconfig context's cluster)
 
 
 def decide_window(
@@ -141,18 +142,18 @@ def rollout_from_weights(
 
 def collect_rollout(
     ref: CanaryRef,
-    cluster: ClusterSource,
+    source: ClusterSource,
     prom: PrometheusSource,
     options: CollectOptions,
     progress: Progress | None = None,
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(UTC),
 ) -> Path:
     """Collect one rollout into a bundle under ``options.out``; return the bundle's path."""
-    progress = progress or Progress(quiet=True)
+    progress = progress or Progress(quiet=True, warnings=False)
     now = clock()
     check_options(options, now)
-    progress.say(f"reading {cluster.describe()}")
-    data = cluster.read(ref)
+    progress.say(f"reading {source.describe()}")
+    data = source.read(ref)
     spec = canary_spec(ref, data.canary)
     progress.say(f"checking Prometheus at {prom.describe()}")
     prom.ping()
@@ -165,6 +166,19 @@ def collect_rollout(
     window, rollout = decide_window(spec, probe, options, prom, now)
     rows, stats = attach_k8s(lossless, data.events, rollout["start"] or window.start)
     rows = [o for o in rows if window.start <= o.time <= window.end]
+
+    cluster = options.cluster or data.cluster or UNKNOWN_CLUSTER
+    last_applied = (data.canary.get("status") or {}).get("lastAppliedSpec")
+    rid = rollout_id(
+        cluster, ref.namespace, ref.name, rollout["start"], str(last_applied) if last_applied else None, (window.start, window.end)
+    )
+    bundle_id = bundle_id_for(rid)
+    name = bundle_dirname(ref.namespace, ref.name, rollout["start"] or window.start, bundle_id)
+    existing = existing_bundle(Path(options.out), bundle_id)
+    if existing is not None:
+        progress.done()
+        progress.warn(f"a bundle of this rollout is already in {options.out}: {existing} (nothing collected)")
+        return existing
 
     templates = {
         (o.get("metadata", {}).get("namespace") or ref.namespace, o.get("metadata", {}).get("name")): o
@@ -237,9 +251,6 @@ def collect_rollout(
         )
     warnings.extend(_event_warnings(rows, stats, data, window))
 
-    bundle_id = uuid.uuid4().hex
-    name = bundle_dirname(ref.namespace, ref.name, window.start, bundle_id)
-
     with bundle_writer(Path(options.out), name) as w:
         w.write_table("objects", objects)
         w.write_table("events", events)
@@ -253,6 +264,8 @@ def collect_rollout(
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
             "bundle_id": bundle_id,
+            "rollout_id": rid,
+            "cluster": {"name": cluster, "from": "--cluster" if options.cluster else "source" if data.cluster else "unknown"},
             "canary": {
                 "namespace": ref.namespace,
                 "name": ref.name,
@@ -301,6 +314,21 @@ def collect_rollout(
         path = w.commit(manifest)
     progress.done()
     return path
+
+
+def existing_bundle(out: Path, bundle_id: str) -> Path | None:
+    """Return the bundle folder under ``out`` that already holds ``bundle_id``, if any."""
+    if not out.is_dir():
+        return None
+    for p in sorted(out.glob(f"*_{bundle_id[:8]}")):
+        mpath = p / "manifest.json"
+        if not p.name.startswith(".") and mpath.is_file():
+            try:
+                if json.loads(mpath.read_text(encoding="utf-8")).get("bundle_id") == bundle_id:
+                    return p
+            except (OSError, ValueError, AttributeError):
+                continue
+    return None
 
 
 def _human(d: dt.timedelta) -> str:

@@ -1,4 +1,4 @@
-"""A one-line progress display on stderr for long work, silent when quiet or not a terminal."""
+"""A one-line progress display on stderr for long work (silent when quiet or not a terminal), and warnings."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from typing import TextIO
 class Progress:
     """A one-line progress display on stderr; silent when quiet or not a terminal."""
 
-    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False, warnings: bool = True) -> None:
         self.stream = stream or sys.stderr
         self.enabled = not quiet and self.stream.isatty()
+        self.warnings = warnings
         self._lock = threading.Lock()
         self._last = 0.0
 
@@ -26,6 +27,16 @@ class Progress:
                 return
             self._last = now
             self.stream.write("\r\033[K" + text[:200])
+            self.stream.flush()
+
+    def warn(self, text: str) -> None:
+        """Print ``Warning: text`` on its own line (kubectl style), also when quiet; progress resumes after it."""
+        if not self.warnings:
+            return
+        with self._lock:
+            if self.enabled:
+                self.stream.write("\r\033[K")
+            self.stream.write(f"Warning: {text}\n")
             self.stream.flush()
 
     def done(self) -> None:

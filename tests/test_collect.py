@@ -546,12 +546,11 @@ def test_progress_shows_on_a_terminal_and_not_with_quiet(
 ) -> None:
     import pty
 
-    args = [
-        *EVIDENCE,
-        *collect_args(simulated("healthy-promotion") / "dump", prometheus_for("healthy-promotion").url, tmp_path / "out"),
-    ]
-
-    def on_tty(extra: list[str]) -> str:
+    def on_tty(extra: list[str], out: str) -> str:
+        args = [
+            *EVIDENCE,
+            *collect_args(simulated("healthy-promotion") / "dump", prometheus_for("healthy-promotion").url, tmp_path / out),
+        ]
         main, child = pty.openpty()
         proc = subprocess.run([*args, *extra], stdout=subprocess.PIPE, stderr=child, timeout=120)
         os.close(child)
@@ -568,9 +567,12 @@ def test_progress_shows_on_a_terminal_and_not_with_quiet(
         assert proc.returncode == 0
         return b"".join(chunks).decode(errors="replace")
 
-    shown = on_tty([])
+    shown = on_tty([], "a")
     assert "prometheus:" in shown and "queries" in shown
-    assert on_tty(["--quiet"]) == ""
+    assert on_tty(["--quiet"], "b") == ""
+    # The same rollout again: nothing is collected, and that is said even with --quiet.
+    again = on_tty(["--quiet"], "b")
+    assert again.startswith("Warning: a bundle of this rollout is already in") and "prometheus:" not in again
 
 
 def test_a_failed_chunk_is_recorded_with_its_time_range(
@@ -739,3 +741,22 @@ def test_names_with_a_trailing_newline_are_not_kubernetes_names() -> None:
         CanaryRef.parse("shop\n/podinfo")
     with pytest.raises(UsageError):
         CanaryRef.parse("shop/podinfo\n")
+
+
+def test_the_same_rollout_collected_twice_is_one_bundle(
+    simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer], tmp_path: Path
+) -> None:
+    sim, url = simulated("healthy-promotion"), prometheus_for("healthy-promotion").url
+    first = run(*collect_args(sim / "dump", url, tmp_path / "out"))
+    again = run(*collect_args(sim / "dump", url, tmp_path / "out"))
+    assert first.returncode == again.returncode == 0, first.stderr + again.stderr
+    path = Path(first.stdout.strip().splitlines()[-1])
+    assert again.stdout.strip().splitlines()[-1] == str(path)
+    assert "already in" in again.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [path.name]
+    m = json.loads((path / "manifest.json").read_text())
+    assert m["bundle_id"] == m["rollout_id"][:32] and m["cluster"] == {"name": "unknown", "from": "unknown"}
+    other = run(*collect_args(sim / "dump", url, tmp_path / "out"), "--cluster", "prod-eu")
+    assert other.returncode == 0, other.stderr
+    m2 = json.loads((Path(other.stdout.strip().splitlines()[-1]) / "manifest.json").read_text())
+    assert m2["cluster"] == {"name": "prod-eu", "from": "--cluster"} and m2["bundle_id"] != m["bundle_id"]

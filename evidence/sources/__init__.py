@@ -27,6 +27,7 @@ class ClusterData:
     source_kind: str  # "cluster" | "dump"
     source: str  # API server URL or dump folder: never credentials
     canary: dict[str, Any]
+    cluster: str | None = None  # the cluster's name where the source knows it (a kubeconfig context's cluster)
     metric_templates: list[dict[str, Any]] = field(default_factory=list)
     alert_providers: list[dict[str, Any]] = field(default_factory=list)
     traefik_services: list[dict[str, Any]] = field(default_factory=list)

@@ -87,6 +87,7 @@ class KubeSource:
         self.backoff = backoff
         self.context = context
         self.kubeconfig: str | None = None  # the file(s) used, os.pathsep-joined; None in a pod
+        self.cluster_name: str | None = None  # the kubeconfig context's cluster; None in a pod
         self._client = self._connect(kubeconfig, context)
         self.server = _public_url(str(self._client.configuration.host))
 
@@ -136,6 +137,7 @@ class KubeSource:
         return ClusterData(
             source_kind="cluster",
             source=self.server,
+            cluster=self.cluster_name,
             canary=canary,
             metric_templates=templates,
             alert_providers=providers,
@@ -177,7 +179,7 @@ class KubeSource:
             return client.ApiClient(configuration=cfg)
         joined = os.pathsep.join(str(p) for p in paths)
         where = f"kubeconfig {joined}"
-        _check_context(paths, context, where)
+        self.cluster_name = _check_context(paths, context, where)
         try:
             config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=joined, context=context, client_configuration=cfg, persist_config=False
@@ -485,9 +487,10 @@ def _kubeconfig_paths(kubeconfig: str | None) -> list[Path] | None:
     )
 
 
-def _check_context(paths: list[Path], context: str | None, where: str) -> None:
-    """Raise KubeError unless the kubeconfig has ``context`` (or a current-context), naming the choices."""
+def _check_context(paths: list[Path], context: str | None, where: str) -> str | None:
+    """Raise KubeError unless the kubeconfig has ``context`` (or a current-context); return that context's cluster name."""
     names: list[str] = []
+    clusters: dict[str, str] = {}
     current = ""
     for path in paths:
         try:
@@ -499,6 +502,9 @@ def _check_context(paths: list[Path], context: str | None, where: str) -> None:
         for entry in doc.get("contexts") or []:
             if isinstance(entry, dict) and entry.get("name") and entry["name"] not in names:
                 names.append(str(entry["name"]))
+                ctx = entry.get("context")
+                if isinstance(ctx, dict) and ctx.get("cluster"):
+                    clusters[str(entry["name"])] = str(ctx["cluster"])
         current = current or str(doc.get("current-context") or "")
     available = ", ".join(names) if names else "none"
     if context is not None and context not in names:
@@ -509,6 +515,7 @@ def _check_context(paths: list[Path], context: str | None, where: str) -> None:
         raise KubeError(f"{where} sets no current-context; pass --context, one of: {available}")
     if context is None and current not in names:
         raise KubeError(f"{where}: current-context {current!r} is not defined; pass --context, one of: {available}")
+    return clusters.get(context if context is not None else current)
 
 
 def _public_url(url: str) -> str:
