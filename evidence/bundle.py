@@ -160,6 +160,20 @@ def bundle_dirname(namespace: str, canary: str, start: dt.datetime, bundle_id: s
     return f"{safe_component(namespace)}_{safe_component(canary)}_{stamp}_{bundle_id[:8]}"
 
 
+def _fsync(path: Path, directory: bool = False) -> None:
+    """Flush a file (or a folder's entries) to disk, so a crash right after the rename keeps it whole."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _output_error(parent: Path, exc: OSError) -> BundleError:
+    what = exc.strerror or str(exc)
+    return BundleError(f"cannot write the bundle under --out {parent}: {what}; choose a writable folder with free space")
+
+
 @dataclass
 class BundleWriter:
     """Builds a bundle in a hidden temporary folder; ``commit()`` renames it into place."""
@@ -170,8 +184,13 @@ class BundleWriter:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.name}.", suffix=".partial", dir=self.parent))
+        if self.parent.exists() and not self.parent.is_dir():
+            raise BundleError(f"--out {self.parent} is a file; give a folder to put the bundle in")
+        try:
+            self.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.name}.", suffix=".partial", dir=self.parent))
+        except OSError as exc:
+            raise _output_error(self.parent, exc) from None
 
     def write_table(self, table: str, frame: pd.DataFrame) -> None:
         """Write one table as zstd parquet with its fixed schema."""
@@ -184,11 +203,19 @@ class BundleWriter:
             raise ValueError(f"table {table}: missing columns {missing}")
         arrow = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
         path = self.tmp / f"{table}.parquet"
-        pq.write_table(arrow, path, compression="zstd", compression_level=3, use_dictionary=True)
+        try:
+            pq.write_table(arrow, path, compression="zstd", compression_level=3, use_dictionary=True)
+            _fsync(path)
+        except OSError as exc:
+            raise _output_error(self.parent, exc) from None
         self.files[path.name] = {"rows": arrow.num_rows}
 
     def commit(self, manifest: dict[str, Any]) -> Path:
-        """Hash every file, write the manifest, rename into place; return the final path."""
+        """Hash every file, write the manifest, flush, rename into place; return the final path.
+
+        When another writer put the same bundle (same bundle id) in place first, this one's
+        temporary folder is dropped and the existing bundle's path returned.
+        """
         for name, info in self.files.items():
             p = self.tmp / name
             info["sha256"] = sha256_file(p)
@@ -197,12 +224,33 @@ class BundleWriter:
         text = json.dumps(manifest, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
         # The manifest protects itself: its sha256, computed with this field zeroed, sits in it.
         text = text.replace(f'"self_sha256": "{_ZERO_HASH}"', f'"self_sha256": "{hashlib.sha256(text.encode()).hexdigest()}"')
-        (self.tmp / MANIFEST).write_bytes(text.encode("utf-8"))
         final = self.parent / self.name
-        if final.exists():
-            raise BundleError(f"{final} already exists; remove it or choose another --out")
-        os.chmod(self.tmp, 0o755)
-        os.rename(self.tmp, final)
+        try:
+            (self.tmp / MANIFEST).write_bytes(text.encode("utf-8"))
+            _fsync(self.tmp / MANIFEST)
+            os.chmod(self.tmp, 0o755)
+            _fsync(self.tmp, directory=True)
+            if final.exists():
+                return self._existing(final, str(manifest.get("bundle_id")))
+            try:
+                os.rename(self.tmp, final)
+            except OSError:
+                if final.exists():  # a concurrent writer won the race
+                    return self._existing(final, str(manifest.get("bundle_id")))
+                raise
+            _fsync(self.parent, directory=True)
+        except OSError as exc:
+            raise _output_error(self.parent, exc) from None
+        return final
+
+    def _existing(self, final: Path, bundle_id: str) -> Path:
+        try:
+            same = json.loads((final / MANIFEST).read_text(encoding="utf-8")).get("bundle_id") == bundle_id
+        except (OSError, ValueError, AttributeError):
+            same = False
+        if not same:
+            raise BundleError(f"{final} already exists and is not this bundle; remove it or choose another --out")
+        self.abort()
         return final
 
     def abort(self) -> None:
@@ -212,7 +260,7 @@ class BundleWriter:
 
 @contextmanager
 def bundle_writer(parent: Path, name: str) -> Iterator[BundleWriter]:
-    """Yield a writer; on any exception (Ctrl-C included) leave no trace."""
+    """Yield a writer; on any exception (Ctrl-C and SIGTERM included) leave no trace."""
     w = BundleWriter(parent, name)
     try:
         yield w
@@ -220,17 +268,37 @@ def bundle_writer(parent: Path, name: str) -> Iterator[BundleWriter]:
         w.abort()
         raise
     finally:
-        if w.tmp.exists() and not (parent / name).exists():
+        if w.tmp.exists():
             w.abort()
+
+
+def inside_bundle(path: Path) -> Path | None:
+    """Return the bundle folder ``path`` is (or lies inside), if any: outputs must never go there."""
+    p = path.resolve()
+    for candidate in (p, *p.parents):
+        mpath = candidate / MANIFEST
+        try:
+            if mpath.is_file() and json.loads(mpath.read_text(encoding="utf-8")).get("schema") == SCHEMA:
+                return candidate
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
 
 
 @dataclass
 class Bundle:
-    """A bundle on disk, read lazily."""
+    """A bundle on disk, read lazily.
+
+    ``verified`` is True when the bundle was checked against its manifest before use, False
+    when it was used although it failed (``--allow-unverified``; ``unverified_reason`` says
+    why), None when nobody checked.
+    """
 
     path: Path
     manifest: dict[str, Any]
     _frames: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    verified: bool | None = None
+    unverified_reason: str | None = None
 
     @property
     def manifest_sha256(self) -> str:
@@ -241,19 +309,24 @@ class Bundle:
         return str(self.manifest["bundle_id"])
 
     def table(self, name: str) -> pd.DataFrame:
-        """Return a table as a DataFrame (timestamps tz-aware UTC)."""
+        """Return a table as a DataFrame (timestamps tz-aware UTC); its columns are checked against SCHEMAS."""
         if name not in SCHEMAS:
             raise BundleError(f"{self.path}: no table named {name!r}; tables are {', '.join(TABLES)}")
         if name not in self._frames:
+            import pyarrow as pa
             import pyarrow.parquet as pq
 
             p = self.path / f"{name}.parquet"
             if not p.is_file():
                 raise BundleError(f"{self.path}: table {name}.parquet is missing; the bundle is incomplete — collect it again")
             try:
-                self._frames[name] = pq.read_table(p).to_pandas()
-            except OSError as exc:
-                raise BundleError(f"{p}: unreadable parquet ({exc}); run `evidence verify {self.path}`") from None
+                arrow = pq.read_table(p)
+            except (OSError, pa.ArrowException, ValueError) as exc:
+                raise BundleError(f"{p}: unreadable parquet ({_short(exc)}); run `evidence verify {self.path}`") from None
+            problem = schema_problem(name, arrow.schema)
+            if problem:
+                raise BundleError(f"{p}: {problem}; run `evidence verify {self.path}`")
+            self._frames[name] = arrow.to_pandas()
         return self._frames[name]
 
     def objects(self, kind: str | None = None, role: str | None = None) -> list[dict[str, Any]]:
@@ -262,7 +335,14 @@ class Bundle:
         out = []
         for row in df.itertuples(index=False):
             if (kind is None or row.kind == kind) and (role is None or row.role == role):
-                out.append(json.loads(str(row.body)))
+                try:
+                    body = json.loads(str(row.body))
+                except ValueError:
+                    raise BundleError(
+                        f"{self.path}: objects.parquet holds a body that is not JSON; run `evidence verify`"
+                    ) from None
+                if isinstance(body, dict):
+                    out.append(body)
         return out
 
     @property
@@ -274,8 +354,51 @@ class Bundle:
         return found[0]
 
 
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def schema_problem(table: str, schema: pa.Schema) -> str | None:
+    """Return what is wrong with a table's arrow schema against SCHEMAS, or None."""
+    want = arrow_schema(table)
+    have = {f.name: f.type for f in schema}
+    for f in want:
+        if f.name not in have:
+            return f"column {f.name!r} of table {table} is missing"
+        if have[f.name] != f.type:
+            return f"column {f.name!r} of table {table} has type {have[f.name]}, expected {f.type}"
+    return None
+
+
+_HEX_ID = re.compile(r"[0-9a-f]{32,64}")
+
+
+def _manifest_problem(manifest: Any) -> str | None:
+    """Return why a parsed manifest cannot be a bundle manifest this evidence reads, or None."""
+    if not isinstance(manifest, Mapping) or manifest.get("schema") != SCHEMA:
+        return f"not an evidence bundle manifest (schema is not {SCHEMA!r})"
+    version = manifest.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        return f"schema_version {version!r} is not a version number (an integer from 1); the manifest was altered or not written by evidence"
+    if version > SCHEMA_VERSION:
+        return f"bundle schema_version {version} is newer than this evidence understands ({SCHEMA_VERSION}); upgrade evidence"
+    bid = manifest.get("bundle_id")
+    if not isinstance(bid, str) or not _HEX_ID.fullmatch(bid):
+        return "the manifest has no valid bundle_id; it was altered or not written by evidence"
+    canary = manifest.get("canary")
+    if not isinstance(canary, Mapping) or not all(
+        isinstance(canary.get(k), str) and canary.get(k) for k in ("namespace", "name")
+    ):
+        return "the manifest names no canary (canary.namespace and canary.name); it was altered or not written by evidence"
+    window = manifest.get("window")
+    if not isinstance(window, Mapping) or not isinstance(window.get("start"), str) or not isinstance(window.get("end"), str):
+        return "the manifest has no window start/end; it was altered or not written by evidence"
+    return None
+
+
 def read_bundle(path: str | Path) -> Bundle:
-    """Open a bundle folder and check its manifest's schema."""
+    """Open a bundle folder and check its manifest's schema (``check_bundle`` checks its files)."""
     p = Path(path)
     mpath = p / MANIFEST
     if not p.is_dir():
@@ -285,52 +408,117 @@ def read_bundle(path: str | Path) -> Bundle:
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise BundleError(f"{mpath}: unreadable manifest ({exc})") from None
-    if not isinstance(manifest, Mapping) or manifest.get("schema") != SCHEMA:
-        raise BundleError(f"{mpath}: not an evidence bundle manifest (schema is not {SCHEMA!r})")
-    version = manifest.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise BundleError(
-            f"{mpath}: bundle schema_version {version} is newer than this evidence understands ({SCHEMA_VERSION}); upgrade evidence"
-        )
+        raise BundleError(f"{mpath}: unreadable manifest ({_short(exc)})") from None
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise BundleError(f"{mpath}: {problem}")
     return Bundle(p, dict(manifest))
 
 
-def verify_bundle(path: str | Path) -> dict[str, Any]:
-    """Check every file against the manifest; raise VerifyError naming the first mismatch."""
-    b = read_bundle(path)
+def _safe_name(name: Any) -> bool:
+    """Return whether a manifest file name stays inside the bundle: relative, no '..', no odd characters."""
+    if not isinstance(name, str) or not name or name.startswith("/") or "\\" in name or "\x00" in name:
+        return False
+    return all(part not in ("", ".", "..") for part in name.split("/")) and name != MANIFEST
+
+
+def check_bundle(path: str | Path) -> list[str]:
+    """Return every problem of a bundle against its manifest (empty when it verifies)."""
+    try:
+        b = read_bundle(path)
+    except BundleError as exc:
+        return [str(exc)]
+    problems: list[str] = []
     raw = (b.path / MANIFEST).read_bytes()
     found = _SELF_HASH.findall(raw.decode("utf-8", errors="replace"))
     if len(found) != 1:
-        raise VerifyError(f"{b.path}: {MANIFEST} carries no self_sha256; it was altered or not written by evidence")
-    zeroed = raw.replace(f'"self_sha256": "{found[0]}"'.encode(), f'"self_sha256": "{_ZERO_HASH}"'.encode())
-    if hashlib.sha256(zeroed).hexdigest() != found[0]:
-        raise VerifyError(f"{b.path}: {MANIFEST} differs from what was written (self_sha256 mismatch)")
-    files: dict[str, Any] = b.manifest.get("files", {})
-    present = []
+        problems.append(f"{MANIFEST} carries no self_sha256; it was altered or not written by evidence")
+    else:
+        zeroed = raw.replace(f'"self_sha256": "{found[0]}"'.encode(), f'"self_sha256": "{_ZERO_HASH}"'.encode())
+        if hashlib.sha256(zeroed).hexdigest() != found[0]:
+            problems.append(f"{MANIFEST} differs from what was written (self_sha256 mismatch)")
+    files = b.manifest.get("files")
+    if not isinstance(files, Mapping):
+        return [*problems, f"{MANIFEST} lists no files; it was altered or not written by evidence"]
+    problems.extend(
+        f"{t}.parquet is not listed in the manifest (every bundle has it)" for t in TABLES if f"{t}.parquet" not in files
+    )
+    present: list[str] = []
     for f in sorted(b.path.rglob("*")):
-        rel = str(f.relative_to(b.path))
+        rel = f.relative_to(b.path).as_posix()
         if f.is_symlink() or not (f.is_file() or f.is_dir()):
-            raise VerifyError(f"{b.path}: {rel} is not a regular file (extra entry)")
-        if f.is_dir() and not any(f.iterdir()):
-            raise VerifyError(f"{b.path}: {rel}/ is an empty folder that is not part of the bundle (extra entry)")
-        if f.is_file() and rel != MANIFEST:
+            problems.append(f"{rel} is not a regular file (extra entry)")
+        elif f.is_dir() and not any(f.iterdir()):
+            problems.append(f"{rel}/ is an empty folder that is not part of the bundle (extra entry)")
+        elif f.is_file() and rel != MANIFEST:
             present.append(rel)
-    for name in sorted(files):
-        f = b.path / name
-        if not f.is_file():
-            raise VerifyError(f"{b.path}: {name} is missing (listed in the manifest)")
-        info = files[name]
-        if f.stat().st_size != info.get("bytes"):
-            raise VerifyError(
-                f"{b.path}: {name} differs from the manifest (size {f.stat().st_size}, expected {info.get('bytes')})"
-            )
-        if sha256_file(f) != info.get("sha256"):
-            raise VerifyError(f"{b.path}: {name} differs from the manifest (sha256 mismatch)")
-    extra = [n for n in present if n not in files]
-    if extra:
-        raise VerifyError(f"{b.path}: {extra[0]} is not listed in the manifest (extra file)")
+    for name in sorted(files, key=str):
+        problems.extend(_file_problems(b.path, name, files[name]))
+    problems.extend(f"{n} is not listed in the manifest (extra file)" for n in present if n not in files)
+    return problems
+
+
+def _file_problems(root: Path, name: Any, info: Any) -> list[str]:
+    if not _safe_name(name):
+        return [f"the manifest lists {name!r}, a path outside the bundle; it was altered"]
+    if not isinstance(info, Mapping) or not isinstance(info.get("bytes"), int) or not isinstance(info.get("sha256"), str):
+        return [f"the manifest's entry of {name} has no bytes/sha256; it was altered"]
+    f = root / name
+    if f.is_symlink() or not f.is_file():
+        return [f"{name} is missing (listed in the manifest)"]
+    if f.stat().st_size != info["bytes"]:
+        return [f"{name} differs from the manifest (size {f.stat().st_size}, expected {info['bytes']})"]
+    if sha256_file(f) != info["sha256"]:
+        return [f"{name} differs from the manifest (sha256 mismatch)"]
+    table = name[: -len(".parquet")] if name.endswith(".parquet") else ""
+    if table in SCHEMAS:
+        problem = _parquet_problem(f, table)
+        if problem:
+            return [f"{name}: {problem}"]
+    return []
+
+
+def _parquet_problem(path: Path, table: str) -> str | None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        return f"not a readable parquet file ({_short(exc)})"
+    return schema_problem(table, schema)
+
+
+def verify_bundle(path: str | Path) -> dict[str, Any]:
+    """Check every file against the manifest; raise VerifyError naming the first problem (and how many more)."""
+    problems = check_bundle(path)
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise VerifyError(f"{Path(path)}: {problems[0]}{more}")
+    b = read_bundle(path)
+    files: Mapping[str, Any] = b.manifest["files"]
     return {"path": str(b.path), "files": len(files), "bundle_id": b.bundle_id, "manifest_sha256": b.manifest_sha256}
+
+
+def open_bundle(path: str | Path, allow_unverified: bool = False) -> Bundle:
+    """Open a bundle for use, verified first: a bundle that fails is refused unless ``allow_unverified``.
+
+    With ``allow_unverified`` the bundle is returned with ``verified`` False and the reason, so
+    every output can say UNVERIFIED.
+    """
+    problems = check_bundle(path)
+    b = read_bundle(path)
+    if not problems:
+        b.verified = True
+        return b
+    reason = problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+    if not allow_unverified:
+        raise VerifyError(
+            f"{b.path}: the bundle does not verify: {reason}; refusing to use changed evidence — "
+            f"run `evidence verify {b.path}`, or pass --allow-unverified to use it anyway, marked UNVERIFIED"
+        )
+    b.verified, b.unverified_reason = False, reason
+    return b
 
 
 def grouped_gaps(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -28,8 +28,11 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except EvidenceError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {_printable(str(exc))}", err=True)
             sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted; nothing partial was left behind", err=True)
+            sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
 
@@ -42,6 +45,24 @@ def cli() -> None:
     Collect a rollout into a verifiable bundle, evaluate it against an abort policy, and
     render decision records. Run `evidence COMMAND --help` for a command's options.
     """
+
+
+def _printable(text: str) -> str:
+    """Return text safe for a terminal: control characters (escape sequences, bidi overrides) shown, not obeyed."""
+    from evidence.textsafe import terminal_safe
+
+    return terminal_safe(text)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, turned into an exception so that temporary folders are removed on the way out."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the clean-up
+    raise _Terminated()
 
 
 def _env_or(value: str | None, env: str) -> str | None:
@@ -77,7 +98,9 @@ def _env_or(value: str | None, env: str) -> str | None:
 @click.option("--max-window", default="168h", show_default=True, help="Refuse windows longer than this.")
 @click.option("--out", default="bundles", show_default=True, type=click.Path(), help="Parent folder for the bundle.")
 @click.option(
-    "--cluster", metavar="NAME", help="Cluster name for the manifest and the rollout id (default: the kubeconfig context's cluster)."
+    "--cluster",
+    metavar="NAME",
+    help="Cluster name for the manifest and the rollout id (default: the kubeconfig context's cluster).",
 )
 @click.option("--allow-partial", is_flag=True, help="Write the bundle even if some queries failed (gaps are recorded).")
 @click.option(
@@ -98,9 +121,15 @@ def _env_or(value: str | None, env: str) -> str | None:
     help="Extra header, e.g. X-Scope-OrgID=tenant-a for Mimir/Cortex. Repeatable.",
 )
 @click.option(
-    "--timeout", default=30.0, show_default=True, help="Seconds to wait for one answer from Prometheus or the API server."
+    "--timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True, max=3600),
+    help="Seconds to wait for one whole answer from Prometheus or the API server.",
 )
-@click.option("--concurrency", default=4, show_default=True, help="Prometheus queries in flight at once.")
+@click.option(
+    "--concurrency", default=4, show_default=True, type=click.IntRange(1, 64), help="Prometheus queries in flight at once."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @handle_errors
 def collect(
@@ -145,9 +174,14 @@ def collect(
     from evidence.sources import ClusterSource
     from evidence.sources.prometheus import PrometheusAuth, PrometheusSource, read_token_file
 
+    from evidence.bundle import inside_bundle
+
     ref = CanaryRef.parse(canary)
     if not prometheus_url:
         raise UsageError("--prometheus URL is required (or set EVIDENCE_PROMETHEUS_URL)")
+    into = inside_bundle(Path(out))
+    if into is not None:
+        raise UsageError(f"--out {out} is inside the bundle {into}: a bundle never holds another; choose another folder")
 
     def duration(text: str, option: str) -> dt.timedelta:
         try:
@@ -217,15 +251,23 @@ def verify(bundle: str) -> None:
     )
 
 
+_ALLOW_UNVERIFIED = click.option(
+    "--allow-unverified",
+    is_flag=True,
+    help="Use the bundle even if it fails verification; every output then says UNVERIFIED.",
+)
+
+
 @cli.command(short_help="Summarise a bundle in the terminal.")
 @click.argument("bundle", type=click.Path())
+@_ALLOW_UNVERIFIED
 @handle_errors
-def show(bundle: str) -> None:
-    """Summarise BUNDLE: canary, window, Flagger's outcome, weights, counts, gaps."""
-    from evidence.bundle import read_bundle
+def show(bundle: str, allow_unverified: bool) -> None:
+    """Summarise BUNDLE: canary, window, Flagger's outcome, weights, counts, gaps (verified first)."""
+    from evidence.bundle import open_bundle
     from evidence.summary import summarise_bundle
 
-    click.echo(summarise_bundle(read_bundle(bundle)))
+    click.echo(_printable(summarise_bundle(open_bundle(bundle, allow_unverified))))
 
 
 @cli.command(short_help="Judge a bundle against the abort policy (exit 3 on a breach).")
@@ -234,8 +276,9 @@ def show(bundle: str) -> None:
     "--policy", "policy_file", metavar="FILE", type=click.Path(), help="Abort policy YAML (default: the built-in policy)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the summary.")
+@_ALLOW_UNVERIFIED
 @handle_errors
-def evaluate(bundle: str, policy_file: str | None, as_json: bool) -> None:
+def evaluate(bundle: str, policy_file: str | None, as_json: bool, allow_unverified: bool) -> None:
     """Judge BUNDLE against the abort policy and reconstruct what Flagger did.
 
     \b
@@ -244,17 +287,17 @@ def evaluate(bundle: str, policy_file: str | None, as_json: bool) -> None:
     """
     import json
 
-    from evidence.bundle import read_bundle
+    from evidence.bundle import open_bundle
     from evidence.evaluate import evaluate_bundle
     from evidence.policy import default_policy, load_policy
     from evidence.render.evaluation import evaluation_to_json, format_evaluation
 
     policy = load_policy(policy_file) if policy_file else default_policy()
-    ev = evaluate_bundle(read_bundle(bundle), policy)
+    ev = evaluate_bundle(open_bundle(bundle, allow_unverified), policy)
     if as_json:
-        click.echo(json.dumps(evaluation_to_json(ev), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(evaluation_to_json(ev), indent=2, ensure_ascii=True))
     else:
-        click.echo(format_evaluation(ev), nl=False)
+        click.echo(_printable(format_evaluation(ev)), nl=False)
     sys.exit(3 if ev.verdict == "abort" else 0)
 
 
@@ -274,18 +317,36 @@ def evaluate(bundle: str, policy_file: str | None, as_json: bool) -> None:
 @click.option(
     "--policy", "policy_file", metavar="FILE", type=click.Path(), help="Abort policy YAML (default: the built-in policy)."
 )
+@_ALLOW_UNVERIFIED
 @handle_errors
-def render(bundle: str, fmt: str, postmortem: bool, out: str, template_dir: str | None, policy_file: str | None) -> None:
+def render(
+    bundle: str, fmt: str, postmortem: bool, out: str, template_dir: str | None, policy_file: str | None, allow_unverified: bool
+) -> None:
     """Render BUNDLE's decision record (and postmortem pack) from the bundle alone.
 
     Prints each written file's path, one a line. Never contacts a cluster or Prometheus.
     """
     from evidence.render import formats_for, render_bundle
 
-    for path in render_bundle(bundle, formats_for(fmt, postmortem), out, template_dir=template_dir, policy_path=policy_file):
+    paths = render_bundle(
+        bundle,
+        formats_for(fmt, postmortem),
+        out,
+        template_dir=template_dir,
+        policy_path=policy_file,
+        allow_unverified=allow_unverified,
+    )
+    for path in paths:
         click.echo(str(path))
 
 
 def main() -> None:
-    """Run the CLI."""
-    cli()
+    """Run the CLI; SIGTERM cleans up like Ctrl-C (no hidden temporary folders are left)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        cli()
+    except _Terminated:
+        click.echo("error: terminated (SIGTERM); nothing partial was left behind", err=True)
+        sys.exit(143)

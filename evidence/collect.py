@@ -33,7 +33,7 @@ from evidence.identity import UNKNOWN_CLUSTER, bundle_id_for, rollout_id
 from evidence.model import CanaryRef, Window, rfc3339
 from evidence.progress import Progress
 from evidence.queries import build_checks, build_series, empty_hint, plan_queries, run_queries, scrape_gaps
-from evidence.redact import redact_object, scrub_text, workload_identity
+from evidence.redact import Redactions, redact_log_line, redact_object, scrub_text, workload_identity
 from evidence.sources import ClusterData, ClusterSource
 from evidence.sources.prometheus import MAX_POINTS, PrometheusSource
 
@@ -170,7 +170,12 @@ def collect_rollout(
     cluster = options.cluster or data.cluster or UNKNOWN_CLUSTER
     last_applied = (data.canary.get("status") or {}).get("lastAppliedSpec")
     rid = rollout_id(
-        cluster, ref.namespace, ref.name, rollout["start"], str(last_applied) if last_applied else None, (window.start, window.end)
+        cluster,
+        ref.namespace,
+        ref.name,
+        rollout["start"],
+        str(last_applied) if last_applied else None,
+        (window.start, window.end),
     )
     bundle_id = bundle_id_for(rid)
     name = bundle_dirname(ref.namespace, ref.name, rollout["start"] or window.start, bundle_id)
@@ -196,38 +201,45 @@ def collect_rollout(
     queries, plan_warnings = plan_queries(spec, window, rollout["start"])
     # The cluster-side tables are built while Prometheus answers.
     crashed: list[BaseException] = []
+    cancel = threading.Event()
 
     def fetch_all() -> None:
         try:
-            run_queries(prom, queries, options.concurrency, progress)
+            run_queries(prom, queries, options.concurrency, progress, cancel)
         except BaseException as exc:  # re-raised below: a bundle must never look complete without its data
             crashed.append(exc)
 
     fetch = threading.Thread(target=fetch_all, name="evidence-fetch", daemon=True)
     fetch.start()
-    import pandas as pd
+    try:
+        import pandas as pd
 
-    objects = pd.DataFrame(_object_rows(data), columns=_cols("objects"))
-    events = _frame(to_records(rows), "events", ("time", "k8s_first", "k8s_last"))
-    logs = _frame(
-        [
-            dict(r, message=scrub_text(r["message"]), raw=scrub_text(r["raw"]))
-            for r in log_records
-            if window.start <= r["time"] <= window.end
-        ],
-        "logs",
-        ("time",),
-    )
-    fetch.join()
+        red = Redactions()
+        known = prom.auth.secrets()
+        objects = pd.DataFrame(_object_rows(data, red, known), columns=_cols("objects"))
+        events = _frame(to_records(rows, red, known), "events", ("time", "k8s_first", "k8s_last"))
+        logs = _frame(_log_rows(log_records, window, red, known), "logs", ("time",))
+        fetch.join()
+    except BaseException:
+        # Ctrl-C or SIGTERM: the queued queries are never sent; nothing has been written yet.
+        cancel.set()
+        raise
     if crashed:
         raise crashed[0]
-    failed = [q for q in queries if q.status == "failed"]
+    # A query Prometheus rejects as invalid is permanent: re-running cannot help, so only the core
+    # series (the raw samples) block the bundle; Flagger's re-run checks become recorded gaps.
+    failed = [q for q in queries if q.status == "failed" and not (q.invalid and q.kind == "range")]
     if failed and not options.allow_partial:
         progress.done()
         first = failed[0]
+        again = (
+            "re-run, or"
+            if not all(q.invalid for q in failed)
+            else "the query is invalid for this Prometheus (re-running will not help);"
+        )
         raise PartialError(
             f"{len(failed)} of {len(queries)} Prometheus queries failed (first: {first.id}: {first.error}); "
-            "nothing was written — re-run, or pass --allow-partial to write the bundle with these gaps recorded"
+            f"nothing was written — {again} pass --allow-partial to write the bundle with these gaps recorded"
         )
     progress.say("writing the bundle")
     series_rows, samples = build_series(queries, spec)
@@ -237,8 +249,9 @@ def collect_rollout(
     warnings: list[str] = list(data.warnings) + plan_warnings
     for q in queries:
         if q.status == "failed":
+            kind = "query_invalid" if q.invalid else "query_failed"
             for a, b, err in q.failed_chunks:
-                gaps.append({"kind": "query_failed", "query": q.id, "from": rfc3339(a), "to": rfc3339(b), "detail": err})
+                gaps.append({"kind": kind, "query": q.id, "from": rfc3339(a), "to": rfc3339(b), "detail": err})
         elif q.status == "empty":
             gaps.append({"kind": "query_empty", "query": q.id, "detail": empty_hint(q)})
         if q.kind == "range" and q.error:
@@ -299,9 +312,10 @@ def collect_rollout(
                     "kubernetes_only_rows": stats["k8s_only"],
                 },
             },
-            "queries": [q.manifest() for q in queries],
-            "gaps": gaps,
-            "warnings": warnings,
+            "queries": [_scrubbed(q.manifest(), known) for q in queries],
+            "gaps": [_scrubbed(g, known) for g in gaps],
+            "warnings": [scrub_text(w, known) for w in warnings],
+            "redaction": red.manifest(),
             "counts": {
                 "objects": len(objects),
                 "events": len(events),
@@ -363,7 +377,25 @@ def _frame(rows: list[dict[str, Any]], table: str, time_cols: tuple[str, ...]) -
     return df
 
 
-def _object_rows(data: ClusterData) -> list[dict[str, Any]]:
+def _scrubbed(record: dict[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
+    """Return a manifest record with every string scrubbed (server error texts may echo credentials)."""
+    return {k: scrub_text(v, known) if isinstance(v, str) else v for k, v in record.items()}
+
+
+def _log_rows(records: list[dict[str, Any]], window: Window, red: Redactions, known: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Return the logs table's rows inside the window: message scrubbed, raw re-serialised with secret fields redacted."""
+    rows = []
+    for i, r in enumerate(records):
+        if not window.start <= r["time"] <= window.end:
+            continue
+        raw = redact_log_line(r["raw"], known)
+        if raw != r["raw"]:
+            red.add("logs", f"{i}.raw", "redacted")
+        rows.append(dict(r, message=red.text("logs", f"{i}.message", r["message"], known), raw=red.text("logs", f"{i}.raw", raw)))
+    return rows
+
+
+def _object_rows(data: ClusterData, red: Redactions, known: tuple[str, ...]) -> list[dict[str, Any]]:
     items: list[tuple[str, dict[str, Any]]] = [("canary", data.canary)]
     items += [("metric-template", o) for o in data.metric_templates]
     items += [("alert-provider", o) for o in data.alert_providers]
@@ -374,8 +406,10 @@ def _object_rows(data: ClusterData) -> list[dict[str, Any]]:
         items.append((role, workload_identity(o)))
     rows = []
     for role, obj in items:
-        clean, paths = redact_object(obj)
+        clean, paths = redact_object(obj, known)
         meta = clean.get("metadata") or {}
+        for path in paths:
+            red.add("objects", f"{clean.get('kind')} {meta.get('namespace')}/{meta.get('name')}: {path}", "redacted")
         rows.append(
             {
                 "kind": str(clean.get("kind", "")),

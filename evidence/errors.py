@@ -11,7 +11,9 @@
     │       └── VerifyError            a bundle's file differs from its manifest
     ├── SourceError                    a source did not answer as needed
     │   ├── PrometheusError            unreachable, 5xx, bad answer
-    │   │   └── PrometheusTimeout      no answer within the timeout, after retries
+    │   │   ├── PrometheusTimeout      no complete answer within the timeout
+    │   │   ├── PrometheusPartial      an answer with warnings: a store or replica did not answer
+    │   │   └── PrometheusInvalidQuery 400 bad_data: the query itself is rejected (permanent)
     │   └── KubeError                  API errors; 401/403 name the permission
     ├── NotFoundError                  unknown canary, no rollout in the window
     ├── PartialError                   some queries failed; the bundle was not written
@@ -21,6 +23,9 @@ Every message says what went wrong and how to fix it.
 """
 
 from __future__ import annotations
+
+import stat
+from pathlib import Path
 
 
 class EvidenceError(Exception):
@@ -67,6 +72,14 @@ class PrometheusTimeout(PrometheusError):
     """Prometheus did not answer within the timeout (after the bounded retries)."""
 
 
+class PrometheusPartial(PrometheusError):
+    """Prometheus answered, but said (in ``warnings``) that part of the data is missing."""
+
+
+class PrometheusInvalidQuery(PrometheusError):
+    """Prometheus rejected the query as invalid (400 bad_data): re-running will not help."""
+
+
 class KubeError(SourceError):
     """The Kubernetes API failed or refused."""
 
@@ -81,3 +94,30 @@ class PartialError(EvidenceError):
 
 class RenderError(EvidenceError):
     """A report could not be rendered."""
+
+
+def read_bounded(path: str | Path, option: str, limit: int, error: type[EvidenceError]) -> str:
+    """Read a small text input file (policy, token): a regular file of at most ``limit`` bytes, UTF-8.
+
+    ``/dev/zero``, a FIFO or a huge file would otherwise exhaust memory or block forever.
+    """
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise error(f"{option} {p}: no such file") from None
+    except OSError as exc:
+        raise error(f"{option} {p}: cannot read it ({exc.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{option} {p}: not a regular file; give the path of a file")
+    try:
+        with p.open("rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise error(f"{option} {p}: cannot read it ({exc.strerror})") from None
+    if len(data) > limit:
+        raise error(f"{option} {p}: larger than {limit // 1024} KiB; is it the right file?")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{option} {p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None

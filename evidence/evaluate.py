@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -68,6 +68,8 @@ class Evaluation:
     evaluation_times: int
     interval_seconds: float
     threshold: int
+    verified: bool | None = None  # the bundle was checked against its manifest (False: used with --allow-unverified)
+    unverified_reason: str | None = None
 
 
 def _interval_seconds(text: Any) -> float:
@@ -135,7 +137,7 @@ def evaluate_bundle(bundle: Bundle, policy: Policy | None = None) -> Evaluation:
         if not isinstance(bundle.manifest.get("canary"), Mapping):
             raise
         canary = {}
-    return evaluate_rollout(
+    ev = evaluate_rollout(
         manifest=bundle.manifest,
         canary=canary,
         series=bundle.table("series"),
@@ -144,6 +146,7 @@ def evaluate_bundle(bundle: Bundle, policy: Policy | None = None) -> Evaluation:
         checks=bundle.table("checks"),
         policy=policy or default_policy(),
     )
+    return replace(ev, verified=bundle.verified, unverified_reason=bundle.unverified_reason)
 
 
 def evaluate_rollout(
@@ -266,7 +269,7 @@ def _gap_notes(manifest: Mapping[str, Any], start: dt.datetime, end: dt.datetime
                 out.append(
                     f"scrape gap {rfc3339(a)} → {rfc3339(b)}: criteria have no evaluation inside it; counts across it are exact"
                 )
-        elif kind == "query_failed":
+        elif kind in ("query_failed", "query_invalid"):
             if a is not None and b is not None and (a > end or b < start):
                 continue
             failed.setdefault(str(g.get("query")), []).append((a, b, str(g.get("detail") or "")))

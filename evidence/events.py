@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evidence.flagger import parse_message, strip_combined
-from evidence.redact import scrub_text
+from evidence.redact import Redactions, scrub_text
 
 UTC = dt.UTC
 MATCH_TOLERANCE = dt.timedelta(seconds=2)
@@ -244,13 +244,15 @@ def attach_k8s(
     return sorted(rows, key=lambda o: o.time), stats
 
 
-def to_records(rows: list[Occurrence]) -> list[dict[str, Any]]:
-    """Return the rows of the events table (columns as in bundle.SCHEMAS['events'])."""
+def to_records(rows: list[Occurrence], red: Redactions | None = None, known: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Return the rows of the events table (columns as in bundle.SCHEMAS['events']), free text scrubbed and capped."""
+    red = red or Redactions()
     out = []
     for o in rows:
         p = parse_message(o.message)
-        message = scrub_text(o.message)
-        eid = hashlib.sha256(f"{o.time.isoformat()}|{message}|{o.sources[0]}".encode()).hexdigest()[:16]
+        scrubbed = scrub_text(o.message, known)
+        eid = hashlib.sha256(f"{o.time.isoformat()}|{scrubbed}|{o.sources[0]}".encode()).hexdigest()[:16]
+        message = red.text("events", f"{eid}.message", o.message, known) or ""
         out.append(
             {
                 "event_id": eid,
@@ -268,12 +270,12 @@ def to_records(rows: list[Occurrence]) -> list[dict[str, Any]]:
                 "checksum": o.checksum,
                 "action": p.action,
                 "weight": p.weight,
-                "metric": p.metric,
+                "metric": red.text("events", f"{eid}.metric", p.metric, known),
                 "value": p.value,
                 "threshold": p.threshold,
                 "comparator": p.comparator,
                 "failed_checks": p.failed_checks,
-                "detail": scrub_text(p.detail) if p.detail else None,
+                "detail": red.text("events", f"{eid}.detail", p.detail, known) if p.detail else None,
             }
         )
     return out

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from evidence.canary import CanarySpec
-from evidence.errors import PrometheusError, PrometheusTimeout
+from evidence.errors import PrometheusError, PrometheusInvalidQuery, PrometheusTimeout
 from evidence.flagger import BUILTIN_QUERIES, TemplateError, promql_string, re2_escape, render_query
 from evidence.model import Window, rfc3339
 from evidence.progress import Progress
@@ -58,6 +58,7 @@ class Query:
     unit: str | None = None
     status: str = "pending"
     error: str | None = None
+    invalid: bool = False  # Prometheus rejected the query itself (400 bad_data): permanent
     chunks: int = 0
     series: int = 0
     samples: int = 0
@@ -85,6 +86,8 @@ class Query:
             out["metric"] = self.metric
         if self.error:
             out["error"] = self.error
+        if self.invalid:
+            out["invalid"] = True
         if self.failed_chunks:
             out["failed_chunks"] = [{"from": rfc3339(a), "to": rfc3339(b)} for a, b, _ in self.failed_chunks]
         return out
@@ -218,8 +221,18 @@ def plan_queries(spec: CanarySpec, window: Window, rollout_start: dt.datetime | 
     return qs, warnings
 
 
-def run_queries(prom: PrometheusSource, queries: list[Query], concurrency: int, progress: Progress) -> None:
-    """Run every query's chunks concurrently; record status, counts and errors on each query."""
+def run_queries(
+    prom: PrometheusSource,
+    queries: list[Query],
+    concurrency: int,
+    progress: Progress,
+    cancel: threading.Event | None = None,
+) -> None:
+    """Run every query's chunks concurrently; record status, counts and errors on each query.
+
+    Setting ``cancel`` makes every chunk not yet started return at once (Ctrl-C, SIGTERM): the
+    chunks in flight finish within their timeout, the queued ones are never sent.
+    """
     tasks: list[tuple[Query, dt.datetime, dt.datetime]] = []
     for q in queries:
         if q.kind == "raw":
@@ -239,13 +252,18 @@ def run_queries(prom: PrometheusSource, queries: list[Query], concurrency: int, 
 
     def one(task: tuple[Query, dt.datetime, dt.datetime]) -> tuple[Query, list[dict[str, Any]] | None, str | None, float]:
         q, s, e = task
+        if cancel is not None and cancel.is_set():
+            return q, None, "not attempted: collection was interrupted", 0.0
         with lock:
             given_up = timeouts.get(q.id, 0) >= MAX_TIMEOUTS
+            invalid = q.invalid
         if given_up:
             # A query Prometheus cannot answer in time (a heavy selector over a long store)
             # would otherwise cost chunks × timeout: skip its remaining chunks, say so for each,
             # and let the other queries (Flagger's small series among them) run.
             return q, None, f"not attempted: this query timed out on {MAX_TIMEOUTS} earlier chunks", 0.0
+        if invalid:
+            return q, None, "not attempted: Prometheus rejected this query as invalid", 0.0
         t0 = time.monotonic()
         try:
             if q.kind == "raw":
@@ -258,6 +276,10 @@ def run_queries(prom: PrometheusSource, queries: list[Query], concurrency: int, 
         except PrometheusTimeout as exc:
             with lock:
                 timeouts[q.id] = timeouts.get(q.id, 0) + 1
+            return q, None, str(exc), time.monotonic() - t0
+        except PrometheusInvalidQuery as exc:
+            with lock:
+                q.invalid = True
             return q, None, str(exc), time.monotonic() - t0
         except PrometheusError as exc:
             return q, None, str(exc), time.monotonic() - t0

@@ -66,7 +66,8 @@ def summarise_bundle(b: Bundle) -> str:
     counts = m.get("counts", {})
     sources = m.get("sources", {})
     outcome = tl.outcome.replace("_", " ")
-    lines = [
+    lines = [f"UNVERIFIED: {b.unverified_reason}"] if b.verified is False else []
+    lines += [
         f"canary:    {record.canary} (target {record.target})",
         f"bundle:    {b.bundle_id}  ({b.path})",
         f"window:    {m['window']['start']} → {m['window']['end']}  ({m['window'].get('chosen', '')})",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evidence.errors import UsageError
+from evidence.errors import RenderError, UsageError
 
 FORMAT_CHOICES = ("html", "pdf", "all")
 
@@ -102,24 +102,39 @@ def render_bundle(
     out: str | Path,
     template_dir: str | Path | None = None,
     policy_path: str | Path | None = None,
+    allow_unverified: bool = False,
 ) -> list[Path]:
-    """Evaluate a bundle and write each requested format under ``out``; return the paths."""
-    from evidence.bundle import read_bundle
+    """Verify and evaluate a bundle, then write each requested format under ``out``; return the paths.
+
+    A bundle that fails verification is refused unless ``allow_unverified``; then every page says UNVERIFIED.
+    """
+    from evidence.bundle import inside_bundle, open_bundle
     from evidence.evaluate import evaluate_bundle
     from evidence.policy import default_policy, load_policy
     from evidence.render.context import build_context
     from evidence.render.templates import environment
 
-    bundle = read_bundle(bundle_path)
+    target_bundle = inside_bundle(Path(out))
+    if target_bundle is not None:
+        raise UsageError(
+            f"--out {out} is inside the bundle {target_bundle}: reports never go into a bundle; choose another folder"
+        )
+    bundle = open_bundle(bundle_path, allow_unverified=allow_unverified)
     policy = load_policy(policy_path) if policy_path else default_policy()
     ev = evaluate_bundle(bundle, policy)
     job = RenderJob(environment(template_dir), build_context(bundle, ev))
-    stem = bundle.path.name
+    # `render .` names the reports after the bundle folder, not after "." (a hidden ".decision-record.html").
+    stem = bundle.path.resolve().name
     written = []
     for name in formats:
         fn, suffix = FORMATS[name]
         data = fn(job)
         target = Path(out) / f"{stem}{suffix}"
-        write_atomic(target, data)
+        try:
+            write_atomic(target, data)
+        except OSError as exc:
+            raise RenderError(
+                f"cannot write {target.name} under --out {out}: {exc.strerror or exc}; choose a writable folder with free space"
+            ) from None
         written.append(target)
     return written

@@ -56,6 +56,7 @@ def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
         "outcome_reason": tl.outcome_reason,
         "verdict": ev.verdict,
         "verdict_label": "ABORT" if ev.verdict == "abort" else "PASS",
+        "unverified": f"UNVERIFIED: {bundle.unverified_reason}" if bundle.verified is False else "",
         "evidence_sufficient": ev.evidence_sufficient,
         "bundle_id": bundle.bundle_id,
         "bundle_short": bundle.bundle_id[:8],

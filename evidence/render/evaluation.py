@@ -95,6 +95,8 @@ def evaluation_to_json(ev: Evaluation, *, include_series: bool = False) -> dict[
     tl, b, lag = ev.timeline, ev.blast, ev.lag
     return {
         "canary": ev.canary,
+        "verified": ev.verified,
+        **({"unverified_reason": ev.unverified_reason} if ev.verified is False else {}),
         "outcome": ev.outcome,
         "verdict": ev.verdict,
         "criteria": [_criterion_json(c, include_series) for c in ev.criteria],
@@ -215,6 +217,8 @@ def format_evaluation(ev: Evaluation) -> str:
     """Return a readable terminal summary of an evaluation."""
     tl, b, lag = ev.timeline, ev.blast, ev.lag
     lines = [f"evidence evaluate: {ev.canary}" + (f"  (bundle {ev.bundle_id[:8]})" if ev.bundle_id else "")]
+    if ev.verified is False:
+        lines.insert(0, f"UNVERIFIED: {ev.unverified_reason}")
     lines.append(f"evaluated from the rollout start {_t(ev.rollout_start)} to {_t(ev.rollout_end)}   policy: {ev.policy.source}")
     lines.append("")
     n_breached = sum(c.breached for c in ev.criteria)

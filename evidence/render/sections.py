@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 GAP_MEANING = {
     "query_failed": "this evidence is missing from the bundle; anything computed from it (charts, criteria, counts) is incomplete — lower confidence",
+    "query_invalid": "Prometheus rejected this query as invalid (permanent): Flagger's own check could not be re-run here",
     "query_empty": "Prometheus held no data for this query in the window",
     "scrape_gap": "no samples in this span: rates and criteria across it rest on fewer points",
 }

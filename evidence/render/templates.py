@@ -1,9 +1,12 @@
 """The one Jinja environment: autoescape on, StrictUndefined, templates from report_templates/.
 
 Event messages, names and labels are untrusted text: HTML templates escape everything they
-print, and the Markdown template passes text through ``md`` (which neutralises HTML and the
-characters that would break a table).  ``--template-dir`` puts a user's folder in front, so any
-template can be overridden by file name.
+print, every printed string has its control and bidi-formatting characters made visible
+(``finalize``), and the Markdown template passes text through ``md`` (which neutralises HTML,
+bare URLs and the characters that would break a table).  ``--template-dir`` puts a user's
+folder in front, so any template can be overridden by file name; a user's templates are
+untrusted code too, so with ``--template-dir`` the environment is Jinja's immutable sandbox
+(no attribute walks to ``os``, no mutation of the context).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from evidence.errors import RenderError
+from evidence.textsafe import visible
 
 _HERE = Path(__file__).resolve().parent
 
@@ -26,6 +30,7 @@ def default_template_dir() -> Path:
 
 
 _MD_INLINE = re.compile(r"([\\`*_\[\]|])")
+_MD_URL = re.compile(r"(?i)\b(https?|ftp|file|mailto)(:)|\b(www)(\.)")
 _MD_LINE_START = re.compile(r"^(#|[-+](?=\s))")
 _MD_ORDERED = re.compile(r"^(\d+)\.(?=\s)")
 
@@ -37,9 +42,11 @@ def md_escape(value: Any) -> str:
     a leading ``#``, ``>``, list marker or ``1.`` is escaped.  Parentheses, ``!`` and the like
     stay readable, so the text pastes cleanly into a wiki or a ticket.
     """
-    text = " ".join(str(value).split())
+    text = " ".join(visible(str(value)).split())
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _MD_INLINE.sub(r"\\\1", text)
+    # Bare URLs would be autolinked by wikis and GFM: an event message must never become a link.
+    text = _MD_URL.sub(lambda m: f"{m.group(1) or m.group(3)}\\{m.group(2) or m.group(4)}", text)
     text = _MD_LINE_START.sub(r"\\\1", text)
     return _MD_ORDERED.sub(r"\1\\.", text)
 
@@ -55,8 +62,12 @@ def environment(template_dir: str | Path | None = None) -> Any:
             raise RenderError(f"--template-dir {p}: not a folder")
         loaders.append(jinja2.FileSystemLoader(str(p)))
     loaders.append(jinja2.FileSystemLoader(str(default_template_dir())))
-    env = jinja2.Environment(
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    cls = ImmutableSandboxedEnvironment if template_dir is not None else jinja2.Environment
+    env = cls(
         loader=jinja2.ChoiceLoader(loaders),
+        finalize=_finalize,
         autoescape=jinja2.select_autoescape(
             enabled_extensions=("html.j2", "html", "htm", "svg.j2"), default_for_string=True, default=False
         ),
@@ -69,9 +80,19 @@ def environment(template_dir: str | Path | None = None) -> Any:
     return env
 
 
+def _finalize(value: Any) -> Any:
+    """Make control and bidi-formatting characters of every printed string visible (our own markup is left alone)."""
+    from markupsafe import Markup
+
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible(value)
+    return value
+
+
 def render_template(env: Any, name: str, context: dict[str, Any]) -> str:
-    """Render one template; template errors become RenderError naming the template."""
+    """Render one template; any template error becomes a RenderError naming the template, never a traceback."""
     import jinja2
+    from jinja2.exceptions import SecurityError
 
     try:
         return str(env.get_template(name).render(**context))
@@ -81,3 +102,8 @@ def render_template(env: Any, name: str, context: dict[str, Any]) -> str:
         raise RenderError(f"template {name}: {exc.message}; an overriding template may be out of date") from None
     except jinja2.TemplateSyntaxError as exc:
         raise RenderError(f"template {exc.filename or name}:{exc.lineno}: {exc.message}") from None
+    except SecurityError as exc:
+        raise RenderError(f"template {name}: refused by the sandbox ({exc}); templates may only lay out the report") from None
+    except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+        # A user's template that raises (e.g. {{ 1 / 0 }}, a filter on the wrong type) is the template's fault.
+        raise RenderError(f"template {name} failed: {type(exc).__name__}: {exc}; check the template (--template-dir)") from None

@@ -1,6 +1,6 @@
 """PromQL over the Prometheus HTTP API (Prometheus, Thanos, Mimir, Cortex, VictoriaMetrics).
 
-Built on prometheus-api-client.  Credentials (bearer token, basic auth, user:password in
+prometheus-api-client for the connection check; documented HTTP requests for the queries.  Credentials (bearer token, basic auth, user:password in
 the URL) are sent but never described: ``describe()`` and every error message carry the
 URL without them.
 """
@@ -8,16 +8,24 @@ URL without them.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from evidence.errors import PrometheusError, PrometheusTimeout, UsageError
+from evidence.errors import PrometheusError, PrometheusInvalidQuery, PrometheusPartial, PrometheusTimeout, UsageError
 
 #: Prometheus refuses range queries of more than 11,000 points per series.
 MAX_POINTS = 11_000
+#: The largest answer read from Prometheus; a 2-hour chunk of a busy service is a few MB.
+DEFAULT_MAX_BYTES = 256 * 2**20
+CHUNK_BYTES = 64 * 1024
+#: Prometheus' PromQL annotations (2.46+) travel in ``warnings`` too; they do not mean data is missing.
+_ANNOTATIONS = ("PromQL info:", "PromQL warning:")
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,15 @@ class PrometheusAuth:
     ca_file: str | None = None
     insecure_skip_verify: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Return the credential values themselves, to scrub them from anything a server echoes."""
+        from evidence.redact import secret_key
+
+        # Tenant headers (X-Scope-OrgID) are not secrets: scrubbing their value would blank a namespace.
+        headers = [v for k, v in self.headers.items() if secret_key(k) or k.lower() in ("authorization", "cookie")]
+        values = [self.bearer_token, self.password, *headers]
+        return tuple(v for v in values if v and len(v) >= 4)
 
     def kinds(self) -> list[str]:
         """Return which kinds of credentials are set (for the manifest; never the values)."""
@@ -57,22 +74,37 @@ def strip_credentials(url: str) -> tuple[str, str | None, str | None]:
 
 
 def read_token_file(path: str) -> str:
-    """Read a bearer token file (like a service-account token)."""
-    try:
-        return Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise UsageError(f"--prometheus-token-file {path}: cannot read it ({exc.strerror})") from None
+    """Read a bearer token file (like a service-account token): a regular file of at most 64 KiB."""
+    from evidence.errors import read_bounded
+
+    text = read_bounded(path, "--prometheus-token-file", 64 * 1024, UsageError).strip()
+    if not text:
+        raise UsageError(f"--prometheus-token-file {path}: the file is empty")
+    return text
 
 
 class PrometheusSource:
-    """Runs instant and range queries with bounded retries and a timeout."""
+    """Runs instant and range queries with bounded retries, a total time bound and a size bound per answer.
 
-    def __init__(self, url: str, auth: PrometheusAuth | None = None, timeout: float = 30.0, retries: int = 2) -> None:
-        if not url or not url.startswith(("http://", "https://")):
-            raise UsageError(
-                f"--prometheus {url!r}: give an http(s) URL, e.g. http://prometheus.monitoring:9090, or set EVIDENCE_PROMETHEUS_URL"
-            )
-        clean, user, password = strip_credentials(url.rstrip("/"))
+    ``ping`` goes through prometheus-api-client's public API.  Queries are plain, documented
+    HTTP requests (``GET /api/v1/query`` and ``/api/v1/query_range``) made with ``requests``,
+    because the client rounds range bounds to whole seconds and drops the answer's
+    ``warnings``: a Thanos or Cortex answer with ``warnings`` (a store or replica did not answer)
+    is partial, and taking it as complete would turn an ABORT into a PASS.  Each answer is read
+    as a stream under a deadline of ``timeout`` seconds, whatever the server does (a body that
+    trickles a byte a second is cut off), and is refused beyond ``max_bytes``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        auth: PrometheusAuth | None = None,
+        timeout: float = 30.0,
+        retries: int = 2,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        backoff: float = 0.2,
+    ) -> None:
+        clean, user, password = _checked_url(url)
         auth = auth or PrometheusAuth()
         if user is not None and not auth.username:
             auth = PrometheusAuth(
@@ -80,116 +112,245 @@ class PrometheusSource:
             )
         if auth.ca_file and not Path(auth.ca_file).is_file():
             raise UsageError(f"--prometheus-ca-file {auth.ca_file}: no such file")
+        if not timeout > 0 or not math.isfinite(timeout):
+            raise UsageError(f"--timeout {timeout}: give a number of seconds above 0")
         self.url = clean
         self.auth = auth
-        self.timeout = timeout
-        self.retries = retries
-        self._client: Any = None
+        self.timeout = float(timeout)
+        self.retries = max(0, int(retries))
+        self.max_bytes = int(max_bytes)
+        self.backoff = backoff
+        self._session: Any = None
+        self._lock = threading.Lock()
 
     def describe(self) -> str:
         return self.url
 
-    def _connect(self) -> Any:
-        if self._client is None:
-            import requests
-            from prometheus_api_client import PrometheusConnect
-            from urllib3.util.retry import Retry
-
-            session = requests.Session()
-            session.verify = self.auth.ca_file or not self.auth.insecure_skip_verify
-            headers = dict(self.auth.headers)
-            if self.auth.bearer_token:
-                headers["Authorization"] = f"Bearer {self.auth.bearer_token}"
-            retry = Retry(
-                total=self.retries,
-                connect=self.retries,
-                read=min(1, self.retries),
-                status=self.retries,
-                backoff_factor=0.2,
-                status_forcelist=(429, 500, 502, 503, 504),
-                allowed_methods=None,
-                raise_on_status=False,
-            )
-            basic = (self.auth.username, self.auth.password or "") if self.auth.username else None
-            self._client = PrometheusConnect(
-                url=self.url, headers=headers or None, retry=retry, auth=basic, session=session, timeout=self.timeout
-            )
-            if self.auth.insecure_skip_verify:
-                import urllib3
-
-                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        return self._client
-
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    def _new_session(self) -> Any:
         import requests
-        from prometheus_api_client.exceptions import PrometheusApiClientException
 
-        try:
-            result = fn(*args, **kwargs)
-        except PrometheusApiClientException as exc:
-            text = str(exc)
-            hint = ""
-            if "401" in text[:40] or "403" in text[:40]:
-                hint = "; check --prometheus-token / --prometheus-token-file / basic auth"
-            raise PrometheusError(f"Prometheus at {self.url} refused {what}: {_short(text)}{hint}") from None
-        except requests.exceptions.SSLError as exc:
-            raise PrometheusError(
-                f"Prometheus at {self.url}: TLS failed ({_short(str(exc))}); pass --prometheus-ca-file, or --prometheus-insecure-skip-verify"
-            ) from None
-        except requests.exceptions.RequestException as exc:
-            # A read timeout that exhausted the retries arrives wrapped in a ConnectionError.
-            if isinstance(exc, requests.exceptions.Timeout) or "timed out" in str(exc):
-                raise PrometheusTimeout(
-                    f"Prometheus at {self.url} did not answer {what} within {self.timeout:g}s (after retries); "
-                    "check the URL, or raise --timeout for a slow long-term store"
-                ) from None
-            raise PrometheusError(
-                f"Prometheus at {self.url} is unreachable ({_short(str(exc))}); check the URL or set EVIDENCE_PROMETHEUS_URL"
-            ) from None
-        except ValueError as exc:  # a non-JSON body from a proxy
-            raise PrometheusError(
-                f"Prometheus at {self.url} answered {what} with something that is not the Prometheus API ({exc})"
-            ) from None
-        if not isinstance(result, list):
-            raise PrometheusError(f"Prometheus at {self.url} answered {what} with an unexpected shape ({type(result).__name__})")
-        return result
+        session = requests.Session()
+        session.verify = self.auth.ca_file or not self.auth.insecure_skip_verify
+        session.headers.update(self.auth.headers)
+        if self.auth.bearer_token:
+            session.headers["Authorization"] = f"Bearer {self.auth.bearer_token}"
+        if self.auth.username:
+            session.auth = (self.auth.username, self.auth.password or "")
+        if self.auth.insecure_skip_verify:
+            import urllib3
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        return session
+
+    def _http(self) -> Any:
+        """Return the session of the queries: no retries of its own (``_query`` retries, under its deadline)."""
+        with self._lock:
+            if self._session is None:
+                self._session = self._new_session()
+            return self._session
 
     def ping(self) -> None:
         """Check that the API answers; raise PrometheusError naming the URL otherwise."""
-        client = self._connect()
-        result = self._call("a test query (vector(1))", client.custom_query, "vector(1)")
-        if not result:
+        from prometheus_api_client import PrometheusConnect
+        from prometheus_api_client.exceptions import PrometheusApiClientException
+
+        from urllib3.util.retry import Retry
+
+        # A session of its own: the client mounts its retry policy on the session it is given.
+        session = self._new_session()
+        retry = Retry(
+            total=self.retries,
+            connect=self.retries,
+            read=0,
+            status=self.retries,
+            backoff_factor=self.backoff,
+            status_forcelist=(429, 500, 502, 503, 504),
+            allowed_methods=None,
+            raise_on_status=False,
+        )
+        client = PrometheusConnect(
+            url=self.url, headers=dict(session.headers), session=session, timeout=self.timeout, retry=retry
+        )
+        try:
+            result = self._guard("a test query (vector(1))", lambda: client.custom_query("vector(1)"))
+        except PrometheusApiClientException as exc:
+            raise self._refused("a test query (vector(1))", str(exc)) from None
+        if not isinstance(result, list) or not result:
             raise PrometheusError(f"{self.url} answered vector(1) with nothing: is it a Prometheus API?")
 
     def instant(self, query: str, at: dt.datetime) -> list[dict[str, Any]]:
         """Run an instant query at ``at``; return the API's result list (vector or matrix)."""
-        client = self._connect()
-        return self._call("an instant query", client.custom_query, query, params={"time": f"{at.timestamp():.3f}"})
+        return self._query("an instant query", "/api/v1/query", {"query": query, "time": f"{at.timestamp():.3f}"})
 
     def range(self, query: str, start: dt.datetime, end: dt.datetime, step_s: float) -> list[dict[str, Any]]:
-        """Run a range query; the caller keeps it under MAX_POINTS points per series."""
-        client = self._connect()
-        params = {"start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}", "step": f"{step_s:g}s"}
-        # custom_query_range rounds start/end to whole seconds; Flagger's ticks carry milliseconds.
-        return self._call("a range query", _range_exact, client, query, params)
+        """Run a range query with exact (millisecond) bounds; the caller keeps it under MAX_POINTS points per series."""
+        params = {"query": query, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}", "step": f"{step_s:g}s"}
+        return self._query("a range query", "/api/v1/query_range", params)
+
+    def _query(self, what: str, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        # Thanos: fail rather than answer from the stores that happened to respond.
+        params = dict(params, partial_response="false")
+        for attempt in range(self.retries + 1):
+            retry = attempt < self.retries
+            status, body = self._guard(what, lambda: self._get(path, params))
+            if (status >= 500 or status == 429) and retry:
+                time.sleep(self.backoff * 2**attempt)
+                continue
+            return self._result(what, status, body)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _get(self, path: str, params: dict[str, str]) -> tuple[int, bytes]:
+        """GET one answer as a stream, within the deadline and the size bound."""
+        deadline = time.monotonic() + self.timeout
+        resp = self._http().get(f"{self.url}{path}", params=params, timeout=(self.timeout, self.timeout), stream=True)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in resp.iter_content(CHUNK_BYTES):
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise PrometheusError(
+                        f"Prometheus at {self.url} answered with more than {self.max_bytes // 2**20} MiB; "
+                        "narrow the window (--start/--end) or the query"
+                    )
+                if time.monotonic() > deadline:
+                    raise _Deadline()
+                chunks.append(chunk)
+            return int(resp.status_code), b"".join(chunks)
+        finally:
+            resp.close()
+
+    def _guard(self, what: str, call: Any) -> Any:
+        """Run ``call``, turning transport failures into PrometheusError with the URL and a fix."""
+        import requests
+
+        for attempt in range(self.retries + 1):
+            try:
+                return call()
+            except _Deadline:
+                raise self._timeout(what) from None
+            except requests.exceptions.SSLError as exc:
+                raise PrometheusError(
+                    f"Prometheus at {self.url}: TLS failed ({self._clean(str(exc))}); "
+                    "pass --prometheus-ca-file, or --prometheus-insecure-skip-verify"
+                ) from None
+            except (requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                if "timed out" in str(exc) or isinstance(exc, requests.exceptions.Timeout):
+                    raise self._timeout(what) from None
+                if attempt < self.retries:
+                    continue
+                raise PrometheusError(
+                    f"Prometheus at {self.url} broke off its answer to {what} ({self._clean(str(exc))})"
+                ) from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.InvalidURL) as exc:
+                if "timed out" in str(exc):
+                    raise self._timeout(what) from None
+                if attempt < self.retries:
+                    time.sleep(self.backoff * 2**attempt)
+                    continue
+                raise PrometheusError(
+                    f"Prometheus at {self.url} is unreachable ({self._clean(str(exc))}); check the URL or set EVIDENCE_PROMETHEUS_URL"
+                ) from None
+            except requests.exceptions.RequestException as exc:
+                raise PrometheusError(f"Prometheus at {self.url} failed {what} ({self._clean(str(exc))})") from None
+            except ValueError as exc:  # a non-JSON body through the client's own parser
+                raise PrometheusError(
+                    f"Prometheus at {self.url} answered {what} with something that is not the Prometheus API ({self._clean(str(exc))})"
+                ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _result(self, what: str, status: int, body: bytes) -> list[dict[str, Any]]:
+        """Return ``data.result`` of an answer, or raise naming what is wrong with it."""
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            kind = "an HTML page" if body.lstrip()[:1] == b"<" else "a body that is not JSON"
+            raise PrometheusError(
+                f"Prometheus at {self.url} answered {what} with HTTP {status} and {kind} ({self._clean(_short(body.decode('utf-8', 'replace'), 120))}): "
+                "is the URL the Prometheus API (not a login page or a proxy)?"
+            ) from None
+        if not isinstance(doc, dict):
+            raise PrometheusError(
+                f"Prometheus at {self.url} answered {what} with a JSON {type(doc).__name__}, not the API's object"
+            )
+        if status != 200 or doc.get("status") != "success":
+            error_type = str(doc.get("errorType") or "")
+            message = f"HTTP {status} {error_type or doc.get('status')}: {self._clean(_short(str(doc.get('error') or body[:300].decode('utf-8', 'replace'))))}"
+            if status in (401, 403):
+                raise PrometheusError(
+                    f"Prometheus at {self.url} refused {what}: {message}; check --prometheus-token / --prometheus-token-file / basic auth"
+                )
+            if status == 400 and error_type == "bad_data":
+                raise PrometheusInvalidQuery(
+                    f"Prometheus at {self.url} rejected {what} as invalid ({message}); this is permanent: re-running will not help"
+                )
+            raise PrometheusError(f"Prometheus at {self.url} refused {what}: {message}")
+        data = doc.get("data")
+        result = data.get("result") if isinstance(data, dict) else None
+        if not isinstance(result, list) or not all(isinstance(r, dict) for r in result):
+            raise PrometheusError(
+                f"Prometheus at {self.url} answered {what} without a result list (data: {self._clean(_short(json.dumps(data), 120))})"
+            )
+        warnings = [str(w) for w in doc.get("warnings") or [] if not str(w).startswith(_ANNOTATIONS)]
+        if warnings:
+            raise PrometheusPartial(
+                f"Prometheus at {self.url} answered {what} only in part ({self._clean(_short('; '.join(warnings)))}); "
+                "a store or replica did not answer — the data may be incomplete"
+            )
+        for r in result:
+            if not isinstance(r.get("metric", {}), dict) or not isinstance(r.get("values", r.get("value", [])), list):
+                raise PrometheusError(
+                    f"Prometheus at {self.url} answered {what} with a malformed series ({self._clean(_short(str(r), 120))})"
+                )
+        return result
+
+    def _timeout(self, what: str) -> PrometheusTimeout:
+        return PrometheusTimeout(
+            f"Prometheus at {self.url} did not answer {what} within {self.timeout:g}s; "
+            "check the URL, or raise --timeout for a slow long-term store"
+        )
+
+    def _refused(self, what: str, text: str) -> PrometheusError:
+        hint = (
+            "; check --prometheus-token / --prometheus-token-file / basic auth"
+            if "401" in text[:40] or "403" in text[:40]
+            else ""
+        )
+        return PrometheusError(f"Prometheus at {self.url} refused {what}: {self._clean(_short(text))}{hint}")
+
+    def _clean(self, text: str) -> str:
+        """Scrub what a server or a library says: an error body may echo the credentials sent."""
+        from evidence.redact import scrub_text
+
+        return scrub_text(text, self.auth.secrets())
 
 
-def _range_exact(client: Any, query: str, params: dict[str, str]) -> list[dict[str, Any]]:
-    from prometheus_api_client.exceptions import PrometheusApiClientException
+class _Deadline(Exception):
+    """The answer did not complete within the timeout (raised inside ``_get``)."""
 
-    response = client._session.request(
-        method="GET",
-        url=f"{client.url}/api/v1/query_range",
-        params={"query": query, **params},
-        verify=client._session.verify,
-        headers=client.headers,
-        auth=client.auth,
-        timeout=client._timeout,
-    )
-    if response.status_code != 200:
-        raise PrometheusApiClientException(f"HTTP Status Code {response.status_code} ({response.content!r})")
-    data: list[dict[str, Any]] = response.json()["data"]["result"]
-    return data
+
+def _checked_url(url: str) -> tuple[str, str | None, str | None]:
+    """Return the URL without credentials (and them), or raise UsageError naming what is wrong."""
+    fix = "give an http(s) URL, e.g. http://prometheus.monitoring:9090, or set EVIDENCE_PROMETHEUS_URL"
+    if not url or not url.startswith(("http://", "https://")):
+        raise UsageError(f"--prometheus {url!r}: {fix}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UsageError(f"--prometheus {strip_credentials_text(url)!r}: not a valid URL ({exc}); {fix}") from None
+    if not parts.hostname or any(c.isspace() for c in url):
+        raise UsageError(f"--prometheus {strip_credentials_text(url)!r}: no host name; {fix}")
+    if port == 0:
+        raise UsageError(f"--prometheus {strip_credentials_text(url)!r}: port 0 is not a port; {fix}")
+    return strip_credentials(url.rstrip("/"))
+
+
+def strip_credentials_text(url: str) -> str:
+    """Return ``url`` with any ``user:password@`` removed, for messages (works on URLs urlsplit rejects)."""
+    import re
+
+    return re.sub(r"//[^/@\s]*@", "//", url)
 
 
 def _short(text: str, limit: int = 300) -> str:
