@@ -166,6 +166,7 @@ def collect(
     import os
     from pathlib import Path
 
+    from evidence.bundle import inside_bundle
     from evidence.canary import parse_duration
     from evidence.collect import CollectOptions, check_options, collect_rollout
     from evidence.errors import UsageError
@@ -173,8 +174,6 @@ def collect(
     from evidence.progress import Progress
     from evidence.sources import ClusterSource
     from evidence.sources.prometheus import PrometheusAuth, PrometheusSource, read_token_file
-
-    from evidence.bundle import inside_bundle
 
     ref = CanaryRef.parse(canary)
     if not prometheus_url:

@@ -153,7 +153,6 @@ class PrometheusSource:
         """Check that the API answers; raise PrometheusError naming the URL otherwise."""
         from prometheus_api_client import PrometheusConnect
         from prometheus_api_client.exceptions import PrometheusApiClientException
-
         from urllib3.util.retry import Retry
 
         # A session of its own: the client mounts its retry policy on the session it is given.
