@@ -347,11 +347,13 @@ class Bundle:
 
     @property
     def canary(self) -> dict[str, Any]:
-        """Return the Canary object as collected."""
+        """Return the Canary object as collected, every field the analysis reads of the CRD's type (``normalise_canary``)."""
+        from evidence.canary import normalise_canary
+
         found = self.objects(kind="Canary")
         if not found:
             raise BundleError(f"{self.path}: the bundle holds no Canary object")
-        return found[0]
+        return normalise_canary(found[0])[0]
 
 
 def _short(exc: BaseException, limit: int = 200) -> str:

@@ -33,6 +33,7 @@ def parse_duration(text: str) -> float:
 
 def canary_spec(ref: CanaryRef, canary: dict[str, Any]) -> CanarySpec:
     """Read the fields collection needs, with Flagger's defaults (reference §1.4)."""
+    canary, _ = normalise_canary(canary)
     spec = canary.get("spec") or {}
     analysis = spec.get("analysis") or spec.get("canaryAnalysis") or {}
     target = str((spec.get("targetRef") or {}).get("name") or ref.name)
@@ -55,3 +56,174 @@ def canary_spec(ref: CanaryRef, canary: dict[str, Any]) -> CanarySpec:
         threshold=threshold if threshold > 0 else 1,
         metrics=[m for m in analysis.get("metrics") or [] if isinstance(m, dict)],
     )
+
+
+# ----- a Canary object as the analysis may read it ---------------------------------------------
+#
+# A Canary read from a dump or a cluster may hold anything: a hand-edited dump, an object the
+# API server accepted before its CRD had a schema. The readers downstream expect the types of
+# Flagger's CRD, so the view they get is normalised once: a field of the wrong type is dropped
+# (Flagger's default applies) and a warning names it; the bundle keeps the object as collected.
+
+_INT, _NUM, _STR, _BOOL = "int", "number", "string", "bool"
+_SPEC_FIELDS = {
+    "progressDeadlineSeconds": _INT,
+    "skipAnalysis": _BOOL,
+    "suspend": _BOOL,
+    "provider": _STR,
+    "metricsServer": _STR,
+}
+_ANALYSIS_FIELDS = {
+    "interval": _STR,
+    "threshold": _INT,
+    "maxWeight": _INT,
+    "stepWeight": _INT,
+    "stepWeightPromotion": _INT,
+    "iterations": _INT,
+    "mirror": _BOOL,
+    "mirrorWeight": _INT,
+    "primaryReadyThreshold": _INT,
+    "canaryReadyThreshold": _INT,
+}
+_METRIC_FIELDS = {"name": _STR, "interval": _STR, "threshold": _NUM, "query": _STR}
+_HOOK_FIELDS = {"name": _STR, "type": _STR, "url": _STR, "timeout": _STR, "retries": _INT, "muteAlert": _BOOL}
+_STATUS_FIELDS = {
+    "phase": _STR,
+    "canaryWeight": _INT,
+    "failedChecks": _INT,
+    "iterations": _INT,
+    "lastTransitionTime": _STR,
+    "lastAppliedSpec": _STR,
+    "lastPromotedSpec": _STR,
+}
+
+
+def _typed(value: Any, kind: str) -> bool:
+    if kind == _BOOL:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if kind == _INT:
+        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if kind == _NUM:
+        return isinstance(value, (int, float)) and value == value and abs(value) != float("inf")
+    return isinstance(value, str)
+
+
+def _fields(node: dict[str, Any], table: dict[str, str], where: str, warnings: list[str]) -> dict[str, Any]:
+    out = dict(node)
+    for key, kind in table.items():
+        if key in out and out[key] is not None and not _typed(out[key], kind):
+            warnings.append(f"{where}.{key}: {out[key]!r} is not a {kind}; ignored (Flagger's default applies)")
+            del out[key]
+        elif key in out and kind == _INT and isinstance(out[key], float):
+            out[key] = int(out[key])
+    return out
+
+
+def _mapping(node: Any, where: str, warnings: list[str]) -> dict[str, Any]:
+    if node is None:
+        return {}
+    if not isinstance(node, dict):
+        warnings.append(f"{where}: {type(node).__name__} where an object is expected; ignored")
+        return {}
+    return node
+
+
+def _objects(node: Any, where: str, warnings: list[str]) -> list[dict[str, Any]]:
+    if node is None:
+        return []
+    if not isinstance(node, list):
+        warnings.append(f"{where}: {type(node).__name__} where a list is expected; ignored")
+        return []
+    out = []
+    for i, item in enumerate(node):
+        if isinstance(item, dict):
+            out.append(item)
+        else:
+            warnings.append(f"{where}[{i}]: {type(item).__name__} where an object is expected; ignored")
+    return out
+
+
+def _ref(node: Any, where: str, warnings: list[str]) -> dict[str, Any] | None:
+    ref = _mapping(node, where, warnings)
+    if not ref:
+        return None
+    ref = {k: v for k, v in ref.items() if k in ("name", "namespace", "kind", "apiVersion")}
+    for k in list(ref):
+        if not isinstance(ref[k], str):
+            warnings.append(f"{where}.{k}: {ref[k]!r} is not a string; ignored")
+            del ref[k]
+    return ref or None
+
+
+def _metric(m: dict[str, Any], where: str, warnings: list[str]) -> dict[str, Any]:
+    m = _fields(m, _METRIC_FIELDS, where, warnings)
+    if "thresholdRange" in m:
+        tr = _fields(
+            _mapping(m["thresholdRange"], f"{where}.thresholdRange", warnings),
+            {"min": _NUM, "max": _NUM},
+            f"{where}.thresholdRange",
+            warnings,
+        )
+        m["thresholdRange"] = tr
+    if "templateRef" in m:
+        ref = _ref(m["templateRef"], f"{where}.templateRef", warnings)
+        if ref is None:
+            del m["templateRef"]
+        else:
+            m["templateRef"] = ref
+    if "templateVariables" in m:
+        tv = _mapping(m["templateVariables"], f"{where}.templateVariables", warnings)
+        m["templateVariables"] = {str(k): v if isinstance(v, str) else str(v) for k, v in tv.items() if v is not None}
+    return m
+
+
+def _hook(h: dict[str, Any], where: str, warnings: list[str]) -> dict[str, Any]:
+    h = _fields(h, _HOOK_FIELDS, where, warnings)
+    if "metadata" in h:
+        h["metadata"] = _mapping(h["metadata"], f"{where}.metadata", warnings)
+    return h
+
+
+def normalise_canary(obj: Any) -> tuple[dict[str, Any], list[str]]:
+    """Return a view of a Canary object with every field the analysis reads of the CRD's type, and warnings.
+
+    Fields of the wrong type are dropped (Flagger's default applies) and named in a warning;
+    nothing else changes.  The object given is not modified.
+    """
+    warnings: list[str] = []
+    top = _mapping(obj, "Canary", warnings)
+    out = dict(top)
+    out["metadata"] = _mapping(top.get("metadata"), "metadata", warnings)
+    spec = _fields(_mapping(top.get("spec"), "spec", warnings), _SPEC_FIELDS, "spec", warnings)
+    target = _ref(spec.get("targetRef"), "spec.targetRef", warnings)
+    spec["targetRef"] = target or {}
+    service = _mapping(spec.get("service"), "spec.service", warnings)
+    spec["service"] = _fields(service, {"name": _STR, "port": _INT, "portName": _STR}, "spec.service", warnings)
+    key = "analysis" if "analysis" in spec or "canaryAnalysis" not in spec else "canaryAnalysis"
+    analysis = _fields(_mapping(spec.get(key), f"spec.{key}", warnings), _ANALYSIS_FIELDS, f"spec.{key}", warnings)
+    if "stepWeights" in analysis:
+        sw = analysis["stepWeights"]
+        if not isinstance(sw, list) or not all(_typed(w, _INT) for w in sw):
+            warnings.append(f"spec.{key}.stepWeights: {sw!r} is not a list of integers; ignored")
+            del analysis["stepWeights"]
+    analysis["metrics"] = [
+        _metric(m, f"spec.{key}.metrics[{i}]", warnings)
+        for i, m in enumerate(_objects(analysis.get("metrics"), f"spec.{key}.metrics", warnings))
+    ]
+    analysis["webhooks"] = [
+        _hook(h, f"spec.{key}.webhooks[{i}]", warnings)
+        for i, h in enumerate(_objects(analysis.get("webhooks"), f"spec.{key}.webhooks", warnings))
+    ]
+    alerts = _objects(analysis.get("alerts"), f"spec.{key}.alerts", warnings)
+    for i, a in enumerate(alerts):
+        if "providerRef" in a:
+            ref = _ref(a["providerRef"], f"spec.{key}.alerts[{i}].providerRef", warnings)
+            alerts[i] = {**a, "providerRef": ref} if ref else {k: v for k, v in a.items() if k != "providerRef"}
+    analysis["alerts"] = alerts
+    spec[key] = analysis
+    out["spec"] = spec
+    if "status" in top:
+        out["status"] = _fields(_mapping(top.get("status"), "status", warnings), _STATUS_FIELDS, "status", warnings)
+    return out, warnings

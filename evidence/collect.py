@@ -17,7 +17,7 @@ from typing import Any
 
 from evidence import __version__
 from evidence.bundle import SCHEMA, SCHEMA_VERSION, bundle_dirname, bundle_writer
-from evidence.canary import CanarySpec, canary_spec
+from evidence.canary import CanarySpec, canary_spec, normalise_canary
 from evidence.errors import NotFoundError, PartialError, UsageError
 from evidence.events import (
     attach_k8s,
@@ -41,6 +41,7 @@ UTC = dt.UTC
 DEFAULT_LEAD = dt.timedelta(minutes=10)
 DEFAULT_TAIL = dt.timedelta(minutes=10)
 DEFAULT_MAX_WINDOW = dt.timedelta(days=7)
+FUTURE_SLACK = dt.timedelta(minutes=5)  # clock skew between this machine and the cluster
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,10 @@ def check_options(options: CollectOptions, now: dt.datetime) -> None:
         return
     if options.start is None:
         raise UsageError("--end without --start: give --start too, or neither to use the latest rollout")
+    if options.start > now + FUTURE_SLACK:
+        raise UsageError(
+            f"--start {rfc3339(options.start)} is in the future (now is {rfc3339(now)}); nothing can have been recorded yet"
+        )
     _check_window(options.start, options.end or now, options)
 
 
@@ -154,7 +159,9 @@ def collect_rollout(
     check_options(options, now)
     progress.say(f"reading {source.describe()}")
     data = source.read(ref)
-    spec = canary_spec(ref, data.canary)
+    view, canary_warnings = normalise_canary(data.canary)
+    data.warnings.extend(f"Canary {ref}: {w}" for w in canary_warnings)
+    spec = canary_spec(ref, view)
     progress.say(f"checking Prometheus at {prom.describe()}")
     prom.ping()
 
@@ -168,7 +175,7 @@ def collect_rollout(
     rows = [o for o in rows if window.start <= o.time <= window.end]
 
     cluster = options.cluster or data.cluster or UNKNOWN_CLUSTER
-    last_applied = (data.canary.get("status") or {}).get("lastAppliedSpec")
+    last_applied = (view.get("status") or {}).get("lastAppliedSpec")
     rid = rollout_id(
         cluster,
         ref.namespace,
@@ -400,7 +407,7 @@ def _object_rows(data: ClusterData, red: Redactions, known: tuple[str, ...]) -> 
     items += [("metric-template", o) for o in data.metric_templates]
     items += [("alert-provider", o) for o in data.alert_providers]
     items += [("traefik-service", o) for o in data.traefik_services]
-    target = str(((data.canary.get("spec") or {}).get("targetRef") or {}).get("name"))
+    target = str((normalise_canary(data.canary)[0]["spec"]["targetRef"]).get("name"))
     for o in data.workloads:
         role = "workload-primary" if (o.get("metadata") or {}).get("name") == f"{target}-primary" else "workload-canary"
         items.append((role, workload_identity(o)))
@@ -445,7 +452,7 @@ def _event_warnings(rows: list[Any], stats: dict[str, int], data: ClusterData, w
         )
     if stats["cross_rollout"]:
         out.append(f"{stats['cross_rollout']} Kubernetes Event(s) were deduplicated with an earlier rollout (old firstTimestamp)")
-    status = data.canary.get("status") or {}
+    status = normalise_canary(data.canary)[0].get("status") or {}
     changed = parse_time(status.get("lastTransitionTime"))
     failed_here = status.get("phase") == "Failed" and changed is not None and window.start <= changed <= window.end
     if failed_here and not any(o.message.startswith("Canary failed!") for o in rows):

@@ -14,6 +14,7 @@ last times, with ``aggregated`` / ``cross_rollout`` set so that nobody misreads 
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import hashlib
 import json
@@ -134,14 +135,36 @@ _WARNING_ACTIONS = {
 }
 
 
+class _ByMessage:
+    """Occurrences indexed by message and time: the candidates of a match in O(log n), not a scan of every row."""
+
+    def __init__(self, rows: list[Occurrence]) -> None:
+        self._times: dict[str, list[dt.datetime]] = {}
+        self._rows: dict[str, list[Occurrence]] = {}
+        for o in sorted(rows, key=lambda o: o.time):
+            self.add(o)
+
+    def add(self, o: Occurrence) -> None:
+        times = self._times.setdefault(o.message, [])
+        i = bisect.bisect_right(times, o.time)
+        times.insert(i, o.time)
+        self._rows.setdefault(o.message, []).insert(i, o)
+
+    def between(self, message: str, lo: dt.datetime, hi: dt.datetime) -> list[Occurrence]:
+        times = self._times.get(message)
+        if not times:
+            return []
+        return self._rows[message][bisect.bisect_left(times, lo) : bisect.bisect_right(times, hi)]
+
+
 def merge_lossless(webhook: list[Occurrence], log: list[Occurrence]) -> list[Occurrence]:
-    """Merge webhook and log occurrences of the same message within the tolerance."""
+    """Merge webhook and log occurrences of the same message within the tolerance (n log n)."""
     rows = sorted(webhook, key=lambda o: o.time)
-    by_msg: dict[str, list[Occurrence]] = {}
-    for o in rows:
-        by_msg.setdefault(o.message, []).append(o)
+    index = _ByMessage(rows)
     for o in sorted(log, key=lambda o: o.time):
-        cands = [w for w in by_msg.get(o.message, []) if "log" not in w.sources and abs(w.time - o.time) <= MATCH_TOLERANCE]
+        cands = [
+            w for w in index.between(o.message, o.time - MATCH_TOLERANCE, o.time + MATCH_TOLERANCE) if "log" not in w.sources
+        ]
         if cands:
             best = min(cands, key=lambda w: abs(w.time - o.time))
             best.sources.append("log")
@@ -149,7 +172,7 @@ def merge_lossless(webhook: list[Occurrence], log: list[Occurrence]) -> list[Occ
                 best.type = o.type
         else:
             rows.append(o)
-            by_msg.setdefault(o.message, []).append(o)
+            index.add(o)
     return sorted(rows, key=lambda o: o.time)
 
 
@@ -205,6 +228,7 @@ def attach_k8s(
             continue
         seen.add(key)
         unique.append(n)
+    index = _ByMessage(rows)
     for n in sorted(unique, key=lambda n: n["last"]):
         stats["k8s_events"] += 1
         message, aggregated = strip_combined(n["message"])
@@ -216,7 +240,7 @@ def attach_k8s(
         stats["cross_rollout"] += cross
         lo = (n["last"] if aggregated else n["first"]) - MATCH_TOLERANCE
         hi = n["last"] + MATCH_TOLERANCE
-        matched = [o for o in rows if o.message == message and lo <= o.time <= hi and not o.k8s_count]
+        matched = [o for o in index.between(message, lo, hi) if not o.k8s_count]
         if matched:
             for o in matched:
                 o.sources.append(n["source"])
@@ -252,7 +276,7 @@ def to_records(rows: list[Occurrence], red: Redactions | None = None, known: tup
         p = parse_message(o.message)
         scrubbed = scrub_text(o.message, known)
         eid = hashlib.sha256(f"{o.time.isoformat()}|{scrubbed}|{o.sources[0]}".encode()).hexdigest()[:16]
-        message = red.text("events", f"{eid}.message", o.message, known) or ""
+        message = red.text("events", f"{eid}.message", o.message, known, scrubbed=scrubbed) or ""
         out.append(
             {
                 "event_id": eid,

@@ -7,6 +7,7 @@ Formats follow Flagger 1.44 (``pkg/controller/scheduler*.go``, ``pkg/canary/depl
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -113,8 +114,9 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_message(message: str) -> Parsed:
-    """Return the fields of one Flagger event message (without any combined prefix)."""
+    """Return the fields of one Flagger event message (without any combined prefix); repeated messages are parsed once."""
     for pattern, action in _PATTERNS:
         m = pattern.match(message)
         if not m:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from evidence.errors import UsageError
 
 UTC = dt.UTC
+#: Times outside these years are typing mistakes (0001, 9999): refused before any arithmetic overflows.
+MIN_YEAR, MAX_YEAR = 1971, 2999
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
@@ -60,7 +62,10 @@ def parse_time(text: str, option: str) -> dt.datetime:
         raise UsageError(f"{option} {text!r}: not an RFC3339 time; write e.g. 2026-11-20T10:00:00Z") from None
     if t.tzinfo is None:
         raise UsageError(f"{option} {text!r}: give a time zone, e.g. 2026-11-20T10:00:00Z")
-    return t.astimezone(UTC)
+    t = t.astimezone(UTC)
+    if not MIN_YEAR <= t.year <= MAX_YEAR:
+        raise UsageError(f"{option} {text!r}: the year {t.year} is outside {MIN_YEAR}–{MAX_YEAR}; check the time")
+    return t
 
 
 def rfc3339(t: dt.datetime | None) -> str | None:

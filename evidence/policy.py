@@ -76,6 +76,7 @@ COMPARATORS = (">=", ">", "<=", "<")
 ROLES = ("primary", "canary", "flagger")
 AGGREGATES = ("min", "max", "sum", "avg")
 MAX_WINDOW_SECONDS = 24 * 3600.0
+MAX_POLICY_BYTES = 1024 * 1024
 
 _DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -461,13 +462,12 @@ def load_policy(path: str | Path) -> Policy:
     """Read a YAML policy file; raise PolicyError naming the file, the field and what is allowed."""
     import yaml
 
+    from evidence.errors import read_bounded
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PolicyError(f"{p}: no such policy file; check the --policy path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"{p}: unreadable policy file ({exc})") from None
+    if not p.exists():
+        raise PolicyError(f"{p}: no such policy file; check the --policy path")
+    text = read_bounded(p, "--policy", MAX_POLICY_BYTES, PolicyError)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

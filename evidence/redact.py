@@ -102,6 +102,7 @@ _KNOWN_TOKENS = re.compile(
     r"|hooks\.slack\.com/services/[A-Za-z0-9/]{8,255}"  # Slack webhook URLs carry their secret
 )
 _CONTROL = re.compile(r"[\x00]")
+_KNOWN_PREFIX = re.compile(r"AKIA|ASIA|gh[pousr]_|glpat-|xox|sk-|hooks\.slack\.com")
 
 
 def _words(key: str) -> list[str]:
@@ -217,7 +218,7 @@ def scrub_text(text: str, known: Iterable[str] = ()) -> str:
         text = _scrub_flags(text)
     if "=" in text or ":" in text:
         text = _scrub_pairs(text)
-    if any(p in text for p in ("AKIA", "ASIA", "gh", "glpat-", "xox", "sk-", "hooks.slack.com")):
+    if _KNOWN_PREFIX.search(text):
         text = _KNOWN_TOKENS.sub(REDACTED, text)
     if "eyJ" in text:
         text = _JWT.sub(REDACTED, text)
@@ -277,11 +278,13 @@ class Redactions:
         if len(self.items) < MAX_LISTED:
             self.items.append({"where": where, "path": path, "action": action, **extra})
 
-    def text(self, where: str, path: str, value: str | None, known: Iterable[str] = ()) -> str | None:
-        """Return a free-text field scrubbed and capped, recording what changed."""
+    def text(
+        self, where: str, path: str, value: str | None, known: Iterable[str] = (), scrubbed: str | None = None
+    ) -> str | None:
+        """Return a free-text field scrubbed (unless ``scrubbed`` is given) and capped, recording what changed."""
         if value is None:
             return None
-        clean = scrub_text(value, known)
+        clean = scrub_text(value, known) if scrubbed is None else scrubbed
         if clean != value:
             self.add(where, path, "scrubbed")
         clean = _CONTROL.sub("", clean)

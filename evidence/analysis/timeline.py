@@ -77,7 +77,6 @@ from evidence.analysis.records import (
     opt_float,
     opt_int,
     opt_str,
-    parse_when,
     reported_checks,
 )
 from evidence.analysis.traffic import StatusSeries, WeightSeries
@@ -104,8 +103,12 @@ __all__ = [
 def _entries(events: pd.DataFrame) -> list[TimelineEntry]:
     out = []
     cols = set(events.columns)
-    for row in events.to_dict("records"):
-        t = parse_when(row.get("time"))
+    if "time" not in cols or events.empty:
+        return []
+    # One vectorised conversion of the times: a per-row Timestamp costs ~100 µs, minutes for 100k events.
+    stamps = pd.to_datetime(events["time"], utc=True, errors="coerce")
+    times: list[dt.datetime | None] = [None if pd.isna(t) else t.to_pydatetime() for t in stamps]
+    for t, row in zip(times, events.to_dict("records"), strict=True):
         if t is None:
             continue
         sources = opt_str(row.get("sources")) or ""

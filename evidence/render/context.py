@@ -25,7 +25,15 @@ from evidence.render.formatting import (
     none_if_na,
 )
 from evidence.render.panels import build_charts
-from evidence.render.sections import postmortem_facts, provenance_section, settings_section, workloads_section
+from evidence.render.sections import (
+    MAX_HALT_ROWS,
+    MAX_MESSAGE_SHOWN,
+    postmortem_facts,
+    provenance_section,
+    settings_section,
+    shown_events,
+    workloads_section,
+)
 
 if TYPE_CHECKING:
     from evidence.bundle import Bundle
@@ -165,10 +173,10 @@ def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
         for s in blast.shares
     ]
 
-    events = bundle.table("events")
+    events, omitted = shown_events(bundle.table("events").sort_values("time"))
     timeline_rows = []
-    for row in events.sort_values("time").itertuples(index=False):
-        when: dt.datetime = row.time.to_pydatetime()  # type: ignore[union-attr,assignment]
+    for row in events.itertuples(index=False):
+        when: dt.datetime = row.time.to_pydatetime()
         flags = []
         if bool(row.aggregated):
             flags.append("aggregated by client-go: only the latest message is known")
@@ -183,7 +191,10 @@ def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
                 "sources": str(row.sources),
                 "type": str(row.type),
                 "action": str(row.action),
-                "message": str(row.message),
+                "message": str(row.message)
+                if len(str(row.message)) <= MAX_MESSAGE_SHOWN
+                else str(row.message)[:MAX_MESSAGE_SHOWN]
+                + f"… [{len(str(row.message)):,} characters; the whole text is in events.parquet]",
                 "flags": "; ".join(flags),
                 "warning": str(row.type) == "Warning",
             }
@@ -249,10 +260,23 @@ def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
             "metric": h.metric or "—",
             "value": fmt_num(h.value) if h.value is not None else "—",
             "threshold": (f"{h.comparator} {fmt_num(h.threshold)}" if h.threshold is not None else "—"),
-            "message": h.message,
+            "message": h.message[:MAX_MESSAGE_SHOWN],
         }
-        for h in tl.halts
+        for h in (
+            tl.halts if len(tl.halts) <= MAX_HALT_ROWS else (*tl.halts[: MAX_HALT_ROWS // 2], *tl.halts[-MAX_HALT_ROWS // 2 :])
+        )
     ]
+    if len(tl.halts) > MAX_HALT_ROWS:
+        halts.insert(
+            MAX_HALT_ROWS // 2,
+            {
+                "time": "…",
+                "metric": "",
+                "value": "",
+                "threshold": "",
+                "message": f"{len(tl.halts) - MAX_HALT_ROWS:,} more halts (all in events.parquet)",
+            },
+        )
     steps = [{"time": fmt_time(s.time), "weight": f"{s.weight} %", "action": s.action} for s in tl.weight_steps]
     workloads = workloads_section(bundle)
 
@@ -266,6 +290,9 @@ def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
         "blast": blast_rows,
         "shares": shares,
         "timeline": timeline_rows,
+        "timeline_omitted": f"{omitted:,} more events are not shown here; every one is in the bundle's events.parquet"
+        if omitted
+        else "",
         "halts": halts,
         "weight_steps": steps,
         "settings": settings,

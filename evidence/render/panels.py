@@ -35,13 +35,36 @@ MARKER_KIND = {
 }
 
 
+#: Markers of one kind drawn per chart at most: a flood of halts (a hostile or broken cluster
+#: can record 100,000) is drawn as one marker per time bucket that says how many it stands for.
+MAX_MARKERS = 120
+MARKER_TEXT = 300  # characters of an event message in a marker's hover text
+
+
 def _marker_list(ev: Evaluation, start: dt.datetime, end: dt.datetime) -> tuple[Marker, ...]:
-    out = []
+    by_kind: dict[str, list[tuple[dt.datetime, str]]] = {}
     for e in ev.timeline.entries:
         kind = MARKER_KIND.get(e.action)
         if kind and start <= e.time <= end:
-            out.append(Marker(e.time, kind, f"{fmt_time(e.time)} {e.message}"))
-    return tuple(out)
+            by_kind.setdefault(kind, []).append((e.time, e.message))
+    out: list[Marker] = []
+    span = max((end - start).total_seconds(), 1.0)
+    for kind, items in by_kind.items():
+        if len(items) <= MAX_MARKERS:
+            out.extend(Marker(t, kind, f"{fmt_time(t)} {_short(msg)}") for t, msg in items)
+            continue
+        buckets: dict[int, list[tuple[dt.datetime, str]]] = {}
+        for t, msg in items:
+            buckets.setdefault(int((t - start).total_seconds() / span * MAX_MARKERS), []).append((t, msg))
+        for group in buckets.values():
+            t, msg = group[0]
+            more = f" (+{len(group) - 1} more {kind} events until {fmt_time(group[-1][0])})" if len(group) > 1 else ""
+            out.append(Marker(t, kind, f"{fmt_time(t)} {_short(msg)}{more}"))
+    return tuple(sorted(out, key=lambda m: m.time))
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MARKER_TEXT else text[: MARKER_TEXT - 1] + "…"
 
 
 def _weight_line(ev: Evaluation, start: dt.datetime, end: dt.datetime) -> Line:

@@ -194,7 +194,13 @@ def postmortem_facts(ev: Evaluation, summary: list[str], workloads: list[dict[st
     one UTC date, every time in the postmortem carries its date.
     """
     tl, lag, blast = ev.timeline, ev.lag, ev.blast
-    rows: list[tuple[dt.datetime, str]] = [(e.time, e.message) for e in tl.entries if e.action in _POSTMORTEM_ACTIONS]
+    rows: list[tuple[dt.datetime, str]] = [
+        (e.time, e.message[:MAX_MESSAGE_SHOWN]) for e in tl.entries if e.action in _POSTMORTEM_ACTIONS
+    ]
+    if len(rows) > MAX_EVENT_ROWS:
+        # A flood: the first and the last events, and a line that says what is left out.
+        gap = (rows[MAX_EVENT_ROWS // 2][0], f"… {len(rows) - MAX_EVENT_ROWS:,} more events (all in the bundle's events.parquet)")
+        rows = [*rows[: MAX_EVENT_ROWS // 2], gap, *rows[-MAX_EVENT_ROWS // 2 :]]
     if lag.first_breach_at is not None:
         rows.append(
             (lag.first_breach_at, f"[policy] {FRIENDLY.get(lag.first_breach_criterion or '', '')} criterion first breached")
@@ -260,3 +266,49 @@ def postmortem_facts(ev: Evaluation, summary: list[str], workloads: list[dict[st
         "trigger": trigger,
         "resolution": resolution,
     }
+
+
+#: Event rows a record shows at most, and characters of one message: a flood of 100,000 events
+#: (a broken or hostile cluster) would otherwise make a 950-page PDF. The bundle keeps them all.
+MAX_EVENT_ROWS = 500
+MAX_HALT_ROWS = 200
+MAX_MESSAGE_SHOWN = 2000
+_KEY_ACTIONS = {
+    "new-revision",
+    "restart",
+    "start",
+    "advance",
+    "promote-step",
+    "promote-start",
+    "route-primary",
+    "route-canary",
+    "promoted",
+    "promotion-failed",
+    "rollback",
+    "rollback-manual",
+    "rollback-deadline",
+    "failed",
+}
+
+
+def shown_events(events: Any) -> tuple[Any, int]:
+    """Return the events a record shows (time-sorted) and how many it leaves out.
+
+    Up to ``MAX_EVENT_ROWS``: every weight change and terminal event, then the earliest and the
+    latest of the rest, so the start and the end of a flood are both visible.
+    """
+    n = len(events)
+    if n <= MAX_EVENT_ROWS:
+        return events, 0
+    key = events["action"].isin(_KEY_ACTIONS).to_numpy()
+    keep = key.copy()
+    if keep.sum() > MAX_EVENT_ROWS // 2:
+        keep[:] = False
+        idx = key.nonzero()[0]
+        keep[idx[: MAX_EVENT_ROWS // 4]] = True
+        keep[idx[-MAX_EVENT_ROWS // 4 :]] = True
+    budget = MAX_EVENT_ROWS - int(keep.sum())
+    rest = (~keep).nonzero()[0]
+    keep[rest[: budget // 2]] = True
+    keep[rest[len(rest) - (budget - budget // 2) :]] = True
+    return events[keep], n - int(keep.sum())

@@ -65,7 +65,7 @@ class DumpSource:
                         if n_logs or n_hooks:
                             usable += 1
                             continue
-                    warnings.append(f"{rel}: skipped (not a Kubernetes object or List)")
+                    warnings.append(f"{rel}: skipped (not a Kubernetes object or List{_parse_error(text, suffix)})")
                     continue
                 usable += 1
                 skipped_secrets = sum(1 for o in found if o.get("kind") == "Secret")
@@ -86,6 +86,25 @@ class DumpSource:
                 "`kubectl get events -o json` and `kubectl logs deploy/flagger` into it"
             )
         return _select(ref, objects, lines, webhooks, warnings, str(self.folder))
+
+
+def _parse_error(text: str, suffix: str) -> str:
+    """Return ``: <why it does not parse>`` for a file that is not valid JSON/YAML, else ``""``."""
+    if suffix == ".json":
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            return f": not valid JSON: {exc}"
+        return ""
+    import yaml
+
+    try:
+        list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        return f": not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"
+    return ""
 
 
 def _objects_from_text(text: str, suffix: str) -> list[dict[str, Any]] | None:
@@ -171,11 +190,15 @@ def _select(
     )
     if canary is None:
         known = ", ".join(sorted(f"{meta(o).get('namespace', '?')}/{meta(o).get('name', '?')}" for o in canaries)) or "none"
+        unusable = [w for w in warnings if ": skipped (" in w]
+        skipped = f"; files that could not be used: {'; '.join(unusable[:5])}" if unusable else ""
         raise NotFoundError(
-            f"canary {ref} not found in dump {where} (canaries there: {known}); save it with "
+            f"canary {ref} not found in dump {where} (canaries there: {known}){skipped}; save it with "
             f"`kubectl get canary {ref.name} -n {ref.namespace} -o json > {where}/canary.json`"
         )
-    spec = canary.get("spec") or {}
+    from evidence.canary import normalise_canary
+
+    spec = normalise_canary(canary)[0]["spec"]
     target = str((spec.get("targetRef") or {}).get("name") or ref.name)
     apex = str((spec.get("service") or {}).get("name") or target)
     analysis = spec.get("analysis") or spec.get("canaryAnalysis") or {}

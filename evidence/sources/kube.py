@@ -101,8 +101,10 @@ class KubeSource:
         """Return the canary, its templates, providers, TraefikService, workloads, events and Flagger's log."""
         warnings: list[str] = []
         ns = ref.namespace
+        from evidence.canary import normalise_canary
+
         canary = self._get_canary(ref)
-        spec = canary.get("spec") or {}
+        spec = normalise_canary(canary)[0]["spec"]
         analysis = spec.get("analysis") or spec.get("canaryAnalysis") or {}
 
         templates = []
