@@ -77,7 +77,9 @@ def _env_or(value: str | None, env: str) -> str | None:
 @click.option("--max-window", default="168h", show_default=True, help="Refuse windows longer than this.")
 @click.option("--out", default="bundles", show_default=True, type=click.Path(), help="Parent folder for the bundle.")
 @click.option(
-    "--cluster", metavar="NAME", help="Cluster name for the manifest and the rollout id (default: the kubeconfig context's cluster)."
+    "--cluster",
+    metavar="NAME",
+    help="Cluster name for the manifest and the rollout id (default: the kubeconfig context's cluster).",
 )
 @click.option("--allow-partial", is_flag=True, help="Write the bundle even if some queries failed (gaps are recorded).")
 @click.option(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -68,6 +68,9 @@ class Evaluation:
     evaluation_times: int
     interval_seconds: float
     threshold: int
+    # The samples prepared for counter arithmetic, kept so a renderer draws from them without
+    # preparing them again (the costliest step of an evaluation).
+    counters: CounterTable | None = field(default=None, repr=False, compare=False)
 
 
 def _interval_seconds(text: Any) -> float:
@@ -244,6 +247,7 @@ def evaluate_rollout(
         evaluation_times=int(times.size),
         interval_seconds=interval,
         threshold=threshold,
+        counters=table,
     )
 
 
