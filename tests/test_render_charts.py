@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
+from evidence.analysis.counters import CounterTable
+from evidence.bundle import read_bundle
+from evidence.evaluate import evaluate_bundle
 from evidence.render.charts import MAX_POINTS, ChartSpec, Line, Marker, build_figure, downsample, figure_json
+from evidence.render.context import build_context
 from evidence.render.svgchart import chart_svg, nice_ticks, time_ticks
 
 T0 = 1_763_632_800_000  # 2025-11-20T10:00:00Z in epoch ms
@@ -114,3 +121,13 @@ def test_axis_ticks_are_round() -> None:
     assert step == 5 * 60_000 and ticks == [T0 + 5 * 60_000, T0 + 10 * 60_000, T0 + 15 * 60_000, T0 + 20 * 60_000]
     _, week = time_ticks(T0, T0 + 7 * 86_400_000, 8)
     assert week == 86_400_000
+
+
+def test_the_context_draws_from_the_evaluations_prepared_counters(bundle_for: Callable[[str], Path]) -> None:
+    bundle = read_bundle(bundle_for("rollback-error-rate"))
+    ev = evaluate_bundle(bundle)
+    assert isinstance(ev.counters, CounterTable)  # prepared once, by the evaluation
+    charts = [figure_json(build_figure(s)) for s in build_context(bundle, ev)["charts"]]
+    # An evaluation without them (built elsewhere) still renders, preparing them itself, to the same charts.
+    alone = [figure_json(build_figure(s)) for s in build_context(bundle, dataclasses.replace(ev, counters=None))["charts"]]
+    assert charts == alone and len(charts) >= 5

@@ -15,6 +15,7 @@ from typing import Any
 
 from evidence.errors import RenderError
 from evidence.render.charts import build_figure, figure_json
+from evidence.render.svgchart import svg_data_uri
 from evidence.render.templates import render_template
 
 VENDOR = Path(__file__).resolve().parent / "vendor"
@@ -45,3 +46,9 @@ def render_html(env: Any, context: dict[str, Any], template: str = "decision_rec
     """Return the interactive HTML of a report."""
     figures = {spec.id: figure_json(build_figure(spec)) for spec in context["charts"]}
     return render_template(env, template, dict(context, mode="html", figures=figures, plotly_js=plotly_js()))
+
+
+def render_static_html(env: Any, context: dict[str, Any], svgs: dict[str, bytes], template: str = "postmortem.html.j2") -> str:
+    """Return a report's HTML with its charts as embedded SVG images: no script, no plotly.js."""
+    figures = {cid: svg_data_uri(svg) for cid, svg in svgs.items()}
+    return render_template(env, template, dict(context, mode="static", figures=figures, plotly_js=""))

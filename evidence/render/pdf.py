@@ -8,11 +8,11 @@ HTML carries no plotly.js or figure JSON.
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from evidence.errors import RenderError
 from evidence.render.charts import ChartSpec
+from evidence.render.svgchart import chart_svg, svg_data_uri
 from evidence.render.templates import render_template
 
 PDF_WIDTH = 1000  # CSS px of the exported charts; A4 minus margins scales them down
@@ -20,13 +20,7 @@ PDF_WIDTH = 1000  # CSS px of the exported charts; A4 minus margins scales them 
 
 def export_svgs(specs: list[ChartSpec]) -> dict[str, bytes]:
     """Return each chart as SVG."""
-    from evidence.render.svgchart import chart_svg
-
     return {spec.id: chart_svg(spec, PDF_WIDTH) for spec in specs}
-
-
-def svg_data_uri(svg: bytes) -> str:
-    return "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
 
 
 def render_pdf_html(env: Any, context: dict[str, Any], svgs: dict[str, bytes], template: str = "decision_record.html.j2") -> str:

@@ -9,6 +9,7 @@ lays out quickly: a legend on top, a date x axis, the value axis on the left, th
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import math
 from html import escape
@@ -282,3 +283,8 @@ def _traces(spec: ChartSpec, f: _Frame) -> list[str]:
         xs = f.x(np.array([epoch_ms(m.time) for m in ms], dtype=np.int64)).tolist()
         out += [_symbol(symbol, x, y, 4.5, color) for x in xs if f.left <= x <= f.right]
     return out
+
+
+def svg_data_uri(svg: bytes) -> str:
+    """Return an SVG document as a ``data:`` URL for an <img> element."""
+    return "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
