@@ -29,7 +29,7 @@ from evidence.evaluate import evaluate_bundle
 from evidence.model import CanaryRef
 from evidence.render.charts import build_figure
 from evidence.render.context import build_context
-from evidence.render.html import plotly_js, render_html
+from evidence.render.html import plotly_js, render_html, render_static_html
 from evidence.render.pdf import PDF_WIDTH, export_svgs, html_to_pdf, render_pdf_html
 from evidence.render.templates import environment
 from evidence.sources.dump import DumpSource
@@ -65,10 +65,11 @@ def measure(label: str, bundle_path: Path) -> dict[str, Any]:
     env = environment()
     render_html(env, ctx)  # warm the template cache and the vendored plotly.js read
     t_html, html = _timed(lambda: render_html(env, ctx))
-    postmortem = render_html(env, ctx, template="postmortem.html.j2")
     figures = [build_figure(spec) for spec in ctx["charts"]]
     points = [sum(len(t.get("x") or []) for t in f["data"]) for f in figures]
+    per_line = max(len(t.get("x") or []) for f in figures for t in f["data"])
     t_svgs, svgs = _timed(lambda: export_svgs(ctx["charts"]))
+    postmortem = render_static_html(env, ctx, svgs)
     print_html = render_pdf_html(env, ctx, svgs)
     html_to_pdf(print_html)  # warm fontconfig and WeasyPrint's caches for both contenders alike
     t_weasy, pdf = _timed(lambda: html_to_pdf(print_html))
@@ -88,6 +89,7 @@ def measure(label: str, bundle_path: Path) -> dict[str, Any]:
         f"{label}.charts": len(ctx["charts"]),
         f"{label}.chart_points_max": max(points),
         f"{label}.chart_points_total": sum(points),
+        f"{label}.chart_points_max_per_line": per_line,
         f"{label}.context_s": round(t_ctx, 3),
         f"{label}.context_saved_counter_preparation_s": round(t_counters, 3),
         f"{label}.html_s": round(t_html, 3),
@@ -105,10 +107,9 @@ def measure(label: str, bundle_path: Path) -> dict[str, Any]:
     }
 
 
-def run(work: Path) -> dict[str, Any]:
-    figures: dict[str, Any] = {}
-    # The demo rollout.
-    demo = work / "render-demo"
+def collect_demo(work: Path, name: str = "render-demo") -> Path:
+    """Simulate the demo rollout, collect it into ``work/name`` (replaced) and return the bundle."""
+    demo = work / name
     shutil.rmtree(demo, ignore_errors=True)
     sc = load_scenario(ROOT / "fixtures" / "scenarios" / "rollback-error-rate.yaml")
     truth = write_outputs(sc, demo / "sim")
@@ -124,7 +125,12 @@ def run(work: Path) -> dict[str, Any]:
         )
     finally:
         server.stop()
-    figures.update(measure("demo", path))
+    return path
+
+
+def run(work: Path) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    figures.update(measure("demo", collect_demo(work)))
     # The large scenario, whole 24 h window.
     lpath = collect_large_24h(work, "render-large")
     figures.update(measure("large_24h", lpath))

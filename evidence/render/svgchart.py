@@ -167,7 +167,7 @@ def _legend(spec: ChartSpec, width: int) -> tuple[list[str], int]:
     out: list[str] = []
     x, row = 64.0, 0
     for what, obj, label in entries:  # what: "line", "y2" (a right-axis line) or "symbol"
-        w = 38 + len(label) * 5.6  # DejaVu Sans at 10 px: about 5.6 px a character
+        w = 46 + len(label) * 5.9  # DejaVu Sans at 10 px: about 5.9 px a character, and a gap
         if x + w > width - 20 and x > 64:
             x, row = 64.0, row + 1
         y = 14 + row * _ROW
