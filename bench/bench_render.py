@@ -128,8 +128,42 @@ def collect_demo(work: Path, name: str = "render-demo") -> Path:
     return path
 
 
+def long_windows() -> dict[str, Any]:
+    """Drawing one chart of a 1 h, 24 h and 168 h window at one sample a second: time and points drawn.
+
+    The points drawn stay bounded (``MAX_POINTS`` a line) whatever the window; the time grows
+    with the samples only through one sort.  The baseline is the 1 h chart.
+    """
+    import numpy as np
+
+    from evidence.render.charts import ChartSpec, Line
+    from evidence.render.svgchart import chart_svg
+
+    out: dict[str, Any] = {}
+    base = 0.0
+    for hours in (1, 24, 168):
+        n = hours * 3600
+        t = 1_763_632_800_000 + np.arange(n, dtype=np.int64) * 1000
+        v = np.random.default_rng(hours).random(n)
+        start = dt.datetime.fromtimestamp(int(t[0]) / 1000, dt.UTC)
+        spec = ChartSpec(
+            "c",
+            "t",
+            "y",
+            (Line("a", "canary", t, v), Line("b", "primary", t, v / 2)),
+            x_range=(start, start + dt.timedelta(hours=hours)),
+        )
+        t_draw, fig = _timed(lambda spec=spec: (build_figure(spec), chart_svg(spec)))
+        base = base or t_draw
+        out[f"long_window.{hours}h.samples_per_line"] = n
+        out[f"long_window.{hours}h.points_drawn_per_line"] = max(len(tr["x"]) for tr in fig[0]["data"])
+        out[f"long_window.{hours}h.draw_s"] = round(t_draw, 3)
+        out[f"long_window.{hours}h.draw_vs_1h_ratio"] = round(t_draw / base, 2)
+    return out
+
+
 def run(work: Path) -> dict[str, Any]:
-    figures: dict[str, Any] = {}
+    figures: dict[str, Any] = long_windows()
     figures.update(measure("demo", collect_demo(work)))
     # The large scenario, whole 24 h window.
     lpath = collect_large_24h(work, "render-large")

@@ -99,7 +99,8 @@ def _value_range(spec: ChartSpec) -> tuple[float, float]:
     """Return the left axis' range: the spec's, or the lines' finite values padded by 4 %."""
     if spec.y_range:
         return float(spec.y_range[0]), float(spec.y_range[1])
-    finite = [line.values[np.isfinite(line.values)] for line in spec.lines]
+    # The drawn points keep every bucket's extremes, so their range is the lines' range.
+    finite = [v[np.isfinite(v)] for _, _, v in drawn_lines(spec, spec.lines)]
     vals = np.concatenate(finite) if finite else np.array([])
     if vals.size == 0:
         return 0.0, 1.0
