@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import math
+from collections.abc import Callable
 from html import escape
 from typing import TYPE_CHECKING
 
@@ -156,31 +157,34 @@ def _symbol(kind: str, x: float, y: float, r: float, color: str) -> str:
     return f'<polygon points="{points}" fill="{fill}" fill-opacity="{opacity}" stroke="white" stroke-width="0.8"/>'
 
 
+def _line_swatch(line: Line, y2: bool) -> Callable[[float, float], str]:
+    return lambda x, y: f'<path d="M{x:.1f} {y:.1f}H{x + 30:.1f}" {_line_style(line, y2)}/>'
+
+
+def _symbol_swatch(symbol: str, color: str) -> Callable[[float, float], str]:
+    return lambda x, y: _symbol(symbol, x + 15, y, 5, color)
+
+
 def _legend(spec: ChartSpec, width: int) -> tuple[list[str], int]:
     """Return the legend's elements, laid out in rows from the top left, and the height it takes."""
-    entries: list[tuple[str, object, str]] = [("line", line, line.label) for line in spec.lines]
-    entries += [("y2", line, line.label) for line in spec.y2_lines]
+    # Each entry: its label and a function drawing its swatch at (x, y).
+    entries = [(ln.label, _line_swatch(ln, False)) for ln in spec.lines]
+    entries += [(ln.label, _line_swatch(ln, True)) for ln in spec.y2_lines]
     if spec.breach_spans:
-        entries.append(("symbol", ("square", COLORS["breach"]), "breached"))
-    for kind in markers_by_kind(spec.markers):
-        symbol, color, label = MARKERS[kind]
-        entries.append(("symbol", (symbol, color), label))
+        entries.append(("breached", _symbol_swatch("square", COLORS["breach"])))
+    for symbol, color, label in (MARKERS[k] for k in markers_by_kind(spec.markers)):
+        entries.append((label, _symbol_swatch(symbol, color)))
     out: list[str] = []
     x, row = 64.0, 0
-    for what, obj, label in entries:  # what: "line", "y2" (a right-axis line) or "symbol"
+    for label, swatch in entries:
         w = 46 + len(label) * 5.9  # DejaVu Sans at 10 px: about 5.9 px a character, and a gap
         if x + w > width - 20 and x > 64:
             x, row = 64.0, row + 1
         y = 14 + row * _ROW
-        if isinstance(obj, Line):
-            out.append(f'<path d="M{x:.1f} {y:.1f}H{x + 30:.1f}" {_line_style(obj, what == "y2")}/>')
-        else:
-            symbol, color = obj  # type: ignore[misc]
-            out.append(_symbol(symbol, x + 15, y, 5, color))
+        out.append(swatch(x, y))
         out.append(f'<text x="{x + 34:.1f}" y="{y + 3.5:.1f}" font-size="10">{escape(label)}</text>')
         x += w
-    rows = row + 1 if entries else 0
-    return out, rows * _ROW
+    return out, (row + 1) * _ROW if entries else 0
 
 
 def _line_style(line: Line, y2: bool) -> str:
