@@ -3,7 +3,7 @@ PY := .venv/bin/python
 export PLAYWRIGHT_BROWSERS_PATH := 0
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: setup demo test lint types pytest bench fmt clean
+.PHONY: setup demo test lint types pytest bench fmt clean vendor-plotly
 
 setup:
 	@./scripts/setup.sh
@@ -25,6 +25,10 @@ pytest:
 
 bench: setup
 	$(PY) -m bench.run
+
+# Re-fetch the vendored plotly.js (committed under evidence/render/vendor/) at its pinned version.
+vendor-plotly:
+	./scripts/vendor-plotly.sh
 
 fmt: setup
 	.venv/bin/ruff format evidence fixtures tests bench

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -70,6 +70,9 @@ class Evaluation:
     threshold: int
     verified: bool | None = None  # the bundle was checked against its manifest (False: used with --allow-unverified)
     unverified_reason: str | None = None
+    # The samples prepared for counter arithmetic, kept so a renderer draws from them without
+    # preparing them again (the costliest step of an evaluation).
+    counters: CounterTable | None = field(default=None, repr=False, compare=False)
 
 
 def _interval_seconds(text: Any) -> float:
@@ -247,6 +250,7 @@ def evaluate_rollout(
         evaluation_times=int(times.size),
         interval_seconds=interval,
         threshold=threshold,
+        counters=table,
     )
 
 

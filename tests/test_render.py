@@ -187,6 +187,18 @@ def test_postmortem_has_the_sre_shape_with_marked_blanks(rendered: dict[str, Pat
     assert "To be written" in html.visible
 
 
+def test_record_is_small_and_the_postmortem_carries_no_second_plotly(rendered: dict[str, Path]) -> None:
+    record = rendered["decision-record.html"].read_bytes()
+    assert len(record) <= 1_500_000, f"the demo record is {len(record) / 1e6:.2f} MB (goal 1.5 MB)"
+    assert record.count(b"* plotly.js (basic - minified) v") == 1
+    postmortem = parse_html(rendered["postmortem.html"])
+    charts = [a for tag, a in parse_html(rendered["decision-record.html"]).tags if tag == "div" and "data-chart" in a]
+    images = [a for tag, a in postmortem.tags if tag == "img" and str(a.get("src")).startswith("data:image/svg+xml;base64,")]
+    # The appendix shows every chart of the record, as images: no script, no plotly.js.
+    assert postmortem.scripts == [] and len(images) == len(charts)
+    assert rendered["postmortem.html"].stat().st_size < len(record) / 4
+
+
 def test_html_opens_offline_in_chromium_and_every_chart_draws(rendered: dict[str, Path]) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -231,10 +243,14 @@ def test_html_opens_offline_in_chromium_and_every_chart_draws(rendered: dict[str
             )
             traces = page.evaluate("Array.from(document.querySelectorAll('[data-chart]')).map(e => (e.data || []).length)")
             page.screenshot(path=str(ARTIFACTS / "decision-record.png"), full_page=True)
+            # The postmortem's copy of the record draws its charts as SVG images.
+            page.goto(rendered["postmortem.html"].as_uri())
+            images = page.evaluate("Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0)")
         finally:
             browser.close()
     assert all(n > 0 for n in drawn), drawn
     assert all(n > 0 for n in traces), traces
+    assert len(images) == len(charts) and all(w > 0 for w in images), images
     assert errors == []
     assert outside == []
     assert (ARTIFACTS / "decision-record.png").stat().st_size > 50_000

@@ -50,9 +50,11 @@ def _pdf(job: RenderJob) -> bytes:
 
 
 def _postmortem_html(job: RenderJob) -> bytes:
-    from evidence.render.html import render_html
+    from evidence.render.html import render_static_html
 
-    return render_html(job.env, job.context, template="postmortem.html.j2").encode("utf-8")
+    # The decision record inside the postmortem draws its charts as images: the interactive
+    # record is its own file, so the pack carries no second copy of plotly.js.
+    return render_static_html(job.env, job.context, job.charts_svg(), template="postmortem.html.j2").encode("utf-8")
 
 
 def _postmortem_md(job: RenderJob) -> bytes:

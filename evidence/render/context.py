@@ -97,7 +97,7 @@ def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
         )
 
     summary = summary_sentences(ev)
-    table = prepare_counters(bundle.table("series"), bundle.table("samples"))
+    table = ev.counters if ev.counters is not None else prepare_counters(bundle.table("series"), bundle.table("samples"))
     charts = build_charts(bundle, ev, table)
 
     lag_steps = []

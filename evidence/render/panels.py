@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from evidence.analysis.components import criterion_components, request_rates
+from evidence.analysis.counters import to_ms
 from evidence.analysis.traffic import scrape_times
-from evidence.model import epoch_ms, from_epoch_ms
+from evidence.model import epoch_ms
 from evidence.render.charts import ChartSpec, Line, Marker
 from evidence.render.formatting import FRIENDLY, fmt_time
 
@@ -69,16 +70,13 @@ def _short(text: str) -> str:
 
 def _weight_line(ev: Evaluation, start: dt.datetime, end: dt.datetime) -> Line:
     w = ev.timeline.weights()
-    times = [start]
-    values: list[float | None] = [float(w.at(np.array([epoch_ms(start)]))[0])]
-    for t_ms, v in zip(w.times.tolist(), w.weights.tolist()):
-        t = from_epoch_ms(t_ms)
-        if start < t <= end:
-            times.append(t)
-            values.append(float(v))
-    times.append(end)
-    values.append(values[-1])
-    return Line("canary weight set by Flagger (%)", "weight", times, values, shape="hv")
+    lo, hi = epoch_ms(start), epoch_ms(end)
+    t = np.asarray(w.times, dtype=np.int64)
+    inside = (t > lo) & (t <= hi)
+    first = float(w.at(np.array([lo]))[0])
+    values = np.concatenate([[first], np.asarray(w.weights, dtype=float)[inside]])
+    times = np.concatenate([[lo], t[inside], [hi]])
+    return Line("canary weight set by Flagger (%)", "weight", times, np.append(values, values[-1]), shape="hv")
 
 
 def build_charts(bundle: Bundle, ev: Evaluation, table: Any) -> list[ChartSpec]:
@@ -103,10 +101,10 @@ def build_charts(bundle: Bundle, ev: Evaluation, table: Any) -> list[ChartSpec]:
                 )
             )
             continue
-        times = [t.to_pydatetime() for t in pts["time"]]
+        times = to_ms(pts["time"])
         values = pts["value"].to_numpy(dtype=float)
-        comps = criterion_components(table, crit, np.array([epoch_ms(t) for t in times], dtype=np.int64), values)
-        lines = tuple(Line(comp.label, comp.role, times, comp.values.tolist()) for comp in comps.lines)
+        comps = criterion_components(table, crit, times, values)
+        lines = tuple(Line(comp.label, comp.role, times, comp.values) for comp in comps.lines)
         charts.append(
             ChartSpec(
                 f"criterion-{c.name}",
@@ -155,8 +153,7 @@ def _checks_charts(bundle: Bundle, ev: Evaluation, markers: tuple[Marker, ...], 
                 why = "the query returned no values at any tick — Flagger's 'no values found'"
             charts.append(ChartSpec(cid, title, "", (), x_range=(start, end), no_data=why))
             continue
-        times = [t.to_pydatetime() for t in df["timestamp"]]
-        lines = [Line(f"{metric} ({unit})", "canary", times, df["value"].astype(float).tolist())]
+        lines = [Line(f"{metric} ({unit})", "canary", to_ms(df["timestamp"]), df["value"].to_numpy(dtype=float))]
         lo = df["threshold_min"].dropna()
         hi = df["threshold_max"].dropna()
         if len(lo):
@@ -186,7 +183,7 @@ def _traffic_chart(ev: Evaluation, table: Any, weight: Line) -> ChartSpec:
     if scrapes.size < 2:
         return ChartSpec("traffic", title, "", (), x_range=(start, end), no_data="fewer than two Traefik scrapes in the window")
     rates = request_rates(table, scrapes)
-    times = [from_epoch_ms(t) for t in scrapes.tolist()]
+    times = scrapes
     total = rates["primary"] + rates["canary"]
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(total > 0, rates["canary"] / total * 100, np.nan)
@@ -195,10 +192,10 @@ def _traffic_chart(ev: Evaluation, table: Any, weight: Line) -> ChartSpec:
         title,
         "requests per second",
         (
-            Line("primary req/s", "primary", times, rates["primary"].tolist()),
-            Line("canary req/s", "canary", times, rates["canary"].tolist()),
+            Line("primary req/s", "primary", times, rates["primary"]),
+            Line("canary req/s", "canary", times, rates["canary"]),
         ),
         y2_title="share (%)",
-        y2_lines=(weight, Line("canary's observed share (%)", "value", times, share.tolist())),
+        y2_lines=(weight, Line("canary's observed share (%)", "value", times, share)),
         x_range=(start, end),
     )
