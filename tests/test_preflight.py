@@ -326,3 +326,29 @@ def test_at_parser_and_usage_errors(simulated: Callable[[str], Path]) -> None:
         ],
     )
     assert result.exit_code == 2 and "--at 'soon'" in result.output and "Traceback" not in result.output
+
+
+def test_a_crafted_target_name_is_never_pasted_into_promql(
+    preflight_of: Callable[..., Preflight], simulated: Callable[[str], Path], tmp_path: Path
+) -> None:
+    def edit(c: dict[str, Any]) -> None:
+        c["spec"]["targetRef"]["name"] = 'cart"} or vector(1) #'
+
+    p = preflight_of(GUARDED, dump=edited_dump(simulated, GUARDED, tmp_path, edit))
+    c = of(p, "flagger-queries-match")
+    assert [x.status for x in c] == ["block"] and "not a Kubernetes name" in c[0].message
+
+
+def test_errors_exit_1_without_a_traceback(
+    simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer]
+) -> None:
+    from fixtures.prom import free_port
+
+    dump = str(simulated(GUARDED) / "dump")
+    runner = CliRunner()
+    down = runner.invoke(cli, ["preflight", "shop/cart", "--prometheus", f"http://127.0.0.1:{free_port()}", "--from-dump", dump])
+    assert down.exit_code == 1 and "unreachable" in down.output and "Traceback" not in down.output
+    unknown = runner.invoke(cli, ["preflight", "shop/nope", "--prometheus", prometheus_for(GUARDED).url, "--from-dump", dump])
+    assert unknown.exit_code == 1 and "shop/nope not found" in unknown.output
+    no_url = runner.invoke(cli, ["preflight", "shop/cart", "--from-dump", dump], env={"EVIDENCE_PROMETHEUS_URL": ""})
+    assert no_url.exit_code == 2 and "--prometheus" in no_url.output

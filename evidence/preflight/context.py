@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import statistics
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -26,6 +27,7 @@ SERVICE_LABELS = ("service", "exported_service")
 REQUESTS = "traefik_service_requests_total"
 BUCKETS = "traefik_service_request_duration_seconds_bucket"
 LOOKBACK_S = 300  # Prometheus' default lookback delta: an instant query sees nothing older
+_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
 class FlaggerFinder(Protocol):
@@ -70,6 +72,21 @@ class Context:
     probe: bool
     timeout_s: float
     _primary: PrimaryTraffic | None = field(default=None, repr=False)
+
+    def unpasteable(self) -> str | None:
+        """Return why Flagger's templates must not be rendered here: a name that is not a Kubernetes name.
+
+        Flagger pastes names into PromQL unquoted; such a name can only come from a crafted
+        object and would run a different query (as ``evidence.queries`` refuses too).
+        """
+        for what, value in (
+            ("targetRef.name", self.spec.target),
+            ("service.name", self.spec.apex),
+            ("namespace", self.ref.namespace),
+        ):
+            if not _K8S_NAME.fullmatch(value):
+                return f"{what} {value!r} is not a Kubernetes name, and pasting it into PromQL as Flagger does would run a different query"
+        return None
 
     def primary_regex(self, apex: str | None = None) -> str:
         """Return the RE2 regex of the primary's leaf service names (port when the spec gives it)."""

@@ -97,6 +97,8 @@ def check_queries(ctx: Context) -> list[CheckResult]:
     ]
     if not builtin:
         return [CheckResult(QUERIES, "ok", "the canary uses no builtin Traefik metric check")]
+    if reason := ctx.unpasteable():
+        return [CheckResult(QUERIES, "block", f"Flagger's builtin queries were not run: {reason}", "fix the Canary's names")]
     return [_builtin(ctx, str(m["name"]), str(m.get("interval") or "1m")) for m in builtin]
 
 

@@ -76,6 +76,8 @@ def _template(ctx: Context, m: dict[str, Any], name: str, ns: str, tname: str) -
 
 
 def _run(ctx: Context, m: dict[str, Any], name: str, what: str, template: str, address: str | None) -> CheckResult:
+    if reason := ctx.unpasteable():
+        return CheckResult(CODE, "block", f"{what} was not run: {reason}", "fix the Canary's names")
     variables = {str(k): str(v) for k, v in (m.get("templateVariables") or {}).items()}
     model = {
         "name": ctx.ref.name,
