@@ -239,15 +239,14 @@ def test_evidence_capture_both_ways(
     backfill(simulated(GUARDED) / "openmetrics.txt", tmp_path / "tsdb")
     with PrometheusServer(tmp_path / "tsdb", tmp_path, retention="30m") as short:
         truth = truth_of(GUARDED)
-        p = run_preflight(
-            CanaryRef.parse(truth["canary"]),
-            DumpSource(simulated(GUARDED) / "dump"),
-            PrometheusSource(short.url),
-            default_policy(),
-            at_of(truth),
-        )
+        ref, dump, prom = CanaryRef.parse(truth["canary"]), DumpSource(simulated(GUARDED) / "dump"), PrometheusSource(short.url)
+        now = at_of(truth) + dt.timedelta(minutes=5)
+        p = run_preflight(ref, dump, prom, default_policy(), at_of(truth), now=now)
+        later = run_preflight(ref, dump, prom, default_policy(), at_of(truth), now=now + dt.timedelta(hours=1))
     c = one(p, "evidence-capture", "Prometheus keeps")
-    assert c.status == "warn" and "30 min" in c.message
+    assert c.status == "warn" and "keeps 30 min; the rollout needs" in c.message
+    c = one(later, "evidence-capture", "Prometheus keeps")
+    assert c.status == "warn" and "--at is 1 h 5 min ago" in c.message
 
 
 def test_abort_policy_both_ways(preflight_of: Callable[..., Preflight]) -> None:

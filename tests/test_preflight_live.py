@@ -146,6 +146,7 @@ def test_flagger_unavailable_blocks(live: Callable[..., Preflight], api: KubeApi
         ("Progressing", 2, "warn", "already under way"),
         ("Progressing", 90, "block", "stuck in Progressing"),
         ("Failed", 5, "warn", "last rollout failed"),
+        ("WaitingPromotion", 90, "warn", "already under way"),
         ("Terminating", 1, "block", "Terminating"),
     ],
 )

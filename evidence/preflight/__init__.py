@@ -33,8 +33,9 @@ def run_preflight(
     *,
     probe_webhooks: bool = False,
     timeout_s: float = 10.0,
+    now: dt.datetime | None = None,
 ) -> Preflight:
-    """Run every check for ``ref`` as of ``at``; raise NotFoundError for an unknown canary."""
+    """Run every check for ``ref`` as of ``at`` (``now`` is the wall clock); raise NotFoundError for an unknown canary."""
     cluster = source.read(ref)
     flagger_error = None
     try:
@@ -54,6 +55,7 @@ def run_preflight(
         policy=policy,
         probe=probe_webhooks,
         timeout_s=timeout_s,
+        now=now or dt.datetime.now(dt.UTC),
     )
     results = [result for check in CHECKS.values() for result in check(ctx)]
     return Preflight(str(ref), at, source.describe(), tuple(results))

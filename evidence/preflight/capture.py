@@ -101,6 +101,13 @@ def _retention(ctx: Context) -> CheckResult:
                 "check how long that lasts",
             )
         seconds = DEFAULT_RETENTION_S
+    if (ctx.now - ctx.at).total_seconds() > seconds:
+        return CheckResult(
+            CODE,
+            "warn",
+            f"Prometheus keeps {_long(seconds)}, and --at is {_long((ctx.now - ctx.at).total_seconds())} ago: the series it was asked about may be gone",
+            "choose an --at within the retention, or query a long-term store",
+        )
     facts = f"Prometheus keeps {_long(seconds)}; the rollout needs {fmt_duration(need)} (10 min lead + worst-case rollout + 10 min tail)"
     if seconds < need:
         return CheckResult(

@@ -71,6 +71,7 @@ class Context:
     policy: Policy
     probe: bool
     timeout_s: float
+    now: dt.datetime
     _primary: PrimaryTraffic | None = field(default=None, repr=False)
 
     def unpasteable(self) -> str | None:

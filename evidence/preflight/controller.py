@@ -174,10 +174,11 @@ def _live_state(ctx: Context) -> CheckResult:
 
 def _active(ctx: Context, ready: str, phase: str) -> CheckResult:
     # lastTransitionTime changes on every status write (reference §1.5): a stale one means no ticks.
+    # A closed approval gate writes no status while it waits (reference §2.2): waiting is not stuck.
     since = ctx.plan.last_transition
     limit = max(float(ctx.plan.progress_deadline_s or 600), 3 * ctx.spec.interval_s)
     age = (ctx.at - since).total_seconds() if since else None
-    if age is not None and age > limit:
+    if age is not None and age > limit and phase not in ("Waiting", "WaitingPromotion"):
         return CheckResult(
             CODE,
             "block",

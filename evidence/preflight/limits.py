@@ -162,6 +162,13 @@ def _exposure(ctx: Context) -> CheckResult:
             f"nothing can fail the analysis (no metrics, no rollout, pre-rollout or rollback hook): a bad canary keeps up to {e.max_weight} % of the traffic until promotion",
             "add metric checks (request-success-rate, request-duration) to the analysis",
         )
+    if not plan.weights():
+        return CheckResult(
+            CODE,
+            "warn",
+            f"strategy {plan.strategy}: no weight steps, so the exposure is not bounded by a weight (A/B testing exposes the matched requests)",
+            "bound the matched share, or use stepWeight/maxWeight",
+        )
     return CheckResult(
         CODE,
         "ok",
