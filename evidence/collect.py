@@ -170,7 +170,12 @@ def collect_rollout(
     cluster = options.cluster or data.cluster or UNKNOWN_CLUSTER
     last_applied = (data.canary.get("status") or {}).get("lastAppliedSpec")
     rid = rollout_id(
-        cluster, ref.namespace, ref.name, rollout["start"], str(last_applied) if last_applied else None, (window.start, window.end)
+        cluster,
+        ref.namespace,
+        ref.name,
+        rollout["start"],
+        str(last_applied) if last_applied else None,
+        (window.start, window.end),
     )
     bundle_id = bundle_id_for(rid)
     name = bundle_dirname(ref.namespace, ref.name, rollout["start"] or window.start, bundle_id)
