@@ -244,3 +244,12 @@ def test_probes_are_skipped_on_a_dump(
     assert [c.status for c in probes] == ["skip"] and "rollback hook rollback-gate" in probes[0].message
     assert one(p, "flagger-healthy", "live phase").status == "skip"
     assert not p.blocked
+
+
+def test_prometheus_flags_are_read_or_refused(prometheus_for: Callable[[str], PrometheusServer], hooks: HookServer) -> None:
+    from evidence.errors import PrometheusError
+    from evidence.preflight.promstatus import read_flags
+
+    assert read_flags(PrometheusSource(prometheus_for(GUARDED).url))["storage.tsdb.retention.time"] == "100y"
+    with pytest.raises(PrometheusError, match=r"answered /api/v1/status/flags with 501"):
+        read_flags(PrometheusSource(hooks.url))  # not a Prometheus: GET is not served

@@ -18,6 +18,7 @@ from evidence.preflight.hooks import public_url
 from evidence.preflight.limits import exposure_of
 from evidence.preflight.model import CheckResult
 from evidence.preflight.plan import Hook
+from evidence.preflight.promstatus import read_flags
 from evidence.render.formatting import fmt_duration
 
 CODE = "evidence-capture"
@@ -82,7 +83,7 @@ def _hook(ctx: Context, kind: str) -> CheckResult:
 def _retention(ctx: Context) -> CheckResult:
     need = LEAD_S + exposure_of(ctx).rollout_s + TAIL_S
     try:
-        flags = ctx.prom.status_flags()
+        flags = read_flags(ctx.prom)
     except PrometheusError as exc:
         return CheckResult(
             CODE,

@@ -173,31 +173,6 @@ class PrometheusSource:
         # custom_query_range rounds start/end to whole seconds; Flagger's ticks carry milliseconds.
         return self._call("a range query", _range_exact, client, query, params)
 
-    # -- preflight (issue 14): the server's flags, for its retention ------------------------------
-
-    def status_flags(self) -> dict[str, str]:
-        """Return the server's command-line flags (``/api/v1/status/flags``); PrometheusError if not served."""
-        client = self._connect()
-        answer = self._call("a flags request (/api/v1/status/flags)", _status_flags, client)
-        return {str(k): str(v) for k, v in answer[0].items()} if answer else {}
-
-
-def _status_flags(client: Any) -> list[dict[str, Any]]:
-    from prometheus_api_client.exceptions import PrometheusApiClientException
-
-    response = client._session.request(
-        method="GET",
-        url=f"{client.url}/api/v1/status/flags",
-        verify=client._session.verify,
-        headers=client.headers,
-        auth=client.auth,
-        timeout=client._timeout,
-    )
-    if response.status_code != 200:
-        raise PrometheusApiClientException(f"HTTP Status Code {response.status_code} ({response.content[:200]!r})")
-    data = response.json().get("data")
-    return [data] if isinstance(data, dict) else []
-
 
 def _range_exact(client: Any, query: str, params: dict[str, str]) -> list[dict[str, Any]]:
     from prometheus_api_client.exceptions import PrometheusApiClientException
