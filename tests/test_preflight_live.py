@@ -134,6 +134,12 @@ def test_guarded_on_the_live_api_passes_every_check(live: Callable[..., Prefligh
     assert listed and listed[0][2]["labelSelector"] == "app.kubernetes.io/name=flagger"
 
 
+def test_flagger_missing_from_the_cluster_blocks(live: Callable[..., Preflight], api: KubeApiServer) -> None:
+    api.remove("deployments", "flagger-system", "flagger", group="apps")
+    c = of(live(), "flagger-healthy")[0]
+    assert c.status == "block" and "in any namespace" in c.message
+
+
 def test_flagger_unavailable_blocks(live: Callable[..., Preflight], api: KubeApiServer) -> None:
     flagger(api)["status"].update(availableReplicas=0, readyReplicas=0)
     c = of(live(), "flagger-healthy")[1]
