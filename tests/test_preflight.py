@@ -352,3 +352,16 @@ def test_errors_exit_1_without_a_traceback(
     assert unknown.exit_code == 1 and "shop/nope not found" in unknown.output
     no_url = runner.invoke(cli, ["preflight", "shop/cart", "--from-dump", dump], env={"EVIDENCE_PROMETHEUS_URL": ""})
     assert no_url.exit_code == 2 and "--prometheus" in no_url.output
+
+
+def test_blue_green_shifts_all_traffic_at_once(
+    preflight_of: Callable[..., Preflight], simulated: Callable[[str], Path], tmp_path: Path
+) -> None:
+    def edit(c: dict[str, Any]) -> None:
+        analysis = c["spec"]["analysis"]
+        analysis.pop("stepWeight")
+        analysis.pop("maxWeight")
+        analysis["iterations"] = 10
+
+    c = of(preflight_of(GUARDED, dump=edited_dump(simulated, GUARDED, tmp_path, edit)), "limits")[0]
+    assert c.status == "block" and "blue/green with 10 iterations" in c.message and "up to 100 %" in c.message

@@ -6,6 +6,7 @@ process and is shut down at the end.  Prometheus is the real one over the scenar
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import threading
@@ -37,6 +38,7 @@ class HookServer:
 
     def __init__(self) -> None:
         self.bodies: dict[str, list[dict[str, Any]]] = {}
+        self.auth: dict[str, str] = {}
         self.release = threading.Event()
         hooks = self
 
@@ -47,10 +49,11 @@ class HookServer:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 hooks.bodies.setdefault(self.path, []).append(body)
+                hooks.auth[self.path] = self.headers.get("Authorization", "")
                 if self.path == "/hang":
                     hooks.release.wait(30)
                     return
-                self.send_response(int(self.path.strip("/")))
+                self.send_response(int(self.path.split("?")[0].strip("/")))
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -184,7 +187,7 @@ def test_probe_webhooks_judges_each_answer(live: Callable[..., Preflight], api: 
         {"name": "slow", "type": "rollback", "url": f"{hooks.url}/hang", "timeout": "30s"},
         {"name": "gone", "type": "rollback", "url": closed},
         {"name": "gate", "type": "confirm-rollout", "url": f"{hooks.url}/204"},
-        {"name": "promote", "type": "confirm-promotion", "url": f"{hooks.url}/200"},
+        {"name": "promote", "type": "confirm-promotion", "url": f"{hooks.url.replace('//', '//ops:s3cr3t@')}/200?token=abc"},
         {"name": "load", "type": "rollout", "url": f"{hooks.url}/500"},
     ]
     p = live(probe=True, timeout_s=1.0)
@@ -201,6 +204,8 @@ def test_probe_webhooks_judges_each_answer(live: Callable[..., Preflight], api: 
     assert got["rollback hook gone"][0] == "warn" and "unreachable" in got["rollback hook gone"][1]
     assert got["confirm-rollout hook gate"][0] == "warn" and "Waiting" in got["confirm-rollout hook gate"][1]
     assert got["confirm-promotion hook promote"][0] == "ok"
+    assert not any("s3cr3t" in m or "token=abc" in m for _, m in got.values())
+    assert hooks.auth["/200?token=abc"] == "Basic " + base64.b64encode(b"ops:s3cr3t").decode()
     assert "rollout hook load" not in got  # rollout hooks are not gates: never probed
     assert p.blocked
     assert hooks.bodies["/204"][0] == {
@@ -210,7 +215,7 @@ def test_probe_webhooks_judges_each_answer(live: Callable[..., Preflight], api: 
         "checksum": "",
         "metadata": {"env": "prod"},
     }
-    assert "/500" in hooks.bodies and "metadata" not in hooks.bodies["/200"][0]
+    assert "/500" in hooks.bodies and "metadata" not in hooks.bodies["/200?token=abc"][0]
 
 
 def test_probe_through_the_cli(

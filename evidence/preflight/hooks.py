@@ -13,11 +13,12 @@ and ``--timeout``.  URLs are shown without credentials or query strings.
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from evidence.preflight.context import Context
 from evidence.preflight.controller import read_flagger
@@ -50,12 +51,14 @@ def probe_hook(hook: Hook, namespace: str, name: str, timeout_s: float) -> Answe
         payload["metadata"] = hook.metadata
     if not hook.url.startswith(("http://", "https://")):
         return Answer(None, f"not an http(s) URL: {public_url(hook.url)!r}")
-    request = urllib.request.Request(
-        hook.url,
-        data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json", "X-Evidence-Preflight": "probe"},
-        method="POST",
-    )
+    headers = {"Content-Type": "application/json", "X-Evidence-Preflight": "probe"}
+    parts = urlsplit(hook.url)
+    if parts.username is not None:
+        # Go's client sends user:password@ as basic auth; urllib would take it for the host.
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    url = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, parts.fragment))
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return Answer(int(response.status))

@@ -66,13 +66,13 @@ def _weights(ctx: Context) -> CheckResult:
             f"strategy {plan.strategy}: no weight steps (stepWeight/stepWeights) to bound the canary's share",
             "set analysis.stepWeight and maxWeight",
         )
-    steps = ", ".join(str(w) for w in weights)
+    steps = ", ".join(str(w) for w in weights) + " %"
     top = max(weights)
     over = top > plan.max_weight() and not plan.step_weights
     overshoot = f" (maxWeight {plan.max_weight()} is overshot by one step, reference §4.2)" if over else ""
     if plan.strategy == "blue-green":
         steps = f"blue/green with {plan.iterations} iterations, then all traffic"
-    facts = f"steps {steps} %: the canary takes up to {top} % before promotion{overshoot}; policy limit {limit} %"
+    facts = f"steps {steps}: the canary takes up to {top} % before promotion{overshoot}; policy limit {limit} %"
     if top > limit:
         return CheckResult(
             CODE,
