@@ -365,3 +365,16 @@ def test_blue_green_shifts_all_traffic_at_once(
 
     c = of(preflight_of(GUARDED, dump=edited_dump(simulated, GUARDED, tmp_path, edit)), "limits")[0]
     assert c.status == "block" and "blue/green with 10 iterations" in c.message and "up to 100 %" in c.message
+
+
+def test_grpc_traffic_warns_that_5xx_rules_are_blind(
+    preflight_of: Callable[..., Preflight], truth_of: Callable[[str], dict[str, Any]]
+) -> None:
+    name = "preflight/grpc"
+    assert truth_of(name)["rollouts"][-1]["outcome"] == "promoted"  # 8 % failed calls, unseen by Flagger
+    p = preflight_of(name)
+    q = of(p, "flagger-queries-match")
+    assert [c.status for c in q] == ["warn"] and "grpc" in q[0].message and 'code!~"5.."' in q[0].message
+    policy = {c.message.split(" (")[0]: c.status for c in of(p, "abort-policy")}
+    assert policy == {"error_rate_ratio": "warn", "p95_latency_increase": "ok", "success_rate": "warn"}
+    assert not p.blocked
