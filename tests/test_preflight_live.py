@@ -135,6 +135,10 @@ def test_guarded_on_the_live_api_passes_every_check(live: Callable[..., Prefligh
     # Flagger was looked for in every namespace, by its label.
     listed = api.requests_for("/apis/apps/v1/deployments")
     assert listed and listed[0][2]["labelSelector"] == "app.kubernetes.io/name=flagger"
+    # Before a rollout nothing needs the events or Flagger's log.
+    assert not api.requests_for("/api/v1/namespaces/shop/events") and not api.requests_for(
+        "/api/v1/namespaces/flagger-system/pods"
+    )
 
 
 def test_flagger_missing_from_the_cluster_blocks(live: Callable[..., Preflight], api: KubeApiServer) -> None:

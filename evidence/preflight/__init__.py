@@ -36,7 +36,7 @@ def run_preflight(
     now: dt.datetime | None = None,
 ) -> Preflight:
     """Run every check for ``ref`` as of ``at`` (``now`` is the wall clock); raise NotFoundError for an unknown canary."""
-    cluster = source.read(ref)
+    cluster = source.read_objects(ref)  # events and Flagger's log are not needed before a rollout
     flagger_error = None
     try:
         flagger = source.find_flagger()

@@ -87,7 +87,11 @@ class DumpSource:
             )
         return _select(ref, objects, lines, webhooks, warnings, str(self.folder))
 
-    # -- preflight (issue 14): Flagger's own Deployment, in any namespace ------------------------
+    # -- preflight (issue 14): the canary's objects, and Flagger's own Deployment in any namespace -
+
+    def read_objects(self, ref: CanaryRef) -> ClusterData:
+        """Return ``read(ref)``: a dump's files are read whole anyway."""
+        return self.read(ref)
 
     def find_flagger(self, selector: str = "app.kubernetes.io/name=flagger") -> list[dict[str, Any]]:
         """Return the dump's Deployments whose labels match ``selector`` (``k=v`` terms, comma-separated)."""

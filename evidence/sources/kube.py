@@ -99,6 +99,13 @@ class KubeSource:
 
     def read(self, ref: CanaryRef) -> ClusterData:
         """Return the canary, its templates, providers, TraefikService, workloads, events and Flagger's log."""
+        data = self.read_objects(ref)
+        data.events = self._core_events(ref) + self._events_v1(ref, data.warnings)
+        data.log_lines = self._flagger_log(data.warnings)
+        return data
+
+    def read_objects(self, ref: CanaryRef) -> ClusterData:
+        """Return the canary and the objects it refers to, without its events and Flagger's log."""
         warnings: list[str] = []
         ns = ref.namespace
         canary = self._get_canary(ref)
@@ -131,9 +138,6 @@ class KubeSource:
                 workloads += [obj] if obj else []
         else:
             warnings.append(f"canary {ref} targets a {kind}; only Deployments and DaemonSets are read")
-
-        events = self._core_events(ref) + self._events_v1(ref, warnings)
-        log_lines = self._flagger_log(warnings)
         return ClusterData(
             source_kind="cluster",
             source=self.server,
@@ -143,8 +147,6 @@ class KubeSource:
             alert_providers=providers,
             traefik_services=[traefik] if traefik else [],
             workloads=workloads,
-            events=events,
-            log_lines=log_lines,
             warnings=warnings,
         )
 
