@@ -89,14 +89,14 @@ class Context:
                 return f"{what} {value!r} is not a Kubernetes name, and pasting it into PromQL as Flagger does would run a different query"
         return None
 
-    def primary_regex(self, apex: str | None = None) -> str:
+    def primary_regex(self) -> str:
         """Return the RE2 regex of the primary's leaf service names (port when the spec gives it)."""
         port = str(self.spec.port) if self.spec.port is not None else "[0-9a-zA-Z-]+"
-        return f"{re2_escape(self.ref.namespace)}-{re2_escape(apex or self.spec.apex)}-primary-{port}@kubernetescrd"
+        return f"{re2_escape(self.ref.namespace)}-{re2_escape(self.spec.apex)}-primary-{port}@kubernetescrd"
 
-    def selector(self, label: str, apex: str | None = None) -> str:
+    def selector(self, label: str) -> str:
         """Return ``{label=~"<primary regex>"}``, quoted."""
-        return "{" + label + "=~" + promql_string(self.primary_regex(apex)) + "}"
+        return "{" + label + "=~" + promql_string(self.primary_regex()) + "}"
 
     def value(self, query: str) -> float | None:
         """Run an instant query at ``at``; return the last sample's value (as Flagger does, §4.1), None if none or NaN."""

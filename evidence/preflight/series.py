@@ -46,6 +46,7 @@ def _series(ctx: Context, p: PrimaryTraffic) -> CheckResult:
         + f", last sample {fmt_duration(age)} before --at"
         + (f" (scrape interval {fmt_duration(scrape)})" if scrape else " (one sample only)")
         + (f", {p.rps:.1f} req/s" if p.rps is not None else "")
+        + (f" (also under `{p.also_under}`: two scrapes of Traefik)" if p.also_under else "")
     )
     if scrape is None or age > 2 * scrape:
         limit = f"2 scrape intervals ({fmt_duration(2 * scrape)})" if scrape else "a second sample"
