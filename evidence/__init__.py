@@ -25,7 +25,9 @@ _EXPORTS = {
     "evaluate_bundle": "evidence.evaluate",
     "evaluation_to_json": "evidence.render.evaluation",
     "load_policy": "evidence.policy",
+    "preflight_to_json": "evidence.preflight",
     "read_bundle": "evidence.bundle",
+    "run_preflight": "evidence.preflight",
     "verify_bundle": "evidence.bundle",
 }
 

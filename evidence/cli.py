@@ -339,6 +339,89 @@ def render(
         click.echo(str(path))
 
 
+@cli.command(short_help="Check the guardrails before a canary starts (exit 4 when a check blocks).")
+@click.argument("canary", metavar="NAMESPACE/CANARY")
+@click.option(
+    "--prometheus",
+    "prometheus_url",
+    envvar="EVIDENCE_PROMETHEUS_URL",
+    metavar="URL",
+    help="Prometheus-compatible API that holds Traefik's series. Env: EVIDENCE_PROMETHEUS_URL.",
+)
+@click.option("--kubeconfig", metavar="PATH", help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster).")
+@click.option("--context", metavar="NAME", help="Kubeconfig context to use.")
+@click.option(
+    "--from-dump", "dump", metavar="DIR", type=click.Path(), help="Read kubectl output from DIR; live-only checks are skipped."
+)
+@click.option(
+    "--policy", "policy_file", metavar="FILE", type=click.Path(), help="Abort policy YAML (default: the built-in policy)."
+)
+@click.option("--at", "at_text", metavar="TIME", help="Judge as of TIME (RFC3339 or Unix seconds/ms) instead of now.")
+@click.option(
+    "--probe-webhooks", is_flag=True, help="POST Flagger's payload to the rollback and confirm hooks and judge the answers."
+)
+@click.option(
+    "-o", "--output", "fmt", default="table", show_default=True, type=click.Choice(["table", "json"]), help="Output format."
+)
+@click.option(
+    "--timeout", default=10.0, show_default=True, help="Seconds to wait for Prometheus, the API server or one webhook probe."
+)
+@handle_errors
+def preflight(
+    canary: str,
+    prometheus_url: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+    dump: str | None,
+    policy_file: str | None,
+    at_text: str | None,
+    probe_webhooks: bool,
+    fmt: str,
+    timeout: float,
+) -> None:
+    """Check NAMESPACE/CANARY's guardrails before a rollout: Flagger, Traefik's series, limits, rollback path.
+
+    \b
+    Exit codes: 0 nothing blocks, 4 at least one check blocks, 1 error, 2 usage.
+    A check that cannot run here (live-only checks on a dump) is `skip`: not checked, not passed.
+    """
+    import datetime as dt
+    import json
+
+    from evidence.errors import UsageError
+    from evidence.model import CanaryRef
+    from evidence.policy import default_policy, load_policy
+    from evidence.preflight import format_preflight, parse_at, preflight_to_json, run_preflight
+    from evidence.preflight.context import FlaggerFinder
+    from evidence.sources.prometheus import PrometheusSource
+
+    ref = CanaryRef.parse(canary)
+    if not prometheus_url:
+        raise UsageError("--prometheus URL is required (or set EVIDENCE_PROMETHEUS_URL)")
+    if timeout <= 0:
+        raise UsageError(f"--timeout {timeout:g}: give a positive number of seconds")
+    at = parse_at(at_text) if at_text else dt.datetime.now(dt.UTC)
+    policy = load_policy(policy_file) if policy_file else default_policy()
+    prom = PrometheusSource(prometheus_url, timeout=timeout)
+    source: FlaggerFinder
+    if dump:
+        if kubeconfig or context:
+            raise UsageError("--from-dump reads a folder: drop --kubeconfig/--context, or drop --from-dump to read the cluster")
+        from evidence.sources.dump import DumpSource
+
+        source = DumpSource(dump)
+    else:
+        from evidence.sources.kube import KubeSource
+
+        source = KubeSource(kubeconfig=kubeconfig, context=context, request_timeout=timeout)
+    result = run_preflight(ref, source, prom, policy, at, probe_webhooks=probe_webhooks, timeout_s=timeout)
+    if fmt == "json":
+        click.echo(json.dumps(preflight_to_json(result), indent=2, ensure_ascii=False))
+    else:
+        click.echo(format_preflight(result), nl=False)
+    sys.exit(4 if result.blocked else 0)
+
+
 def main() -> None:
     """Run the CLI; SIGTERM cleans up like Ctrl-C (no hidden temporary folders are left)."""
     import signal

@@ -58,7 +58,7 @@ def prometheus_for(
 
     def start(name: str) -> PrometheusServer:
         if name not in servers:
-            work = tmp_path_factory.mktemp(f"prom-{name}")
+            work = tmp_path_factory.mktemp(f"prom-{name.replace('/', '-')}")  # e.g. preflight/guarded
             backfill(simulated(name) / "openmetrics.txt", work / "tsdb")
             servers[name] = PrometheusServer(work / "tsdb", work).start()
         return servers[name]

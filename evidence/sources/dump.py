@@ -87,6 +87,29 @@ class DumpSource:
             )
         return _select(ref, objects, lines, webhooks, warnings, str(self.folder))
 
+    # -- preflight (issue 14): the canary's objects, and Flagger's own Deployment in any namespace -
+
+    def read_objects(self, ref: CanaryRef) -> ClusterData:
+        """Return ``read(ref)``: a dump's files are read whole anyway."""
+        return self.read(ref)
+
+    def find_flagger(self, selector: str = "app.kubernetes.io/name=flagger") -> list[dict[str, Any]]:
+        """Return the dump's Deployments whose labels match ``selector`` (``k=v`` terms, comma-separated)."""
+        wanted = dict(term.split("=", 1) for term in selector.split(",") if "=" in term)
+        found: list[dict[str, Any]] = []
+        if not self.folder.is_dir():
+            raise DumpError(f"--from-dump {self.folder}: not a folder; pass the folder holding the kubectl output")
+        for path in sorted(p for p in self.folder.rglob("*") if p.is_file() and p.suffix.lower() in OBJECT_SUFFIXES):
+            try:
+                objects = _objects_from_text(path.read_text(encoding="utf-8"), path.suffix.lower()) or []
+            except (OSError, UnicodeDecodeError):
+                continue  # read() names unreadable files; Flagger's Deployment is optional here
+            for o in objects:
+                labels = (o.get("metadata") or {}).get("labels") or {}
+                if o.get("kind") == "Deployment" and all(labels.get(k.strip()) == v.strip() for k, v in wanted.items()):
+                    found.append(o)
+        return found
+
 
 def _parse_error(text: str, suffix: str) -> str:
     """Return ``: <why it does not parse>`` for a file that is not valid JSON/YAML, else ``""``."""

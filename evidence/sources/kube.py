@@ -99,6 +99,13 @@ class KubeSource:
 
     def read(self, ref: CanaryRef) -> ClusterData:
         """Return the canary, its templates, providers, TraefikService, workloads, events and Flagger's log."""
+        data = self.read_objects(ref)
+        data.events = self._core_events(ref) + self._events_v1(ref, data.warnings)
+        data.log_lines = self._flagger_log(data.warnings)
+        return data
+
+    def read_objects(self, ref: CanaryRef) -> ClusterData:
+        """Return the canary and the objects it refers to, without its events and Flagger's log."""
         warnings: list[str] = []
         ns = ref.namespace
         from evidence.canary import normalise_canary
@@ -133,9 +140,6 @@ class KubeSource:
                 workloads += [obj] if obj else []
         else:
             warnings.append(f"canary {ref} targets a {kind}; only Deployments and DaemonSets are read")
-
-        events = self._core_events(ref) + self._events_v1(ref, warnings)
-        log_lines = self._flagger_log(warnings)
         return ClusterData(
             source_kind="cluster",
             source=self.server,
@@ -145,10 +149,53 @@ class KubeSource:
             alert_providers=providers,
             traefik_services=[traefik] if traefik else [],
             workloads=workloads,
-            events=events,
-            log_lines=log_lines,
             warnings=warnings,
         )
+
+    # -- preflight (issue 14): Flagger's own Deployment, in any namespace ------------------------
+
+    def find_flagger(self, selector: str | None = None) -> list[dict[str, Any]]:
+        """Return the Deployments labelled like Flagger in any namespace (else in ``flagger_namespace``).
+
+        A role that may not list Deployments cluster-wide still finds Flagger in its namespace;
+        a KubeError says what could not be read.
+        """
+        from kubernetes import client
+
+        api = client.AppsV1Api(self._client)
+        selector = selector or self.flagger_selector
+
+        def everywhere(token: str | None) -> Any:
+            return api.list_deployment_for_all_namespaces(
+                label_selector=selector,
+                limit=self.page_size,
+                _continue=token,
+                _preload_content=False,
+                _request_timeout=self.request_timeout,
+            )
+
+        def namespaced(token: str | None) -> Any:
+            return api.list_namespaced_deployment(
+                self.flagger_namespace,
+                label_selector=selector,
+                limit=self.page_size,
+                _continue=token,
+                _preload_content=False,
+                _request_timeout=self.request_timeout,
+            )
+
+        try:
+            return self._list(_Call("list", "deployments", "apps", "(all namespaces)"), everywhere, "apps/v1", "Deployment")
+        except _Forbidden:
+            call = _Call("list", "deployments", "apps", self.flagger_namespace)
+            try:
+                return self._list(call, namespaced, "apps/v1", "Deployment")
+            except _Missing as exc:
+                raise KubeError(f"the API server {self.server} answered 404 to {call.describe()}: {exc}") from None
+        except _Missing as exc:
+            raise KubeError(f"the API server {self.server} answered 404 to list deployments.apps: {exc}") from None
+
+    # -- life cycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the connection pool."""
