@@ -3,7 +3,7 @@ PY := .venv/bin/python
 export PLAYWRIGHT_BROWSERS_PATH := 0
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: setup demo test lint types pytest bench fmt clean vendor-plotly
+.PHONY: setup demo test lint types pytest bench faults fmt clean vendor-plotly
 
 setup:
 	@./scripts/setup.sh
@@ -22,6 +22,13 @@ types:
 
 pytest:
 	.venv/bin/pytest -q
+
+# The fault and hostile-input suite, slow cases included; its last line is the figure the README quotes.
+faults: setup
+	@rm -f test-artifacts/faults.json
+	@EVIDENCE_FAULTS_ALL=1 EVIDENCE_FAULTS_REPORT=test-artifacts/faults.json .venv/bin/pytest -q -p no:cacheprovider tests/faults; \
+	status=$$?; $(PY) -m tests.faults.report test-artifacts/faults.json; rc=$$?; \
+	[ $$status -eq 0 ] && exit $$rc || exit $$status
 
 bench: setup
 	$(PY) -m bench.run

@@ -1,11 +1,17 @@
 """An HTTP proxy in front of a real Prometheus that injects faults, for the fault tests.
 
 Rules match a substring of the decoded query string; each rule answers a status code, hangs,
-or drops the connection, for its first ``times`` matching requests (or always).
+or drops the connection, for its first ``times`` matching requests (or always).  The hostile
+actions: ``body`` answers ``status`` with ``body`` as is (an HTML page, a 200 with
+``status: error``, a wrong shape, a 401 echoing a credential); ``partial`` forwards the query and
+answers Thanos-style — ``status: success`` with ``warnings`` and only the first half of the
+series; ``trickle`` sends a valid answer one byte every ``delay`` seconds; ``endless`` sends a
+body that never ends.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import urllib.error
@@ -19,10 +25,13 @@ from types import TracebackType
 @dataclass
 class Rule:
     match: str
-    action: str  # "status" | "hang" | "drop"
+    action: str  # "status" | "hang" | "drop" | "body" | "partial" | "trickle" | "endless"
     status: int = 503
     times: int | None = None  # None: always
     hits: int = 0
+    body: bytes = b""
+    content_type: str = "application/json"
+    delay: float = 0.5
 
 
 @dataclass
@@ -61,6 +70,9 @@ class FaultProxy:
                         if rule.action == "drop":
                             self.connection.close()
                             return
+                        if rule.action in ("body", "partial", "trickle", "endless"):
+                            self._hostile(rule)
+                            return
                         body = b'{"status":"error","errorType":"internal","error":"injected fault"}'
                         self.send_response(rule.status)
                         self.send_header("Content-Type", "application/json")
@@ -78,6 +90,49 @@ class FaultProxy:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def _upstream(self) -> tuple[int, bytes]:
+                try:
+                    with urllib.request.urlopen(proxy.upstream + self.path, timeout=30) as r:
+                        return r.status, r.read()
+                except urllib.error.HTTPError as exc:
+                    return exc.code, exc.read()
+
+            def _hostile(self, rule: Rule) -> None:
+                try:
+                    if rule.action == "endless":
+                        self.send_response(200)
+                        self.send_header("Content-Type", "application/json")
+                        self.end_headers()
+                        self.wfile.write(b'{"status":"success","data":{"resultType":"vector","result":[')
+                        chunk = b'{"metric":{"a":"' + b"x" * 65536 + b'"},"value":[1,"1"]},'
+                        deadline = time.monotonic() + 60
+                        while time.monotonic() < deadline:
+                            self.wfile.write(chunk)
+                        return
+                    if rule.action == "body":
+                        status, body = rule.status, rule.body
+                    else:
+                        status, body = self._upstream()
+                    if rule.action == "partial":
+                        doc = json.loads(body)
+                        result = doc.get("data", {}).get("result", [])
+                        doc["data"]["result"] = result[: len(result) // 2]
+                        doc["warnings"] = ["partial response: store 10.0.0.7:10901 did not answer (context deadline exceeded)"]
+                        body = json.dumps(doc).encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", rule.content_type)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    if rule.action == "trickle":
+                        for i in range(len(body)):
+                            self.wfile.write(body[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(rule.delay)
+                    else:
+                        self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    return
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

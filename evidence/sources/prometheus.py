@@ -1,6 +1,6 @@
 """PromQL over the Prometheus HTTP API (Prometheus, Thanos, Mimir, Cortex, VictoriaMetrics).
 
-prometheus-api-client for the connection check; documented HTTP requests for the queries.  Credentials (bearer token, basic auth, user:password in
+Documented HTTP requests (``requests``), bounded in time and size.  Credentials (bearer token, basic auth, user:password in
 the URL) are sent but never described: ``describe()`` and every error message carry the
 URL without them.
 """
@@ -86,10 +86,10 @@ def read_token_file(path: str) -> str:
 class PrometheusSource:
     """Runs instant and range queries with bounded retries, a total time bound and a size bound per answer.
 
-    ``ping`` goes through prometheus-api-client's public API.  Queries are plain, documented
-    HTTP requests (``GET /api/v1/query`` and ``/api/v1/query_range``) made with ``requests``,
-    because the client rounds range bounds to whole seconds and drops the answer's
-    ``warnings``: a Thanos or Cortex answer with ``warnings`` (a store or replica did not answer)
+    Every request is a plain, documented HTTP request (``GET /api/v1/query`` and
+    ``/api/v1/query_range``) made with ``requests``: prometheus-api-client rounds range bounds to
+    whole seconds, drops the answer's ``warnings`` and cannot bound an answer's total time or
+    size: a Thanos or Cortex answer with ``warnings`` (a store or replica did not answer)
     is partial, and taking it as complete would turn an ABORT into a PASS.  Each answer is read
     as a stream under a deadline of ``timeout`` seconds, whatever the server does (a body that
     trickles a byte a second is cut off), and is refused beyond ``max_bytes``.
@@ -150,31 +150,9 @@ class PrometheusSource:
             return self._session
 
     def ping(self) -> None:
-        """Check that the API answers; raise PrometheusError naming the URL otherwise."""
-        from prometheus_api_client import PrometheusConnect
-        from prometheus_api_client.exceptions import PrometheusApiClientException
-        from urllib3.util.retry import Retry
-
-        # A session of its own: the client mounts its retry policy on the session it is given.
-        session = self._new_session()
-        retry = Retry(
-            total=self.retries,
-            connect=self.retries,
-            read=0,
-            status=self.retries,
-            backoff_factor=self.backoff,
-            status_forcelist=(429, 500, 502, 503, 504),
-            allowed_methods=None,
-            raise_on_status=False,
-        )
-        client = PrometheusConnect(
-            url=self.url, headers=dict(session.headers), session=session, timeout=self.timeout, retry=retry
-        )
-        try:
-            result = self._guard("a test query (vector(1))", lambda: client.custom_query("vector(1)"))
-        except PrometheusApiClientException as exc:
-            raise self._refused("a test query (vector(1))", str(exc)) from None
-        if not isinstance(result, list) or not result:
+        """Check that the API answers (``vector(1)``, under the same time and size bounds); raise PrometheusError otherwise."""
+        result = self._query("a test query (vector(1))", "/api/v1/query", {"query": "vector(1)"})
+        if not result:
             raise PrometheusError(f"{self.url} answered vector(1) with nothing: is it a Prometheus API?")
 
     def instant(self, query: str, at: dt.datetime) -> list[dict[str, Any]]:
@@ -205,7 +183,9 @@ class PrometheusSource:
         try:
             chunks: list[bytes] = []
             size = 0
-            for chunk in resp.iter_content(CHUNK_BYTES):
+            # read1 returns what one read of the socket gives: a body that trickles a byte at a time
+            # still meets the deadline check after every byte (iter_content would wait for a full chunk).
+            while chunk := resp.raw.read1(CHUNK_BYTES, decode_content=True):
                 size += len(chunk)
                 if size > self.max_bytes:
                     raise PrometheusError(

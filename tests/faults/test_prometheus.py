@@ -1,0 +1,143 @@
+"""A real Prometheus behind a misbehaving proxy: partial, slow, endless, malformed and refusing answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from evidence.errors import PrometheusError
+from evidence.sources.prometheus import PrometheusSource
+from fixtures.prom import PrometheusServer
+from tests.faultproxy import FaultProxy, Rule
+from tests.faults.common import bundle_path, collect_args, manifest, nothing_partial, run
+from tests.faults.ledger import LEDGER
+
+SCENARIO = "rollback-error-rate"
+RAW = "traefik_service_requests_total{service"
+
+
+def collect_through(
+    rules: list[Rule], simulated: Callable[[str], Path], prom: PrometheusServer, out: Path, *extra: str
+) -> tuple[object, FaultProxy]:
+    with FaultProxy(prom.url, rules) as proxy:
+        res = run(*collect_args(simulated(SCENARIO) / "dump", proxy.url, out, *extra))
+    return res, proxy
+
+
+def test_a_thanos_partial_answer_is_a_gap_never_a_complete_bundle(
+    simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer], tmp_path: Path
+) -> None:
+    prom = prometheus_for(SCENARIO)
+    res, proxy = collect_through([Rule(RAW, "partial")], simulated, prom, tmp_path / "out")
+    assert res.returncode == 1, res.stderr  # type: ignore[attr-defined]
+    assert "only in part" in res.stderr and "--allow-partial" in res.stderr  # type: ignore[attr-defined]
+    assert nothing_partial(tmp_path / "out") and not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    assert any("partial_response=false" in r for r in proxy.requests)
+    res, _ = collect_through([Rule(RAW, "partial")], simulated, prom, tmp_path / "out", "--allow-partial")
+    m = manifest(bundle_path(res))  # type: ignore[arg-type]
+    q = next(q for q in m["queries"] if q["id"] == "raw:traefik_service_requests_total")
+    if q["status"] != "failed":
+        LEDGER.lost("a partial answer was recorded as a complete query")
+    assert q["status"] == "failed" and "only in part" in q["error"]
+    assert any(g["kind"] == "query_failed" and g["query"] == q["id"] for g in m["gaps"])
+    ev = run("evaluate", str(bundle_path(res)))  # type: ignore[arg-type]
+    assert "missing from the bundle" in ev.stdout
+
+
+def test_a_trickling_body_is_bound_by_the_timeout(
+    simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer], tmp_path: Path
+) -> None:
+    t0 = time.monotonic()
+    res, _ = collect_through(
+        [Rule("vector(1)", "trickle", delay=0.4)], simulated, prometheus_for(SCENARIO), tmp_path / "out", "--timeout", "2"
+    )
+    took = time.monotonic() - t0
+    assert res.returncode == 1 and "did not answer" in res.stderr and "within 2s" in res.stderr  # type: ignore[attr-defined]
+    assert took < 30, took  # 2 s per attempt and a few retries, never the whole trickle (minutes)
+
+
+def test_an_endless_body_is_refused_at_the_size_bound(prometheus_for: Callable[[str], PrometheusServer]) -> None:
+    with FaultProxy(prometheus_for(SCENARIO).url, [Rule("up", "endless")]) as proxy:
+        src = PrometheusSource(proxy.url, timeout=20, max_bytes=4 * 2**20)
+        with pytest.raises(PrometheusError, match="more than 4 MiB"):
+            src.instant("up", dt.datetime.now(dt.UTC))
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "said"),
+    [
+        (
+            b'{"status":"error","errorType":"internal","error":"query processing would load too many samples"}',
+            200,
+            "too many samples",
+        ),
+        (b'{"status":"success"}', 200, "without a result list"),
+        (b'{"status":"success","data":{"resultType":"vector","result":{"a":1}}}', 200, "without a result list"),
+        (b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":"x","values":"no"}]}}', 200, "malformed series"),
+        (b"<html><body>Please sign in</body></html>", 200, "HTML page"),
+        (b"upstream connect error", 502, "not JSON"),
+        (b"[1, 2, 3]", 200, "JSON list"),
+    ],
+    ids=["status-error-in-200", "no-data", "result-not-a-list", "series-malformed", "login-page", "proxy-502-text", "json-list"],
+)
+def test_a_malformed_answer_is_a_clear_error_not_a_traceback(
+    body: bytes,
+    status: int,
+    said: str,
+    simulated: Callable[[str], Path],
+    prometheus_for: Callable[[str], PrometheusServer],
+    tmp_path: Path,
+) -> None:
+    ctype = "text/html" if body.startswith(b"<") else "application/json"
+    res, _ = collect_through(
+        [Rule(RAW, "body", status, body=body, content_type=ctype)], simulated, prometheus_for(SCENARIO), tmp_path / "out"
+    )
+    assert res.returncode == 1, res.stderr  # type: ignore[attr-defined]
+    assert said in res.stderr and "unreachable" not in res.stderr, res.stderr  # type: ignore[attr-defined]
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_an_invalid_check_query_is_recorded_and_the_bundle_still_written(
+    simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer], tmp_path: Path
+) -> None:
+    bad = b'{"status":"error","errorType":"bad_data","error":"1:23: parse error: unexpected character"}'
+    res, _ = collect_through(
+        [Rule("histogram_quantile", "body", 400, body=bad)], simulated, prometheus_for(SCENARIO), tmp_path / "out"
+    )
+    m = manifest(bundle_path(res))  # type: ignore[arg-type]
+    invalid = [g for g in m["gaps"] if g["kind"] == "query_invalid"]
+    assert invalid and all("permanent" in g["detail"] for g in invalid)
+    assert {q["id"] for q in m["queries"] if q.get("invalid")} == {g["query"] for g in invalid}
+    assert m["counts"]["samples"] > 0
+
+
+def test_an_invalid_core_query_blocks_and_says_rerunning_will_not_help(
+    simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer], tmp_path: Path
+) -> None:
+    bad = b'{"status":"error","errorType":"bad_data","error":"invalid parameter \\"query\\""}'
+    res, proxy = collect_through([Rule(RAW, "body", 400, body=bad)], simulated, prometheus_for(SCENARIO), tmp_path / "out")
+    assert res.returncode == 1 and "re-running will not help" in res.stderr  # type: ignore[attr-defined]
+    # A permanent error is not retried chunk after chunk.
+    assert sum(RAW in r for r in proxy.requests) == 1
+
+
+def test_a_transient_502_is_retried_and_the_bundle_is_whole(
+    simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer], tmp_path: Path
+) -> None:
+    res, proxy = collect_through([Rule(RAW, "status", 502, times=2)], simulated, prometheus_for(SCENARIO), tmp_path / "out")
+    m = manifest(bundle_path(res))  # type: ignore[arg-type]
+    assert sum(RAW in r for r in proxy.requests) >= 3
+    assert all(q["status"] in ("ok", "empty") for q in m["queries"]) and not [g for g in m["gaps"] if g["kind"] == "query_failed"]
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "http://127.0.0.1:99999", "http://127.0.0.1:0", "http:// space.example", "ftp://x"]
+)
+def test_a_malformed_prometheus_url_is_a_usage_error(url: str, simulated: Callable[[str], Path], tmp_path: Path) -> None:
+    res = run(*collect_args(simulated(SCENARIO) / "dump", url, tmp_path / "out"))
+    assert res.returncode == 2, res.stderr
+    assert "--prometheus" in res.stderr
