@@ -35,7 +35,7 @@ def test_a_thanos_partial_answer_is_a_gap_never_a_complete_bundle(
     res, proxy = collect_through([Rule(RAW, "partial")], simulated, prom, tmp_path / "out")
     assert res.returncode == 1, res.stderr  # type: ignore[attr-defined]
     assert "only in part" in res.stderr and "--allow-partial" in res.stderr  # type: ignore[attr-defined]
-    assert nothing_partial(tmp_path / "out") and not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    assert (nothing_partial(tmp_path / "out") and not (tmp_path / "out").exists()) or not list((tmp_path / "out").iterdir())
     assert any("partial_response=false" in r for r in proxy.requests)
     res, _ = collect_through([Rule(RAW, "partial")], simulated, prom, tmp_path / "out", "--allow-partial")
     m = manifest(bundle_path(res))  # type: ignore[arg-type]
