@@ -43,6 +43,8 @@ _ZERO_HASH = "0" * 64
 _SELF_HASH = re.compile(r'"self_sha256": "([0-9a-f]{64})"')
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
+#: The only entries a bundle may hold besides the manifest's files: its signatures (evidence.archive.sign).
+ATTESTATION_FILES = ("attestation.intoto.jsonl", "attestation.sigstore.json")
 
 #: Columns of every table: name -> (arrow type name, nullable, meaning).
 SCHEMAS: dict[str, list[tuple[str, str, str]]] = {
@@ -327,7 +329,7 @@ def verify_bundle(path: str | Path) -> dict[str, Any]:
             )
         if sha256_file(f) != info.get("sha256"):
             raise VerifyError(f"{b.path}: {name} differs from the manifest (sha256 mismatch)")
-    extra = [n for n in present if n not in files]
+    extra = [n for n in present if n not in files and n not in ATTESTATION_FILES]
     if extra:
         raise VerifyError(f"{b.path}: {extra[0]} is not listed in the manifest (extra file)")
     return {"path": str(b.path), "files": len(files), "bundle_id": b.bundle_id, "manifest_sha256": b.manifest_sha256}

@@ -57,6 +57,7 @@ class CollectOptions:
     concurrency: int = 4
     lookback: dt.timedelta = dt.timedelta(days=1)
     cluster: str | None = None  # default: the source's cluster name (the kubeconfig context's cluster)
+    legal_hold: bool = False  # recorded in the manifest; an S3 store then puts the bundle under legal hold
 
 
 def decide_window(
@@ -170,7 +171,12 @@ def collect_rollout(
     cluster = options.cluster or data.cluster or UNKNOWN_CLUSTER
     last_applied = (data.canary.get("status") or {}).get("lastAppliedSpec")
     rid = rollout_id(
-        cluster, ref.namespace, ref.name, rollout["start"], str(last_applied) if last_applied else None, (window.start, window.end)
+        cluster,
+        ref.namespace,
+        ref.name,
+        rollout["start"],
+        str(last_applied) if last_applied else None,
+        (window.start, window.end),
     )
     bundle_id = bundle_id_for(rid)
     name = bundle_dirname(ref.namespace, ref.name, rollout["start"] or window.start, bundle_id)
@@ -311,6 +317,10 @@ def collect_rollout(
                 "checks": len(check_rows),
             },
         }
+        manifest["legal_hold"] = options.legal_hold
+        from evidence.archive.summary import write_archive_files
+
+        write_archive_files(w, manifest)  # the ledger's summary row and SHA256SUMS, listed in the manifest
         path = w.commit(manifest)
     progress.done()
     return path

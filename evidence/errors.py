@@ -15,7 +15,10 @@
     │   └── KubeError                  API errors; 401/403 name the permission
     ├── NotFoundError                  unknown canary, no rollout in the window
     ├── PartialError                   some queries failed; the bundle was not written
-    └── RenderError                    a template or chart failed
+    ├── RenderError                    a template or chart failed
+    ├── SignError                      a key is missing, unreadable or of the wrong kind; signing failed
+    └── StoreError                     an archive store refused, vanished or is misconfigured
+        └── StoreAuthError             the store refused the credentials (wrong key or secret)
 
 Every message says what went wrong and how to fix it.
 """
@@ -81,3 +84,15 @@ class PartialError(EvidenceError):
 
 class RenderError(EvidenceError):
     """A report could not be rendered."""
+
+
+class SignError(EvidenceError):
+    """A key is missing, unreadable or of the wrong kind, or a bundle could not be signed."""
+
+
+class StoreError(EvidenceError):
+    """An archive store (folder or S3) refused a request, vanished, or is misconfigured."""
+
+
+class StoreAuthError(StoreError):
+    """The store refused the credentials."""
