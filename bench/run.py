@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import bench_collect, bench_evaluate, bench_render, bench_simulator
+from bench import bench_archive, bench_collect, bench_evaluate, bench_render, bench_simulator
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
@@ -25,6 +25,7 @@ BENCHES: dict[str, Callable[[Path], dict[str, Any]]] = {
     "collect": bench_collect.run,
     "evaluate": bench_evaluate.run,
     "render": bench_render.run,
+    "archive": bench_archive.run,
 }
 
 

@@ -193,13 +193,13 @@ def test_bad_bundles_are_skipped_with_a_warning(archive: dict[str, Any], tmp_pat
     shutil.rmtree(newer)
     w.name = newer.name
     w.commit({k: v for k, v in raw.items() if k not in ("files", "self_sha256")} | {"schema_version": 99})
-    (truncated / "summary.parquet").write_bytes((truncated / "summary.parquet").read_bytes()[:200])
+    (truncated / "summary.json").write_bytes((truncated / "summary.json").read_bytes()[:200])
     res = run("history", str(root), "-o", "json")
     doc = validated(res.stdout, "History")
     assert res.returncode == 0 and doc["skipped"] == 3 and len(doc["rollouts"]) == len(entries) - 3
     warnings = res.stderr
     assert "self_sha256 mismatch" in warnings and "newer than this evidence understands" in warnings
-    assert "summary.parquet differs from the manifest" in warnings
+    assert "summary.json differs from the manifest" in warnings
     verify = run("verify", str(root))
     assert verify.returncode == 1 and verify.stderr.count("bad: ") == 3
 

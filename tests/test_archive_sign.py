@@ -134,7 +134,7 @@ def test_an_attestation_copied_onto_another_consistent_bundle_fails(signed: Path
     assert res.returncode == 1
     assert (
         "manifest.json differs from the signed digest" in res.stderr
-        and "summary.parquet differs from the signed digest" in res.stderr
+        and "summary.json differs from the signed digest" in res.stderr
     )
 
 

@@ -23,7 +23,9 @@ from evidence.bundle import ATTESTATION_FILES, MANIFEST, read_bundle, sha256_fil
 from evidence.errors import BundleError, UsageError
 
 if TYPE_CHECKING:
-    from evidence.archive.store import Store
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+
+    from evidence.archive.store import Store, StoredBundle
 
 UNSIGNED, NOT_CHECKED, VALID, INVALID = "unsigned", "signed, not checked (pass --key)", "valid", "invalid"
 _SELF_HASH = re.compile(rb'"self_sha256": "([0-9a-f]{64})"')
@@ -59,8 +61,8 @@ class BundleCheck:
         }
 
 
-def _integrity_problems(path: Path, manifest: dict[str, Any]) -> tuple[list[str], int]:
-    """Return every mismatch between the files and the manifest, and the bytes read."""
+def _integrity_problems(path: Path, manifest: dict[str, Any], digests: dict[str, str]) -> tuple[list[str], int]:
+    """Return every mismatch between the files and the manifest, and the bytes read; fill ``digests``."""
     problems: list[str] = []
     raw = (path / MANIFEST).read_bytes()
     found = _SELF_HASH.findall(raw)
@@ -81,9 +83,10 @@ def _integrity_problems(path: Path, manifest: dict[str, Any]) -> tuple[list[str]
             continue
         size = f.stat().st_size
         total += size
+        digests[name] = sha256_file(f)
         if size != info.get("bytes"):
             problems.append(f"{name} differs from the manifest (size {size}, expected {info.get('bytes')})")
-        elif sha256_file(f) != info.get("sha256"):
+        elif digests[name] != info.get("sha256"):
             problems.append(f"{name} differs from the manifest (sha256 mismatch)")
     for f in sorted(path.rglob("*")):
         rel = f.relative_to(path).as_posix()
@@ -97,14 +100,22 @@ def _integrity_problems(path: Path, manifest: dict[str, Any]) -> tuple[list[str]
 
 
 def check_bundle(
-    path: str | Path, key: str | Path | None = None, expect_sha256: str | None = None, location: str | None = None
+    path: str | Path,
+    key: str | Path | None = None,
+    expect_sha256: str | None = None,
+    location: str | None = None,
+    public: EllipticCurvePublicKey | None = None,
 ) -> BundleCheck:
-    """Verify one bundle folder; return every problem found (none: it verifies)."""
+    """Verify one bundle folder; return every problem found (none: it verifies).
+
+    ``key`` is a public key file; ``public`` the same key already loaded (for many bundles).
+    """
     p = Path(path)
     result = BundleCheck(location or str(p))
     if expect_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", expect_sha256):
         raise UsageError(f"--expect-sha256 {expect_sha256!r}: give the manifest's sha256 as 64 hex digits")
-    public = load_public_key(key) if key is not None else None
+    if public is None and key is not None:
+        public = load_public_key(key)
     try:
         b = read_bundle(p)
     except BundleError as exc:
@@ -113,7 +124,8 @@ def check_bundle(
     result.bundle_id = str(b.manifest.get("bundle_id"))
     result.manifest_sha256 = sha256_file(p / MANIFEST)
     result.files = len(b.manifest.get("files") or {})
-    problems, result.bytes = _integrity_problems(p, b.manifest)
+    digests = {MANIFEST: result.manifest_sha256}
+    problems, result.bytes = _integrity_problems(p, b.manifest, digests)
     result.problems.extend(problems)
     if not problems:
         try:
@@ -131,7 +143,7 @@ def check_bundle(
             except (OSError, ValueError) as exc:
                 result.problems.append(f"the attestation is malformed: {exc}")
         return result
-    bad = check_attestation(p, public)
+    bad = check_attestation(p, public, digests)
     result.signature = VALID if not bad else (UNSIGNED if not signed else INVALID)
     result.problems.extend(bad)
     return result
@@ -160,13 +172,19 @@ class StoreCheck:
         }
 
 
-def iter_checks(store: Store, key: str | Path | None = None) -> Iterator[BundleCheck]:
-    """Yield the check of every complete bundle in a store."""
-    if key is not None:
-        load_public_key(key)  # a bad key is one error, not one per bundle
-    for entry in store.bundles():
+def iter_checks(store: Store, key: str | Path | None = None, workers: int = 4) -> Iterator[BundleCheck]:
+    """Yield the check of every complete bundle in a store, in the store's order (a few at a time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    public = load_public_key(key) if key is not None else None  # a bad key is one error, not one per bundle
+
+    def one(entry: StoredBundle) -> BundleCheck:
         with store.local_copy(entry) as local:
-            yield check_bundle(local, key, location=entry.location)
+            return check_bundle(local, location=entry.location, public=public)
+
+    # Hashing and file reads release the GIL; S3 copies are network-bound.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(one, store.bundles())
 
 
 def check_store(store: Store, key: str | Path | None = None) -> StoreCheck:

@@ -1,10 +1,9 @@
 """The fleet ledger: one row per rollout across an archive, and fleet figures, with DuckDB.
 
 ``history`` lists the archive's complete bundles (``Store.bundles``), checks each one's
-manifest (``self_sha256``, schema version) and that its ``summary.parquet`` is the file the
-manifest lists, then lets DuckDB read every summary file in one query (no import step).  On a
-folder the files are read where they are; on S3 the checked summaries are first copied into a
-temporary folder.  A bad bundle is skipped with a warning; the rest still answer.  With a key,
+manifest (``self_sha256``, schema version) and that its ``summary.json`` is the file the
+manifest lists, and hands the checked summaries to DuckDB as one arrow table (no import step,
+nothing written).  A bad bundle is skipped with a warning; the rest still answer.  With a key,
 ``verified`` is true when the attestation is valid under it and signs the manifest and the
 summary (so the row is signed content); ``evidence verify STORE`` re-hashes every file.
 Bundles without a summary (collected before it existed) are evaluated on the fly.
@@ -16,19 +15,16 @@ import datetime as dt
 import hashlib
 import json
 import re
-import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evidence.archive.summary import SUMMARY, summary_schema
+from evidence.archive.summary import SUMMARY
 from evidence.bundle import ATTESTATION_FILES, MANIFEST, SCHEMA, SCHEMA_VERSION
+from evidence.errors import BundleError
 
 if TYPE_CHECKING:
-    import pyarrow as pa
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
     from evidence.archive.store import Store, StoredBundle
@@ -50,10 +46,10 @@ ROW_COLUMNS: tuple[tuple[str, str], ...] = (
     ("detectionLagSeconds", "s.detection_lag_seconds"),
     ("canaryRequests", "s.canary_requests"),
     ("canaryErrors", "s.canary_errors"),
-    ("signed", "m.signed"),
-    ("verified", "m.verified"),
+    ("signed", "s.signed"),
+    ("verified", "s.verified"),
     ("bundleId", "s.bundle_id"),
-    ("location", "m.location"),
+    ("location", "s.location"),
 )
 
 
@@ -62,8 +58,7 @@ class Ledger:
     """The checked summaries of an archive, ready for DuckDB."""
 
     store: str
-    files: list[str] = field(default_factory=list)
-    meta: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     bundles_seen: int = 0
 
@@ -132,77 +127,55 @@ def _check_entry(store: Store, entry: StoredBundle, public: EllipticCurvePublicK
     return data, {"location": entry.location, "signed": signed, "verified": verified}
 
 
-@contextmanager
-def collect_ledger(store: Store, key: str | Path | None = None) -> Iterator[Ledger]:
-    """Yield the archive's checked summaries (files DuckDB can read) and the warnings for bad bundles."""
+def collect_ledger(store: Store, key: str | Path | None = None) -> Ledger:
+    """Return the archive's checked summary rows and the warnings for bad bundles."""
     from evidence.archive.sign import load_public_key
-    from evidence.archive.store import FolderStore
+    from evidence.archive.summary import summary_fields
 
     public = load_public_key(key) if key is not None else None
     ledger = Ledger(store.url)
-    tmp = Path(tempfile.mkdtemp(prefix="evidence-ledger-"))
-    try:
-        for entry in store.bundles():
-            ledger.bundles_seen += 1
-            try:
-                data, meta = _check_entry(store, entry, public)
-            except LookupError:
-                data, meta = _evaluated_summary(store, entry), {"location": entry.location, "signed": False, "verified": None}
-            except ValueError as exc:
-                ledger.warnings.append(f"skipped {entry.location}: {exc}")
-                continue
-            if isinstance(store, FolderStore) and data is not None and (Path(entry.location) / SUMMARY).is_file():
-                path = str(Path(entry.location) / SUMMARY)
-            else:
-                path = str(tmp / f"{len(ledger.files):06d}.parquet")
-                Path(path).write_bytes(data)
-            ledger.files.append(path)
-            ledger.meta.append(dict(meta, file=path))
-        yield ledger
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    for entry in store.bundles():
+        ledger.bundles_seen += 1
+        try:
+            data, meta = _check_entry(store, entry, public)
+            row = summary_fields(data, entry.location)
+        except LookupError:
+            row, meta = _evaluated_summary(store, entry), {"location": entry.location, "signed": False, "verified": None}
+        except (ValueError, BundleError) as exc:
+            ledger.warnings.append(f"skipped {entry.location}: {str(exc).removeprefix(entry.location + ': ')}")
+            continue
+        ledger.rows.append(row | meta)
+    return ledger
 
 
-def _evaluated_summary(store: Store, entry: StoredBundle) -> bytes:
+def _evaluated_summary(store: Store, entry: StoredBundle) -> dict[str, Any]:
     """Return a summary computed now for a bundle collected before summaries existed."""
-    import io
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from evidence.archive.summary import bundle_summary
+    from evidence.archive.summary import bundle_summary, summary_json
     from evidence.bundle import read_bundle
 
     with store.local_copy(entry) as local:
-        b = read_bundle(local)
-        row = bundle_summary(local, b.manifest)
-    buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist([row], schema=summary_schema()), buf)
-    return buf.getvalue()
+        return dict(json.loads(summary_json(bundle_summary(local, read_bundle(local).manifest))))
 
 
 def connect(ledger: Ledger) -> Any:
-    """Return a DuckDB connection with views ``s`` (summaries) and ``m`` (ledger metadata)."""
+    """Return a DuckDB connection with the table ``s``: the summaries with ``location``, ``signed``, ``verified``."""
     import duckdb
-    import pyarrow as pa
 
+    from evidence.archive.summary import summary_sql_columns
+
+    columns = summary_sql_columns() | {"location": "VARCHAR", "signed": "BOOLEAN", "verified": "BOOLEAN"}
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
-    meta = pa.Table.from_pylist(
-        ledger.meta,
-        schema=pa.schema([("location", pa.string()), ("signed", pa.bool_()), ("verified", pa.bool_()), ("file", pa.string())]),
-    )
-    con.register("m_arrow", meta)
-    con.execute("CREATE TEMP VIEW m AS SELECT * FROM m_arrow")
-    if ledger.files:
-        con.read_parquet(ledger.files, union_by_name=True, filename=True).create_view("s")
-    else:
-        con.register("s_empty", _empty_summaries())
-        con.execute("CREATE TEMP VIEW s AS SELECT *, ''::VARCHAR AS filename FROM s_empty")
+    # One JSON-lines file of the checked rows: DuckDB reads it in one scan, with the types given.
+    with tempfile.TemporaryDirectory(prefix="evidence-ledger-") as tmp:
+        path = Path(tmp) / "summaries.jsonl"
+        with path.open("w", encoding="utf-8") as f:
+            for row in ledger.rows:
+                f.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+        spec = "{" + ", ".join(f"'{k}': '{v}'" for k, v in columns.items()) + "}"
+        con.execute(
+            f"CREATE TEMP TABLE s AS SELECT * FROM read_json(?, format = 'newline_delimited', columns = {spec})", [str(path)]
+        )
     return con
-
-
-def _empty_summaries() -> pa.Table:
-    return summary_schema().empty_table()
 
 
 @dataclass(frozen=True)
@@ -232,7 +205,7 @@ def history_rows(con: Any, filters: Filters) -> list[dict[str, Any]]:
     """Return one row per rollout, oldest first."""
     where, params = filters.sql()
     cols = ", ".join(f'{expr} AS "{name}"' for name, expr in ROW_COLUMNS)
-    sql = f"SELECT {cols} FROM s JOIN m ON m.file = s.filename WHERE {where} ORDER BY s.rollout_start, s.bundle_id"
+    sql = f"SELECT {cols} FROM s WHERE {where} ORDER BY s.rollout_start, s.bundle_id"
     cur = con.execute(sql, params)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r)) for r in cur.fetchall()]
@@ -242,16 +215,16 @@ def history(store: Store, filters: Filters, key: str | Path | None = None, summa
     """Return the archive's history (kind ``History``) or its fleet figures (kind ``FleetSummary``)."""
     from evidence.archive.fleet import fleet_summary
 
-    with collect_ledger(store, key) as ledger:
-        con = connect(ledger)
-        try:
-            body: dict[str, Any] = (
-                {"kind": "FleetSummary", "groups": fleet_summary(con, filters)}
-                if summary
-                else {"kind": "History", "rollouts": history_rows(con, filters)}
-            )
-        finally:
-            con.close()
+    ledger = collect_ledger(store, key)
+    con = connect(ledger)
+    try:
+        body: dict[str, Any] = (
+            {"kind": "FleetSummary", "groups": fleet_summary(con, filters)}
+            if summary
+            else {"kind": "History", "rollouts": history_rows(con, filters)}
+        )
+    finally:
+        con.close()
     return {
         "apiVersion": "evidence/v1",
         **body,

@@ -245,8 +245,11 @@ def signature_valid(envelope: Envelope, public: EllipticCurvePublicKey) -> bool:
     return False
 
 
-def check_attestation(bundle_dir: Path, public: EllipticCurvePublicKey) -> list[str]:
-    """Return every reason the bundle's attestation does not prove its files under this key (empty: it does)."""
+def check_attestation(bundle_dir: Path, public: EllipticCurvePublicKey, digests: Mapping[str, str] | None = None) -> list[str]:
+    """Return every reason the bundle's attestation does not prove its files under this key (empty: it does).
+
+    ``digests``: sha256 of files already hashed by the caller (relative path -> hex).
+    """
     from evidence.bundle import sha256_file
 
     try:
@@ -275,7 +278,7 @@ def check_attestation(bundle_dir: Path, public: EllipticCurvePublicKey) -> list[
         for rel in files:
             if rel not in subjects:
                 problems.append(f"{env.source}: {rel} is not a subject of the signed statement")
-            elif sha256_file(bundle_dir / rel) != subjects[rel]:
+            elif ((digests or {}).get(rel) or sha256_file(bundle_dir / rel)) != subjects[rel]:
                 problems.append(
                     f"{env.source}: {rel} differs from the signed digest (the attestation is of another bundle, or the file changed)"
                 )

@@ -7,7 +7,7 @@ The API an unattended caller (the watcher) uses::
     store.find(bundle_id)          # -> location of the newest copy, or None
     for entry in store.bundles():  # StoredBundle(location, key, bundle_id, generation), complete ones only
         with store.local_copy(entry) as path: ...
-    store.read_file(entry, "summary.parquet")  # -> bytes
+    store.read_file(entry, "summary.json")  # -> bytes
 
 Layout (hive partitions, so DuckDB, Trino, Athena and Spark read it as it is)::
 

@@ -1,11 +1,12 @@
-"""The per-bundle summary: one parquet row the fleet ledger reads instead of every table.
+"""The per-bundle summary: one JSON object the fleet ledger reads instead of every table.
 
-``summary.parquet`` is written by ``collect`` beside the tables, before the manifest, so it is
+``summary.json`` is written by ``collect`` beside the tables, before the manifest, so it is
 listed in the manifest (sha256, bytes) and covered by ``self_sha256`` and by the attestation's
 subjects: the ledger's figures are part of what is signed.  Its columns (``SUMMARY_COLUMNS``)
-are the default policy's judgement of the rollout the bundle is about; ``policy_sha256`` names
+(JSON, timestamps RFC 3339) are the default policy's judgement of the rollout the bundle is about; ``policy_sha256`` names
 the policy.  ``SHA256SUMS`` (``sha256sum -c`` format) lists every other file but the manifest,
-and is itself listed in the manifest.
+and is itself listed in the manifest.  JSON rather than parquet: a thousand one-row parquet
+files cost a millisecond each to open, a thousand small JSON objects almost nothing.
 
 This module is also the one place the archive reads a manifest's fields (``manifest_facts``).
 """
@@ -23,16 +24,14 @@ from typing import TYPE_CHECKING, Any
 from evidence.errors import BundleError, EvidenceError
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from evidence.bundle import BundleWriter
     from evidence.evaluate import Evaluation
 
-SUMMARY = "summary.parquet"
+SUMMARY = "summary.json"
 CHECKSUMS = "SHA256SUMS"
 SUMMARY_VERSION = 1
 
-#: Columns of ``summary.parquet``: name -> (arrow type name, meaning).  The partition keys of
+#: Fields of ``summary.json``: name -> (arrow type name, meaning).  The partition keys of
 #: an archive path (cluster, namespace, canary, date) are not column names here, so engines
 #: that add them from the path (Athena, Spark) see no clash.
 SUMMARY_COLUMNS: dict[str, tuple[str, str]] = {
@@ -68,19 +67,13 @@ SUMMARY_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 
-def summary_schema() -> pa.Schema:
-    """Return the arrow schema of ``summary.parquet``."""
-    import pyarrow as pa
+_SQL_TYPES = {"string": "VARCHAR", "int64": "BIGINT", "float64": "DOUBLE", "bool": "BOOLEAN",
+              "timestamp": "TIMESTAMPTZ", "list<string>": "VARCHAR[]"}  # fmt: skip
 
-    types = {
-        "string": pa.string(),
-        "int64": pa.int64(),
-        "float64": pa.float64(),
-        "bool": pa.bool_(),
-        "timestamp": pa.timestamp("ms", tz="UTC"),
-        "list<string>": pa.list_(pa.string()),
-    }
-    return pa.schema([pa.field(n, types[t]) for n, (t, _) in SUMMARY_COLUMNS.items()])
+
+def summary_sql_columns() -> dict[str, str]:
+    """Return the DuckDB type of every summary field."""
+    return {n: _SQL_TYPES[t] for n, (t, _) in SUMMARY_COLUMNS.items()}
 
 
 @dataclass(frozen=True)
@@ -200,9 +193,6 @@ def summary_row(manifest: Mapping[str, Any], evaluation: Evaluation | None, erro
 
 def write_archive_files(writer: BundleWriter, manifest: dict[str, Any]) -> None:
     """Write ``summary.parquet`` and ``SHA256SUMS`` into a bundle being built (before its manifest)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from evidence.bundle import Bundle, sha256_file
     from evidence.evaluate import evaluate_bundle
 
@@ -212,26 +202,55 @@ def write_archive_files(writer: BundleWriter, manifest: dict[str, Any]) -> None:
         evaluation = evaluate_bundle(Bundle(writer.tmp, manifest))
     except EvidenceError as exc:  # a bundle that cannot be judged is still evidence: say why in its summary
         error = str(exc).replace(str(writer.tmp), "<bundle>")
-    row = summary_row(manifest, evaluation, error)
-    table = pa.Table.from_pylist([row], schema=summary_schema())
-    pq.write_table(table, writer.tmp / SUMMARY, compression="zstd")
+    (writer.tmp / SUMMARY).write_bytes(summary_json(summary_row(manifest, evaluation, error)))
     writer.files[SUMMARY] = {"rows": 1}
     lines = [f"{sha256_file(writer.tmp / name)}  {name}\n" for name in sorted(writer.files)]
     (writer.tmp / CHECKSUMS).write_text("".join(lines), encoding="ascii")
     writer.files[CHECKSUMS] = {"rows": len(lines)}
 
 
+def summary_json(row: Mapping[str, Any]) -> bytes:
+    """Return a summary row as the bytes of ``summary.json`` (timestamps RFC 3339)."""
+    from evidence.model import rfc3339
+
+    body = {k: rfc3339(v) if isinstance(v, dt.datetime) else v for k, v in row.items()}
+    # One line: the ledger hands DuckDB all summaries as one JSON-lines file.
+    return (json.dumps(body, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+_TIMES = tuple(n for n, (t, _) in SUMMARY_COLUMNS.items() if t == "timestamp")
+
+
+def summary_fields(data: bytes, where: str) -> dict[str, Any]:
+    """Return the fields of ``summary.json`` bytes as JSON values; raise BundleError when malformed."""
+    try:
+        body = json.loads(data)
+        if not isinstance(body, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        raise BundleError(f"{where}: {SUMMARY} is malformed ({exc}); run `evidence verify`") from None
+    return {n: body.get(n) for n in SUMMARY_COLUMNS}
+
+
+def parse_summary(data: bytes, where: str) -> dict[str, Any]:
+    """Return the summary row of ``summary.json`` bytes (timestamps as datetimes)."""
+    body = summary_fields(data, where)
+    try:
+        for name in _TIMES:
+            if body.get(name):
+                body[name] = dt.datetime.fromisoformat(str(body[name]).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BundleError(f"{where}: {SUMMARY} is malformed ({exc}); run `evidence verify`") from None
+    return {n: body.get(n) for n in SUMMARY_COLUMNS}
+
+
 def read_summary(bundle_dir: Path) -> dict[str, Any]:
     """Return a bundle's summary row."""
-    import pyarrow.parquet as pq
-
     try:
-        rows = pq.read_table(bundle_dir / SUMMARY).to_pylist()
+        data = (bundle_dir / SUMMARY).read_bytes()
     except OSError as exc:
-        raise BundleError(f"{bundle_dir}: {SUMMARY} is unreadable ({exc}); run `evidence verify {bundle_dir}`") from None
-    if len(rows) != 1:
-        raise BundleError(f"{bundle_dir}: {SUMMARY} holds {len(rows)} rows, expected 1")
-    return dict(rows[0])
+        raise BundleError(f"{bundle_dir}: {SUMMARY} is unreadable ({exc.strerror or exc})") from None
+    return parse_summary(data, str(bundle_dir))
 
 
 def bundle_summary(bundle_dir: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
