@@ -85,6 +85,9 @@ def _env_or(value: str | None, env: str) -> str | None:
 @click.option("--s3-endpoint", metavar="URL", help="S3 endpoint for an s3:// --out (default: $AWS_ENDPOINT_URL, else AWS).")
 @click.option("--legal-hold", is_flag=True, help="Record legal_hold in the manifest (an S3 store then puts its objects on hold).")
 @click.option(
+    "--supersede", is_flag=True, help="With an s3:// --out: store a rollout already archived as the successor of the stored copy."
+)
+@click.option(
     "--cluster",
     metavar="NAME",
     help="Cluster name for the manifest and the rollout id (default: the kubeconfig context's cluster).",
@@ -129,6 +132,7 @@ def collect(
     out: str,
     s3_endpoint: str | None,
     legal_hold: bool,
+    supersede: bool,
     cluster: str | None,
     allow_partial: bool,
     prometheus_token: str | None,
@@ -186,6 +190,10 @@ def collect(
     from evidence.archive.store import collect_into_store, is_store_url, open_store
 
     store = open_store(out, endpoint=s3_endpoint) if is_store_url(out) else None
+    if supersede and store is None:
+        raise UsageError(
+            "--supersede applies to an archive store: give --out s3://BUCKET/PREFIX, or use `evidence push --supersede`"
+        )
     options = CollectOptions(
         out=Path("." if store else out),
         start=parse_time(start, "--start") if start else None,
@@ -219,7 +227,9 @@ def collect(
         )
     progress = Progress(quiet=quiet)
     if store is not None:
-        result = collect_into_store(store, lambda tmp: collect_rollout(ref, source, prom, replace(options, out=tmp), progress))
+        result = collect_into_store(
+            store, lambda tmp: collect_rollout(ref, source, prom, replace(options, out=tmp), progress), supersede=supersede
+        )
         if not result.created:
             progress.warn(f"a bundle of this rollout is already in {store.url}: {result.location} (nothing stored)")
         click.echo(result.location)

@@ -221,6 +221,13 @@ def test_collect_into_s3_and_again_is_a_no_op(
     assert second.returncode == 0 and second.stdout.strip().splitlines()[-1] == loc and "Warning:" in second.stderr
     hist = validated(run("history", s3url, "-o", "json", env=s3env).stdout, "History")
     assert [(r["cluster"], r["outcome"]) for r in hist["rollouts"]] == [("prod-eu", "rolled_back")]
+    newer = run(*args, "--supersede", env=s3env)
+    assert newer.returncode == 0, newer.stderr
+    assert newer.stdout.strip().splitlines()[-1] == loc + ".v2"
+    again = validated(run("history", s3url, "-o", "json", env=s3env).stdout, "History")
+    assert [r["location"] for r in again["rollouts"]] == [loc + ".v2"]
+    folder = run(*args[:-5], "--out", "bundles-folder", "--supersede", env=s3env)
+    assert folder.returncode == 2 and "--supersede applies to an archive store" in folder.stderr
 
 
 def test_open_store_refuses_an_endpoint_for_a_folder(tmp_path: Path) -> None:

@@ -253,10 +253,10 @@ def parse_retention(text: str | None) -> dt.datetime | None:
     return when
 
 
-def collect_into_store(store: Store, collect: Callable[[Path], Path]) -> PutResult:
+def collect_into_store(store: Store, collect: Callable[[Path], Path], supersede: bool = False) -> PutResult:
     """Collect a bundle into a temporary folder with ``collect(tmp)``, put it into the store, remove the folder."""
     tmp = Path(tempfile.mkdtemp(prefix="evidence-collect-"))
     try:
-        return store.put_bundle(collect(tmp))
+        return store.put_bundle(collect(tmp), supersede=supersede)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
