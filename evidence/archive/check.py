@@ -61,17 +61,24 @@ class BundleCheck:
         }
 
 
+def self_hash_problem(raw: bytes) -> str | None:
+    """Return why a manifest's bytes do not match its own ``self_sha256``, or None."""
+    found = _SELF_HASH.findall(raw)
+    if len(found) != 1:
+        return f"{MANIFEST} carries no self_sha256; it was altered or not written by evidence"
+    zeroed = raw.replace(b'"self_sha256": "' + found[0] + b'"', b'"self_sha256": "' + b"0" * 64 + b'"')
+    if hashlib.sha256(zeroed).hexdigest().encode() != found[0]:
+        return f"{MANIFEST} differs from what was written (self_sha256 mismatch)"
+    return None
+
+
 def _integrity_problems(path: Path, manifest: dict[str, Any], digests: dict[str, str]) -> tuple[list[str], int]:
     """Return every mismatch between the files and the manifest, and the bytes read; fill ``digests``."""
     problems: list[str] = []
     raw = (path / MANIFEST).read_bytes()
-    found = _SELF_HASH.findall(raw)
-    if len(found) != 1:
-        problems.append(f"{MANIFEST} carries no self_sha256; it was altered or not written by evidence")
-    else:
-        zeroed = raw.replace(b'"self_sha256": "' + found[0] + b'"', b'"self_sha256": "' + b"0" * 64 + b'"')
-        if hashlib.sha256(zeroed).hexdigest().encode() != found[0]:
-            problems.append(f"{MANIFEST} differs from what was written (self_sha256 mismatch)")
+    problem = self_hash_problem(raw)
+    if problem:
+        problems.append(problem)
     files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
     assert isinstance(files, dict)
     total = len(raw)

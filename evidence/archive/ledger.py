@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
 
     from evidence.archive.store import Store, StoredBundle
 
-_SELF = re.compile(rb'"self_sha256": "([0-9a-f]{64})"')
 OUTCOME_CHOICES = ("promoted", "rolled_back", "failed", "in_progress", "unknown")
 
 #: History columns: (JSON name, SQL expression over the summaries ``s`` joined with ``m``).
@@ -63,17 +61,6 @@ class Ledger:
     bundles_seen: int = 0
 
 
-def _manifest_problem(raw: bytes) -> str | None:
-    """Return why a manifest cannot be trusted by the ledger, or None."""
-    found = _SELF.findall(raw)
-    if len(found) != 1:
-        return f"{MANIFEST} carries no self_sha256"
-    zeroed = raw.replace(b'"self_sha256": "' + found[0] + b'"', b'"self_sha256": "' + b"0" * 64 + b'"')
-    if hashlib.sha256(zeroed).hexdigest().encode() != found[0]:
-        return f"{MANIFEST} differs from what was written (self_sha256 mismatch)"
-    return None
-
-
 def _signed_digests(store: Store, entry: StoredBundle, public: EllipticCurvePublicKey) -> dict[str, str] | None:
     """Return the subject digests of a valid attestation under the key, or None."""
     from evidence.archive.sign import INTOTO_FILE, parse_envelope, signature_valid
@@ -92,13 +79,14 @@ def _signed_digests(store: Store, entry: StoredBundle, public: EllipticCurvePubl
 
 def _check_entry(store: Store, entry: StoredBundle, public: EllipticCurvePublicKey | None) -> tuple[bytes, dict[str, Any]]:
     """Return an entry's summary bytes and its ledger metadata; raise ValueError naming the problem."""
+    from evidence.archive.check import self_hash_problem
     from evidence.errors import StoreError
 
     try:
         raw = store.read_file(entry, MANIFEST)
     except StoreError as exc:
         raise ValueError(str(exc)) from None
-    problem = _manifest_problem(raw)
+    problem = self_hash_problem(raw)
     if problem:
         raise ValueError(problem)
     manifest = json.loads(raw)
