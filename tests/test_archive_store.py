@@ -176,6 +176,21 @@ def test_retention_on_a_bucket_with_object_lock_and_a_clear_refusal_without(
     assert past.returncode == 2 and "in the past" in past.stderr
 
 
+def test_a_manifest_with_legal_hold_puts_every_object_on_hold(
+    bundle_for: Callable[[str], Path], s3env: dict[str, str], s3url: str, seaweed: SeaweedServer, tmp_path: Path
+) -> None:
+    held = reidentify(bundle_for("healthy-promotion"), tmp_path / "held", "eu-1", legal_hold=True)
+    create_locked_bucket(seaweed.endpoint, "held")
+    res = run("push", str(held), "s3://held/archive", env=s3env)
+    assert res.returncode == 0, res.stderr
+    prefix = res.stdout.strip().removeprefix("s3://held/")
+    for name in ("manifest.json", "events.parquet"):
+        status, body = signed_request(seaweed.endpoint, "GET", f"/held/{prefix}/{name}", query="legal-hold")
+        assert status == 200 and b"ON" in body, body
+    refused = run("push", str(held), s3url, env=s3env)
+    assert refused.returncode == 1 and "Object Lock" in refused.stderr
+
+
 def test_verify_store_names_each_bad_bundle(
     bundle_for: Callable[[str], Path], s3env: dict[str, str], s3url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
