@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -179,7 +180,7 @@ class StoreCheck:
         }
 
 
-def iter_checks(store: Store, key: str | Path | None = None, workers: int = 4) -> Iterator[BundleCheck]:
+def iter_checks(store: Store, key: str | Path | None = None, workers: int | None = None) -> Iterator[BundleCheck]:
     """Yield the check of every complete bundle in a store, in the store's order (a few at a time)."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -189,8 +190,8 @@ def iter_checks(store: Store, key: str | Path | None = None, workers: int = 4) -
         with store.local_copy(entry) as local:
             return check_bundle(local, location=entry.location, public=public)
 
-    # Hashing and file reads release the GIL; S3 copies are network-bound.
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    # Hashing and file reads release the GIL, the rest does not: about one worker per core.
+    with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
         yield from pool.map(one, store.bundles())
 
 
