@@ -99,17 +99,15 @@ class ManifestFacts:
 
 def manifest_facts(manifest: Mapping[str, Any]) -> ManifestFacts:
     """Return the archive's facts of a manifest; raise BundleError when identity is missing."""
-    canary = manifest.get("canary") if isinstance(manifest.get("canary"), Mapping) else {}
-    cluster = manifest.get("cluster") if isinstance(manifest.get("cluster"), Mapping) else {}
-    rollout = manifest.get("rollout") if isinstance(manifest.get("rollout"), Mapping) else {}
-    window = manifest.get("window") if isinstance(manifest.get("window"), Mapping) else {}
-    assert isinstance(canary, Mapping) and isinstance(cluster, Mapping)
-    assert isinstance(rollout, Mapping) and isinstance(window, Mapping)
+
+    def section(name: str) -> Mapping[str, Any]:
+        value = manifest.get(name)
+        return value if isinstance(value, Mapping) else {}
+
+    canary, cluster, rollout, window, tool = (section(n) for n in ("canary", "cluster", "rollout", "window", "tool"))
     bid = manifest.get("bundle_id")
     if not isinstance(bid, str) or not bid or not canary.get("namespace") or not canary.get("name"):
         raise BundleError("the manifest has no bundle_id or canary namespace/name; it was not written by evidence")
-    tool = manifest.get("tool") if isinstance(manifest.get("tool"), Mapping) else {}
-    assert isinstance(tool, Mapping)
     return ManifestFacts(
         bundle_id=bid,
         rollout_id=str(manifest.get("rollout_id") or ""),
