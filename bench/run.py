@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import bench_collect, bench_evaluate, bench_imports, bench_preflight, bench_render, bench_simulator
+from bench import bench_archive, bench_collect, bench_evaluate, bench_imports, bench_preflight, bench_render, bench_simulator
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
@@ -27,6 +27,7 @@ BENCHES: dict[str, Callable[[Path], dict[str, Any]]] = {
     "render": bench_render.run,
     "imports": bench_imports.run,
     "preflight": bench_preflight.run,
+    "archive": bench_archive.run,
 }
 
 

@@ -43,6 +43,8 @@ _ZERO_HASH = "0" * 64
 _SELF_HASH = re.compile(r'"self_sha256": "([0-9a-f]{64})"')
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
+#: The only entries a bundle may hold besides the manifest's files: its signatures (evidence.archive.sign).
+ATTESTATION_FILES = ("attestation.intoto.jsonl", "attestation.sigstore.json")
 
 #: Columns of every table: name -> (arrow type name, nullable, meaning).
 SCHEMAS: dict[str, list[tuple[str, str, str]]] = {
@@ -456,7 +458,9 @@ def check_bundle(path: str | Path) -> list[str]:
             present.append(rel)
     for name in sorted(files, key=str):
         problems.extend(_file_problems(b.path, name, files[name]))
-    problems.extend(f"{n} is not listed in the manifest (extra file)" for n in present if n not in files)
+    problems.extend(
+        f"{n} is not listed in the manifest (extra file)" for n in present if n not in files and n not in ATTESTATION_FILES
+    )
     return problems
 
 

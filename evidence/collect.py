@@ -58,6 +58,7 @@ class CollectOptions:
     concurrency: int = 4
     lookback: dt.timedelta = dt.timedelta(days=1)
     cluster: str | None = None  # default: the source's cluster name (the kubeconfig context's cluster)
+    legal_hold: bool = False  # recorded in the manifest; an S3 store then puts the bundle under legal hold
 
 
 def decide_window(
@@ -332,6 +333,10 @@ def collect_rollout(
                 "checks": len(check_rows),
             },
         }
+        manifest["legal_hold"] = options.legal_hold
+        from evidence.archive.summary import write_archive_files
+
+        write_archive_files(w, manifest)  # the ledger's summary row and SHA256SUMS, listed in the manifest
         path = w.commit(manifest)
     progress.done()
     return path

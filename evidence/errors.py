@@ -17,7 +17,10 @@
     │   └── KubeError                  API errors; 401/403 name the permission
     ├── NotFoundError                  unknown canary, no rollout in the window
     ├── PartialError                   some queries failed; the bundle was not written
-    └── RenderError                    a template or chart failed
+    ├── RenderError                    a template or chart failed
+    ├── SignError                      a key is missing, unreadable or of the wrong kind; signing failed
+    └── StoreError                     an archive store refused, vanished or is misconfigured
+        └── StoreAuthError             the store refused the credentials (wrong key or secret)
 
 Every message says what went wrong and how to fix it.
 """
@@ -121,3 +124,15 @@ def read_bounded(path: str | Path, option: str, limit: int, error: type[Evidence
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{option} {p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+class SignError(EvidenceError):
+    """A key is missing, unreadable or of the wrong kind, or a bundle could not be signed."""
+
+
+class StoreError(EvidenceError):
+    """An archive store (folder or S3) refused a request, vanished, or is misconfigured."""
+
+
+class StoreAuthError(StoreError):
+    """The store refused the credentials."""

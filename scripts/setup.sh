@@ -48,3 +48,14 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
   .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
   touch "$stamp"
 fi
+# The archive tests cross-check Sigstore bundles with another implementation: npm's
+# @sigstore/verify, pinned by tests/node/package-lock.json, installed into tests/node/.
+if command -v npm >/dev/null 2>&1; then
+  if [ ! -d tests/node/node_modules/@sigstore/verify ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then
+    echo "setup: installing @sigstore/verify into tests/node (pinned by its package-lock.json)" >&2
+    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    touch tests/node/node_modules
+  fi
+else
+  echo "setup: npm not found; the @sigstore/verify cross-check test will fail (install Node.js)" >&2
+fi

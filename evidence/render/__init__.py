@@ -28,6 +28,7 @@ class RenderJob:
     context: dict[str, Any]
     svgs: dict[str, bytes] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    attachments: dict[str, bytes] = field(default_factory=dict)  # embedded in the archival PDF
 
     def charts_svg(self) -> dict[str, bytes]:
         if self.svgs is None:
@@ -46,7 +47,9 @@ def _html(job: RenderJob) -> bytes:
 def _pdf(job: RenderJob) -> bytes:
     from evidence.render.pdf import html_to_pdf, render_pdf_html
 
-    return html_to_pdf(render_pdf_html(job.env, job.context, job.charts_svg()))
+    return html_to_pdf(
+        render_pdf_html(job.env, job.context, job.charts_svg()), pdf_variant="pdf/a-3b", attachments=job.attachments
+    )
 
 
 def _postmortem_html(job: RenderJob) -> bytes:
@@ -124,7 +127,10 @@ def render_bundle(
     bundle = open_bundle(bundle_path, allow_unverified=allow_unverified)
     policy = load_policy(policy_path) if policy_path else default_policy()
     ev = evaluate_bundle(bundle, policy)
+    # The archival PDF (PDF/A-3b) carries the manifest and the attestation that prove it.
+    attach = ("manifest.json", "attestation.intoto.jsonl", "attestation.sigstore.json")
     job = RenderJob(environment(template_dir), build_context(bundle, ev))
+    job.attachments = {n: (bundle.path / n).read_bytes() for n in attach if (bundle.path / n).is_file()}
     # `render .` names the reports after the bundle folder, not after "." (a hidden ".decision-record.html").
     stem = bundle.path.resolve().name
     written = []

@@ -29,14 +29,19 @@ def render_pdf_html(env: Any, context: dict[str, Any], svgs: dict[str, bytes], t
     return render_template(env, template, dict(context, mode="pdf", figures=figures, plotly_js=""))
 
 
-def html_to_pdf(html: str) -> bytes:
-    """Return the PDF of a print-layout HTML; only data: URLs may be fetched (no network)."""
-    from weasyprint import HTML
+def html_to_pdf(html: str, pdf_variant: str | None = None, attachments: dict[str, bytes] | None = None) -> bytes:
+    """Return the PDF of a print-layout HTML; only data: URLs may be fetched (no network).
+
+    ``pdf_variant`` is WeasyPrint's (e.g. ``pdf/a-3b``); ``attachments`` (name -> bytes) become
+    embedded files, as PDF/A-3 allows.
+    """
+    from weasyprint import HTML, Attachment
     from weasyprint.urls import FatalURLFetchingError, URLFetcher
 
     fetcher = URLFetcher(allowed_protocols=["data"], fail_on_errors=True)
+    embedded = [Attachment(string=data, name=name, relationship="Source") for name, data in (attachments or {}).items()]
     try:
-        pdf = HTML(string=html, url_fetcher=fetcher).write_pdf()
+        pdf = HTML(string=html, url_fetcher=fetcher).write_pdf(pdf_variant=pdf_variant, attachments=embedded or None)
     except FatalURLFetchingError as exc:
         raise RenderError(
             f"the print layout refers to something outside the report ({exc}); reports must not reach the network"
