@@ -119,3 +119,9 @@ def test_the_24h_bundle_renders_under_8_mb(bundle_24h: Path, tmp_path: Path) -> 
     assert res.returncode == 0, res.stderr
     html = Path(res.stdout.strip())
     assert html.stat().st_size < 8_000_000
+
+
+def test_the_24h_evaluation_matches_the_golden_copy(bundle_24h: Path) -> None:
+    from tests.test_golden import check_golden
+
+    check_golden("large", bundle_24h)
