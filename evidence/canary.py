@@ -1,17 +1,49 @@
-"""What collection needs to know from a Canary's spec, with Flagger's defaults (reference §1.4)."""
+"""The one reader of a Canary object: ``CanarySpec.from_object``, over a view normalised to the CRD's types (reference §1.4)."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from evidence.model import CanaryRef
+from evidence.model import CanaryRef, parse_go_duration
+
+DEFAULT_INTERVAL_S = 60.0  # Flagger's AnalysisInterval
+MIN_INTERVAL_S = 10.0  # Flagger's floor for analysis.interval (canary.go GetAnalysisInterval)
+
+
+@dataclass(frozen=True)
+class MetricCheck:
+    """One metric of the Canary's analysis, as Flagger checks it at every tick."""
+
+    name: str
+    template_ref: tuple[str, str] | None  # (namespace, name); the namespace defaults to the Canary's
+    threshold_min: float | None
+    threshold_max: float | None
+    interval: str | None
+    query: str | None
+
+
+def interval_seconds(text: object) -> float:
+    """Return Flagger's analysis interval in seconds: 60 when absent or not a Go duration, at least 10 (canary.go)."""
+    if not isinstance(text, str) or not text:
+        return DEFAULT_INTERVAL_S
+    try:
+        return max(MIN_INTERVAL_S, parse_go_duration(text))
+    except ValueError:
+        return DEFAULT_INTERVAL_S
+
+
+def _opt_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True)
 class CanarySpec:
-    """What collection needs to know from the Canary's spec."""
+    """What every layer needs to know from a Canary object, with Flagger's defaults (reference §1.4).
+
+    Built only by ``from_object``: the one reader of a Canary's spec (``analysis`` or the old
+    ``canaryAnalysis``).  The lists of metrics, webhooks and alerts are the normalised objects.
+    """
 
     ref: CanaryRef
     target: str
@@ -21,41 +53,113 @@ class CanarySpec:
     interval_text: str
     threshold: int
     metrics: list[dict[str, Any]]
+    webhooks: tuple[dict[str, Any], ...] = ()
+    alerts: tuple[dict[str, Any], ...] = ()
+    step_weight: int | None = None
+    step_weights: tuple[int, ...] = ()
+    max_weight: int | None = None
+    step_weight_promotion: int | None = None
+    iterations: int | None = None
+    has_match: bool = False
+    has_analysis: bool = False
+    skip_analysis: bool = False
+    suspend: bool = False
+    provider: str | None = None
+    metrics_server: str | None = None
+    progress_deadline_s: int | None = None
+    warnings: tuple[str, ...] = ()
+    block: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the analysis as written, for display
 
+    @classmethod
+    def from_object(cls, obj: Any, ref: CanaryRef | None = None) -> CanarySpec:
+        """Read a Canary object (as collected, or already normalised); fields of the wrong type get Flagger's default."""
+        raw = (obj.get("spec") if isinstance(obj, dict) else None) or {}
+        has_analysis = isinstance(raw, dict) and bool(raw.get("analysis") or raw.get("canaryAnalysis"))
+        canary, warnings = normalise_canary(obj)
+        spec = canary["spec"]
+        meta = canary["metadata"]
+        ref = ref or CanaryRef(str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        analysis = spec["analysis" if "analysis" in spec else "canaryAnalysis"]
+        target = str(spec["targetRef"].get("name") or ref.name)
+        service = spec["service"]
+        itext = str(analysis.get("interval") or "60s")
+        threshold = int(analysis.get("threshold") or 0)
+        return cls(
+            ref=ref,
+            target=target,
+            apex=str(service.get("name") or target),
+            port=_opt_int(service.get("port")),
+            interval_s=interval_seconds(itext),
+            interval_text=itext,
+            threshold=threshold if threshold > 0 else 1,
+            metrics=list(analysis["metrics"]),
+            webhooks=tuple(analysis["webhooks"]),
+            alerts=tuple(analysis["alerts"]),
+            step_weight=_opt_int(analysis.get("stepWeight")),
+            step_weights=tuple(analysis.get("stepWeights") or ()),
+            max_weight=_opt_int(analysis.get("maxWeight")),
+            step_weight_promotion=_opt_int(analysis.get("stepWeightPromotion")),
+            iterations=_opt_int(analysis.get("iterations")),
+            has_match=bool(analysis.get("match")),
+            has_analysis=has_analysis,
+            skip_analysis=bool(spec.get("skipAnalysis")),
+            suspend=bool(spec.get("suspend")),
+            provider=str(spec["provider"]) if spec.get("provider") else None,
+            metrics_server=str(spec["metricsServer"]) if spec.get("metricsServer") else None,
+            progress_deadline_s=_opt_int(spec.get("progressDeadlineSeconds")),
+            warnings=tuple(warnings),
+            block=analysis,
+        )
 
-def parse_duration(text: str) -> float:
-    """Parse a Kubernetes/Go duration like 1m, 30s, 1m30s into seconds; raise ValueError."""
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text or "")
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(text)
-    return sum(float(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[u] for n, u in parts)
+    @property
+    def primary_service(self) -> str:
+        return f"{self.apex}-primary"
+
+    @property
+    def canary_service(self) -> str:
+        return f"{self.apex}-canary"
+
+    @property
+    def metric_names(self) -> list[str]:
+        """The names of the analysis' metrics, in the spec's order."""
+        return [str(m["name"]) for m in self.metrics if m.get("name")]
+
+    @property
+    def metric_checks(self) -> tuple[MetricCheck, ...]:
+        """The analysis' metrics as typed records."""
+        out = []
+        for m in self.metrics:
+            tr, ref = m.get("thresholdRange") or {}, m.get("templateRef")
+            out.append(
+                MetricCheck(
+                    name=str(m.get("name") or ""),
+                    template_ref=(str(ref.get("namespace") or self.ref.namespace), str(ref["name"]))
+                    if ref and ref.get("name")
+                    else None,
+                    threshold_min=tr.get("min"),
+                    threshold_max=tr.get("max"),
+                    interval=m.get("interval"),
+                    query=m.get("query"),
+                )
+            )
+        return tuple(out)
+
+    def template_refs(self) -> set[tuple[str, str]]:
+        """The (namespace, name) of every MetricTemplate the metrics reference."""
+        return {c.template_ref for c in self.metric_checks if c.template_ref is not None}
+
+    def provider_refs(self) -> set[tuple[str, str]]:
+        """The (namespace, name) of every AlertProvider the alerts reference."""
+        return {
+            (str(a["providerRef"].get("namespace") or self.ref.namespace), str(a["providerRef"]["name"]))
+            for a in self.alerts
+            if isinstance(a.get("providerRef"), dict) and a["providerRef"].get("name")
+        }
 
 
 def canary_spec(ref: CanaryRef, canary: dict[str, Any]) -> CanarySpec:
     """Read the fields collection needs, with Flagger's defaults (reference §1.4)."""
-    canary, _ = normalise_canary(canary)
-    spec = canary.get("spec") or {}
-    analysis = spec.get("analysis") or spec.get("canaryAnalysis") or {}
-    target = str((spec.get("targetRef") or {}).get("name") or ref.name)
-    service = spec.get("service") or {}
-    apex = str(service.get("name") or target)
-    port = service.get("port")
-    itext = str(analysis.get("interval") or "60s")
-    try:
-        interval = max(10.0, parse_duration(itext))
-    except ValueError:
-        interval = 60.0
-    threshold = int(analysis.get("threshold") or 0)
-    return CanarySpec(
-        ref=ref,
-        target=target,
-        apex=apex,
-        port=int(port) if isinstance(port, int) else None,
-        interval_s=interval,
-        interval_text=itext,
-        threshold=threshold if threshold > 0 else 1,
-        metrics=[m for m in analysis.get("metrics") or [] if isinstance(m, dict)],
-    )
+    return CanarySpec.from_object(canary, ref)
 
 
 # ----- a Canary object as the analysis may read it ---------------------------------------------

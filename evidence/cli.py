@@ -7,10 +7,11 @@ commands so that ``evidence --help`` answers quickly.
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -71,6 +72,46 @@ def _env_or(value: str | None, env: str) -> str | None:
     return value if value else os.environ.get(env) or None
 
 
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[Any]  # generic from click 8.2 on; the floor is 8.1
+else:
+    _ParamType = click.ParamType
+
+
+class _ParsedType(_ParamType):
+    """An option value read by one of the model's parsers; a bad one is a usage error (exit 2) naming the option."""
+
+    def __init__(self, name: str, parse: Callable[[str, str], Any], kind: type) -> None:
+        self.name, self._parse, self._kind = name, parse, kind
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from evidence.errors import UsageError
+
+        if isinstance(value, self._kind):
+            return value
+        option = param.opts[0] if param is not None and param.opts else self.name
+        try:
+            return self._parse(value, option)
+        except UsageError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _user_time(text: str, option: str) -> dt.datetime:
+    from evidence.model import parse_user_time
+
+    return parse_user_time(text, option, warn=lambda m: click.echo(m, err=True))
+
+
+def _user_duration(text: str, option: str) -> dt.timedelta:
+    from evidence.model import parse_user_duration
+
+    return parse_user_duration(text, option)
+
+
+# Times as people paste them (RFC3339 with or without zone, Unix s/ms, now-2h); durations in ms s m h d w.
+TIME, DURATION = _ParsedType("time", _user_time, dt.datetime), _ParsedType("duration", _user_duration, dt.timedelta)
+
+
 @cli.command(short_help="Snapshot one rollout into a verifiable parquet bundle.")
 @click.argument("canary", metavar="NAMESPACE/CANARY")
 @click.option(
@@ -91,11 +132,29 @@ def _env_or(value: str | None, env: str) -> str | None:
 @click.option(
     "--flagger-selector", default="app.kubernetes.io/name=flagger", show_default=True, help="Label selector of Flagger's pods."
 )
-@click.option("--start", metavar="RFC3339", help="Window start (default: the latest rollout's start minus --lead).")
-@click.option("--end", metavar="RFC3339", help="Window end (default: the latest rollout's end plus --tail).")
-@click.option("--lead", default="10m", show_default=True, help="Time before the rollout to include.")
-@click.option("--tail", default="10m", show_default=True, help="Time after the rollout to include.")
-@click.option("--max-window", default="168h", show_default=True, help="Refuse windows longer than this.")
+@click.option(
+    "--start",
+    type=TIME,
+    metavar="TIME",
+    help="Window start: RFC3339 (no zone: UTC), Unix seconds or ms, or now-2h (default: the latest rollout's start minus --lead).",
+)
+@click.option(
+    "--end", type=TIME, metavar="TIME", help="Window end, written like --start (default: the latest rollout's end plus --tail)."
+)
+@click.option(
+    "--since", type=DURATION, metavar="DURATION", help="Window from this long ago until now, e.g. 2h (instead of --start/--end)."
+)
+@click.option(
+    "--lookback",
+    type=DURATION,
+    default="24h",
+    show_default=True,
+    metavar="DURATION",
+    help="How far back to look for the latest rollout, e.g. 7d.",
+)
+@click.option("--lead", type=DURATION, default="10m", show_default=True, help="Time before the rollout to include.")
+@click.option("--tail", type=DURATION, default="10m", show_default=True, help="Time after the rollout to include.")
+@click.option("--max-window", type=DURATION, default="168h", show_default=True, help="Refuse windows longer than this.")
 @click.option(
     "--out",
     default="bundles",
@@ -151,11 +210,13 @@ def collect(
     context: str | None,
     flagger_namespace: str,
     flagger_selector: str,
-    start: str | None,
-    end: str | None,
-    lead: str,
-    tail: str,
-    max_window: str,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    since: dt.timedelta | None,
+    lookback: dt.timedelta,
+    lead: dt.timedelta,
+    tail: dt.timedelta,
+    max_window: dt.timedelta,
     out: str,
     s3_endpoint: str | None,
     legal_hold: bool,
@@ -176,16 +237,14 @@ def collect(
 
     Prints the bundle's path as the last line of stdout.
     """
-    import datetime as dt
     import os
     from dataclasses import replace
     from pathlib import Path
 
     from evidence.bundle import inside_bundle
-    from evidence.canary import parse_duration
     from evidence.collect import CollectOptions, check_options, collect_rollout
     from evidence.errors import UsageError
-    from evidence.model import CanaryRef, parse_time
+    from evidence.model import CanaryRef
     from evidence.progress import Progress
     from evidence.sources import ClusterSource
     from evidence.sources.prometheus import PrometheusAuth, PrometheusSource, read_token_file
@@ -197,12 +256,10 @@ def collect(
     if into is not None:
         raise UsageError(f"--out {out} is inside the bundle {into}: a bundle never holds another; choose another folder")
 
-    def duration(text: str, option: str) -> dt.timedelta:
-        try:
-            return dt.timedelta(seconds=parse_duration(text))
-        except ValueError:
-            raise UsageError(f"{option} {text!r}: not a duration; write e.g. 10m, 90s or 2h") from None
-
+    if since is not None:
+        if start is not None or end is not None:
+            raise UsageError("--since sets the window's start: drop --start/--end, or drop --since")
+        start = dt.datetime.now(dt.UTC) - since
     hdrs: dict[str, str] = {}
     for h in headers:
         k, sep, v = h.partition("=")
@@ -227,11 +284,12 @@ def collect(
         )
     options = CollectOptions(
         out=Path("." if store else out),
-        start=parse_time(start, "--start") if start else None,
-        end=parse_time(end, "--end") if end else None,
-        lead=duration(lead, "--lead"),
-        tail=duration(tail, "--tail"),
-        max_window=duration(max_window, "--max-window"),
+        start=start,
+        end=end,
+        lead=lead,
+        tail=tail,
+        max_window=max_window,
+        lookback=lookback,
         allow_partial=allow_partial,
         concurrency=concurrency,
         cluster=cluster,

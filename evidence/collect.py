@@ -205,7 +205,7 @@ def collect_rollout(
             if t is not None:
                 m = dict(m, _template_query=(t.get("spec") or {}).get("query"))
         metrics.append(m)
-    spec = CanarySpec(spec.ref, spec.target, spec.apex, spec.port, spec.interval_s, spec.interval_text, spec.threshold, metrics)
+    spec = replace(spec, metrics=metrics)
     queries, plan_warnings = plan_queries(spec, window, rollout["start"])
     # The cluster-side tables are built while Prometheus answers.
     crashed: list[BaseException] = []

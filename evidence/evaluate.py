@@ -13,7 +13,6 @@ evidence that the canary was healthy.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -29,8 +28,9 @@ from evidence.analysis.lag import DetectionLag, detection_lag
 from evidence.analysis.replay import Replay, analysis_ticks, replay_flagger, replay_policy
 from evidence.analysis.timeline import MANIFEST_START, Timeline, build_timeline, rollout_span
 from evidence.analysis.traffic import WeightSeries, canary_active, scrape_times, status_gauge, weight_gauge
-from evidence.errors import BundleError, UsageError
-from evidence.model import epoch_ms, parse_time, rfc3339
+from evidence.canary import CanarySpec
+from evidence.errors import BundleError
+from evidence.model import epoch_ms, parse_stored_time, rfc3339
 from evidence.policy import Policy, default_policy
 
 if TYPE_CHECKING:
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 VERDICTS = ("pass", "abort")
 OUTCOMES = ("promoted", "rolled_back", "failed", "in_progress", "unknown")
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,24 +74,8 @@ class Evaluation:
     counters: CounterTable | None = field(default=None, repr=False, compare=False)
 
 
-def _interval_seconds(text: Any) -> float:
-    """Return Flagger's analysis interval in seconds: default 60, at least 10 (canary.go)."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return max(10.0, float(text))
-    m = _DURATION.match(str(text or "").strip())
-    if not text or not m or not any(m.groups()):
-        return 60.0
-    h, mi, s = (int(x) if x else 0 for x in m.groups())
-    return max(10.0, float(h * 3600 + mi * 60 + s))
-
-
 def _time(value: Any) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        return parse_time(str(value), "manifest")
-    except UsageError:  # a malformed manifest time is treated as absent
-        return None
+    return parse_stored_time(str(value)) if value else None  # a malformed manifest time is treated as absent
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,13 +147,10 @@ def evaluate_rollout(
 ) -> Evaluation:
     """Evaluate one rollout from the bundle's tables (pure: DataFrames in, an Evaluation out)."""
     notes: list[str] = []
-    spec = canary.get("spec") or {}
     if not canary:
         notes.append("the bundle holds no Canary object: its spec (interval, threshold, metrics, limits) is unknown")
-    analysis = spec.get("analysis") or spec.get("canaryAnalysis") or {}
-    interval = _interval_seconds(analysis.get("interval"))
-    thr = analysis.get("threshold")
-    threshold = int(thr) if isinstance(thr, (int, float)) and thr > 0 else 1
+    spec = CanarySpec.from_object(dict(canary))
+    interval, threshold = spec.interval_s, spec.threshold
 
     table = prepare_counters(series, samples)
     record = reconstruct_rollout(manifest, canary, events, table)
@@ -200,7 +180,7 @@ def evaluate_rollout(
     ticks = analysis_ticks(
         checks, interval, span_start, span_end, tick_weights, timeline.promotion_started_at, min(stops) if stops else None
     )
-    metric_names = [str(m.get("name")) for m in analysis.get("metrics") or [] if isinstance(m, Mapping) and m.get("name")]
+    metric_names = spec.metric_names
     if not metric_names and len(checks):
         metric_names = sorted(str(m) for m in checks["metric"].dropna().unique())
     queried = {

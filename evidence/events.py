@@ -21,7 +21,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from evidence.errors import UsageError
 from evidence.flagger import parse_message, strip_combined
+from evidence.model import parse_user_time
 from evidence.redact import Redactions, scrub_text
 
 UTC = dt.UTC
@@ -48,19 +50,18 @@ class Occurrence:
 
 
 def parse_time(value: Any) -> dt.datetime | None:
-    """Parse an RFC3339 string or unix milliseconds string into an aware UTC datetime."""
-    if value is None or value == "":
+    """Return an event's time (RFC3339, no zone read as UTC; Unix seconds as a number, milliseconds as a string), or None."""
+    if value is None or value == "" or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
         return dt.datetime.fromtimestamp(float(value), tz=UTC)
-    text = str(value)
+    text = str(value).strip()
     if text.isdigit():
         return dt.datetime.fromtimestamp(int(text) / 1000, tz=UTC)
     try:
-        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        return parse_user_time(text, "event time")
+    except UsageError:
         return None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def from_webhooks(payloads: list[dict[str, Any]]) -> list[Occurrence]:

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from evidence.model import parse_go_duration
+
 COMBINED_PREFIX = "(combined from similar events): "
 
 _N = r"(?P<obj>[^\s]+)"  # "name.namespace" as Flagger prints it
@@ -34,12 +36,11 @@ class Parsed:
 
 
 def _go_duration_ms(text: str) -> float | None:
-    """Parse a Go time.Duration string (``1.515s``, ``500ms``, ``1m2.5s``) into milliseconds."""
-    units = {"h": 3_600_000.0, "m": 60_000.0, "s": 1000.0, "ms": 1.0, "us": 0.001, "µs": 0.001, "ns": 1e-6}
-    parts = re.findall(r"([0-9.]+)(h|ms|m|s|us|µs|ns)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
+    """Return a Go time.Duration string of a halt message (``1.515s``, ``500ms``) in milliseconds, None if it is not one."""
+    try:
+        return parse_go_duration(text) * 1000
+    except ValueError:
         return None
-    return sum(float(n) * units[u] for n, u in parts)
 
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [

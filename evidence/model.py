@@ -1,10 +1,20 @@
-"""Plain, frozen values shared by every layer: what a rollout is and where it lives."""
+"""The vocabulary every layer shares: plain frozen values, Flagger's words as enums, and the parsers.
+
+Say a word once: a Go duration (a Canary's ``interval``, Flagger's halt messages) is read by
+``parse_go_duration``, a time or duration a person types by ``parse_user_time`` and
+``parse_user_duration``, a time stored in a bundle by ``parse_stored_time``; everything else asks them.
+Logic tests these enums, never the wording of a sentence.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
+
+import durationpy
 
 from evidence.errors import UsageError
 
@@ -54,18 +64,205 @@ class Window:
         return (self.end - self.start).total_seconds()
 
 
-def parse_time(text: str, option: str) -> dt.datetime:
-    """Parse an RFC3339 time given to ``option``; raise UsageError naming the option."""
+# ----- Flagger's and our words ------------------------------------------------------------------
+
+
+class Action(StrEnum):
+    """What a Flagger event says happened (``flagger.parse_message``), plus ``gauge`` for a weight seen only on a gauge."""
+
+    NEW_REVISION = "new-revision"
+    RESTART = "restart"
+    START = "start"
+    ADVANCE = "advance"
+    ITERATION = "iteration"
+    PROMOTE_STEP = "promote-step"
+    PROMOTE_START = "promote-start"
+    ROUTE_PRIMARY = "route-primary"
+    ROUTE_CANARY = "route-canary"
+    PROMOTED = "promoted"
+    PROMOTION_FAILED = "promotion-failed"
+    HALT_SUCCESS_RATE = "halt:request-success-rate"
+    HALT_DURATION = "halt:request-duration"
+    HALT_HOOK = "halt:hook"
+    HALT_NO_VALUES = "halt:no-values"
+    HALT_CUSTOM = "halt:custom"
+    WAIT = "wait"
+    PRIMARY_NOT_READY = "primary-not-ready"
+    NOT_READY = "not-ready"
+    ROLLBACK = "rollback"
+    ROLLBACK_MANUAL = "rollback-manual"
+    ROLLBACK_DEADLINE = "rollback-deadline"
+    FAILED = "failed"
+    HOOK_PASSED = "hook-passed"
+    HOOK_FAILED = "hook-failed"
+    HOOK_IDLE = "hook-idle"
+    HOOK_ROLLBACK = "hook-rollback"
+    INITIALIZED = "initialized"
+    PROVIDERS_OK = "providers-ok"
+    SUSPENDED = "suspended"
+    TERMINATING = "terminating"
+    ERROR = "error"
+    OTHER = "other"
+    GAUGE = "gauge"
+
+
+class Outcome(StrEnum):
+    """How a rollout ended."""
+
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled_back"
+    FAILED = "failed"
+    IN_PROGRESS = "in_progress"
+    UNKNOWN = "unknown"
+
+
+class OutcomeSource(StrEnum):
+    """What decided the outcome, from the most to the least direct."""
+
+    EVENTS = "events"
+    CANARY_STATUS = "canary-status"
+    STATUS_GAUGE = "status-gauge"
+    NONE = "none"
+
+
+class OutcomeCause(StrEnum):
+    """Why Flagger ended the rollout so (what findings test, never the reason's prose)."""
+
+    PROMOTED = "promoted"
+    NEVER_READY = "never_ready"
+    PROMOTION_FAILED = "promotion_failed"
+    THRESHOLD_REACHED = "threshold_reached"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    MANUAL = "manual"
+    HALTS = "halts"  # rolled back after halts, the rollback's own line missing
+    RUNNING = "running"
+    UNKNOWN = "unknown"
+
+
+class GapKind(StrEnum):
+    """What a manifest gap records."""
+
+    SCRAPE_GAP = "scrape_gap"
+    QUERY_FAILED = "query_failed"
+    QUERY_INVALID = "query_invalid"
+    QUERY_EMPTY = "query_empty"
+
+
+class Role(StrEnum):
+    """Which side of the split a Traefik service series belongs to."""
+
+    PRIMARY = "primary"
+    CANARY = "canary"
+    APEX = "apex"
+
+
+# ----- durations -----------------------------------------------------------------------------------
+
+_GO_DURATION = re.compile(r"^[-+]?(?:0|(?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$")
+_USER_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+_USER_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0, "y": 365 * 86400.0}
+
+
+def parse_go_duration(text: str) -> float:
+    """Return a Go ``time.Duration`` string (``1m30s``, ``1.5m``, ``500ms``) in seconds; raise ValueError if it is not one."""
+    text = str(text).strip()
+    if not _GO_DURATION.match(text):
+        raise ValueError(f"{text!r} is not a Go duration (e.g. 1m, 30s, 1m30s, 500ms)")
+    return float(durationpy.from_str(text).total_seconds())
+
+
+def parse_user_duration(text: str, option: str) -> dt.timedelta:
+    """Parse a duration a person types (Prometheus style: ``90s``, ``5m``, ``1h30m``, ``7d``, ``2w``, ``500ms``).
+
+    Raise UsageError naming ``option``.
+    """
+    s = str(text).strip()
+    parts = _USER_DURATION.findall(s)
+    if not parts or "".join(n + u for n, u in parts) != s:
+        raise UsageError(f"{option} {text!r}: not a duration; write e.g. 90s, 10m, 2h, 7d or 1h30m (units ms s m h d w)")
+    return dt.timedelta(seconds=sum(float(n) * _USER_UNITS[u] for n, u in parts))
+
+
+def prometheus_duration(text: str) -> float | None:
+    """Return a Prometheus duration (``15d``, ``1y2w``, ``0s``) in seconds; None if it is not one."""
     try:
-        t = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"{option} {text!r}: not an RFC3339 time; write e.g. 2026-11-20T10:00:00Z") from None
-    if t.tzinfo is None:
-        raise UsageError(f"{option} {text!r}: give a time zone, e.g. 2026-11-20T10:00:00Z")
-    t = t.astimezone(UTC)
+        return parse_user_duration(text, "").total_seconds()
+    except UsageError:
+        return None
+
+
+# ----- times ---------------------------------------------------------------------------------------
+
+_RELATIVE = re.compile(r"^now(?:\s*([-+])\s*(\S+))?$", re.I)
+_NUMERIC = re.compile(r"^\d+(?:\.\d+)?$")
+
+
+def _checked_year(t: dt.datetime, option: str, text: str) -> dt.datetime:
     if not MIN_YEAR <= t.year <= MAX_YEAR:
         raise UsageError(f"{option} {text!r}: the year {t.year} is outside {MIN_YEAR}–{MAX_YEAR}; check the time")
     return t
+
+
+def parse_user_time(
+    text: str, option: str, *, now: dt.datetime | None = None, warn: Callable[[str], None] | None = None
+) -> dt.datetime:
+    """Parse a time as people paste it; raise UsageError naming ``option``.
+
+    Accepted: RFC3339 with or without fractional seconds (no zone: UTC, said through ``warn``),
+    Unix seconds or milliseconds (13 digits and more are milliseconds, as Grafana links carry them),
+    ``now`` and ``now-2h``/``now+30m`` (durations as ``parse_user_duration``).
+    """
+    s = str(text).strip()
+    rel = _RELATIVE.match(s)
+    if rel:
+        base = (now or dt.datetime.now(UTC)).astimezone(UTC)
+        if rel.group(1) is None:
+            return base
+        delta = parse_user_duration(rel.group(2), option)
+        return _checked_year(base - delta if rel.group(1) == "-" else base + delta, option, text)
+    if _NUMERIC.match(s):
+        value = float(s)
+        seconds = value / 1000 if len(s.split(".")[0]) >= 13 else value
+        try:
+            return _checked_year(dt.datetime.fromtimestamp(seconds, UTC), option, text)
+        except (OverflowError, OSError, ValueError):
+            raise UsageError(f"{option} {text!r}: not a Unix time in seconds or milliseconds") from None
+    try:
+        t = dt.datetime.fromisoformat(s.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"{option} {text!r}: not a time; write RFC3339 (2026-11-20T10:00:00Z), Unix seconds or milliseconds, or now-2h"
+        ) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+        if warn is not None:
+            warn(f"Warning: {option} {text!r} has no time zone; read as UTC ({rfc3339(t)})")
+    return _checked_year(t.astimezone(UTC), option, text)
+
+
+def parse_time(text: str, option: str) -> dt.datetime:
+    """Parse an RFC3339 time that must carry its zone (``--at``, a manifest's times); raise UsageError naming ``option``."""
+    s = str(text).strip()
+    if _RELATIVE.match(s) or _NUMERIC.match(s):
+        raise UsageError(f"{option} {text!r}: not an RFC3339 time; write e.g. 2026-11-20T10:00:00Z")
+    zoned: list[str] = []
+    t = parse_user_time(s, option, warn=zoned.append)
+    if zoned:
+        raise UsageError(f"{option} {text!r}: give a time zone, e.g. 2026-11-20T10:00:00Z")
+    return t
+
+
+def parse_stored_time(value: object) -> dt.datetime | None:
+    """Return a time a bundle or an object stores (RFC3339 with its zone), or None when absent or malformed."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return parse_time(value, "stored time")
+    except UsageError:
+        return None
+
+
+# ----- formatters ----------------------------------------------------------------------------------
 
 
 def rfc3339(t: dt.datetime | None) -> str | None:

@@ -345,7 +345,9 @@ def test_no_rollout_in_the_window(
     [
         (["--start", "2026-11-20T11:00:00Z", "--end", "2026-11-20T10:00:00Z"], "at or after it ends"),
         (["--start", "2026-11-01T00:00:00Z", "--end", "2026-11-20T10:00:00Z"], "longer than the limit"),
-        (["--start", "yesterday"], "--start 'yesterday': not an RFC3339 time"),
+        (["--start", "yesterday"], "--start 'yesterday': not a time"),
+        (["--lookback", "7x"], "--lookback '7x': not a duration"),
+        (["--since", "2h", "--start", "now-3h"], "drop --start/--end, or drop --since"),
         (["--lead", "ten"], "--lead 'ten': not a duration"),
         (["--prometheus-header", "nonsense"], "write NAME=VALUE"),
     ],

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from evidence.canary import CanarySpec
 from evidence.model import rfc3339
 from evidence.policy import RolloutLimits
 
@@ -36,24 +37,16 @@ class Finding:
     at: dt.datetime | None = None
 
 
-def _analysis(canary: Mapping[str, Any]) -> Mapping[str, Any]:
-    spec = canary.get("spec") or {}
-    a = spec.get("analysis") or spec.get("canaryAnalysis") or {}
-    return a if isinstance(a, Mapping) else {}
-
-
 def planned_weights(canary: Mapping[str, Any]) -> list[int]:
     """Return the canary weights Flagger steps through before promotion, from the spec (scheduler.go)."""
-    a = _analysis(canary)
-    steps = a.get("stepWeights")
-    if isinstance(steps, list) and steps:
-        cleaned = [min(100, int(s)) for s in steps if isinstance(s, (int, float)) and s > 0]
-        return cleaned
-    step = a.get("stepWeight")
-    if not isinstance(step, (int, float)) or step <= 0:
+    spec = CanarySpec.from_object(dict(canary))
+    if spec.step_weights:
+        return [min(100, int(s)) for s in spec.step_weights if s > 0]
+    step = spec.step_weight
+    if step is None or step <= 0:
         return []
-    mw = a.get("maxWeight")
-    max_weight = int(mw) if isinstance(mw, (int, float)) and mw > 0 else 100
+    mw = spec.max_weight
+    max_weight = mw if mw is not None and mw > 0 else 100
     out: list[int] = []
     w = 0
     while w < max_weight and len(out) < 100:
@@ -64,12 +57,12 @@ def planned_weights(canary: Mapping[str, Any]) -> list[int]:
 
 def rollback_paths(canary: Mapping[str, Any]) -> list[str]:
     """Return the rollback paths the spec sets up: rollback / pre-rollout webhooks and alerts."""
-    a = _analysis(canary)
+    spec = CanarySpec.from_object(dict(canary))
     out = []
-    for h in a.get("webhooks") or []:
-        if isinstance(h, Mapping) and h.get("type") in ("rollback", "pre-rollout"):
+    for h in spec.webhooks:
+        if h.get("type") in ("rollback", "pre-rollout"):
             out.append(f"{h.get('type')} webhook {h.get('name')}")
-    for al in a.get("alerts") or []:
+    for al in spec.alerts:
         if isinstance(al, Mapping):
             ref = al.get("providerRef") or {}
             out.append(f"alert {al.get('name')} → provider {ref.get('name') if isinstance(ref, Mapping) else ref}")

@@ -25,6 +25,7 @@ from evidence.analysis.records import (
     reported_checks,
 )
 from evidence.analysis.traffic import StatusSeries
+from evidence.canary import CanarySpec
 from evidence.model import epoch_ms, from_epoch_ms, rfc3339
 
 
@@ -56,15 +57,13 @@ def status_change(status: StatusSeries | None, start: dt.datetime | None, end: d
 
 def promotion_weight(canary: Mapping[str, Any] | None) -> int | None:
     """Return the canary weight at which Flagger promotes (scheduler.go ``maxWeight()``), None without a spec."""
-    spec = (canary or {}).get("spec")
-    analysis = (spec.get("analysis") or spec.get("canaryAnalysis")) if isinstance(spec, Mapping) else None
-    if not isinstance(analysis, Mapping):
+    spec = CanarySpec.from_object(dict(canary or {}))
+    if not spec.has_analysis:
         return None
-    steps = analysis.get("stepWeights")
-    if isinstance(steps, list) and steps and all(isinstance(w, (int, float)) for w in steps):
-        return min(100, int(steps[-1]))
-    mw = analysis.get("maxWeight")
-    return int(mw) if isinstance(mw, (int, float)) and not isinstance(mw, bool) and mw > 0 else 100
+    if spec.step_weights:
+        return min(100, spec.step_weights[-1])
+    mw = spec.max_weight
+    return mw if mw is not None and mw > 0 else 100
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,8 @@ collection after its tail: its retention comes from ``/api/v1/status/flags``.
 
 from __future__ import annotations
 
-import re
-
 from evidence.errors import PrometheusError
+from evidence.model import prometheus_duration
 from evidence.preflight.context import Context
 from evidence.preflight.controller import read_flagger
 from evidence.preflight.hooks import public_url
@@ -24,16 +23,6 @@ from evidence.render.formatting import fmt_duration
 CODE = "evidence-capture"
 LEAD_S = TAIL_S = 600.0  # collect's default --lead and --tail
 DEFAULT_RETENTION_S = 15 * 86400.0  # Prometheus' default when neither time nor size is set
-_PROM_DURATION = re.compile(r"(\d+)(ms|y|w|d|h|m|s)")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
-
-
-def prometheus_duration(text: str) -> float | None:
-    """Parse a Prometheus duration (``15d``, ``2h``, ``1y2w``, ``0s``) into seconds; None if it is not one."""
-    parts = _PROM_DURATION.findall(text.strip())
-    if not parts or "".join(n + u for n, u in parts) != text.strip():
-        return None
-    return sum(int(n) * _UNITS[u] for n, u in parts)
 
 
 def _long(seconds: float) -> str:

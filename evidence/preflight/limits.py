@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evidence.canary import parse_duration
+from evidence.model import parse_go_duration
 from evidence.preflight.context import Context
 from evidence.preflight.model import CheckResult, Status
 from evidence.render.formatting import fmt_duration
@@ -111,7 +111,7 @@ def _intervals(ctx: Context) -> CheckResult:
     windows = []
     for m in ctx.spec.metrics:
         try:
-            windows.append((str(m.get("name")), parse_duration(str(m.get("interval") or "1m"))))
+            windows.append((str(m.get("name")), parse_go_duration(str(m.get("interval") or "1m"))))
         except ValueError:
             return CheckResult(
                 CODE, "block", f"metric {m.get('name')}: interval {m.get('interval')!r} is not a duration", "write e.g. 1m"

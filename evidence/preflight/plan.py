@@ -9,7 +9,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from evidence.canary import parse_duration
+from evidence.canary import CanarySpec
+from evidence.model import parse_go_duration, parse_stored_time
 
 DEFAULT_HOOK_TIMEOUT_S = 10.0  # CanaryWebhook.timeout default (§3.2)
 
@@ -81,15 +82,12 @@ class CanaryPlan:
 
 def read_plan(canary: dict[str, Any]) -> CanaryPlan:
     """Read a Canary object into a plan (absent fields get Flagger's defaults)."""
-    spec = canary.get("spec") or {}
-    analysis = spec.get("analysis") or spec.get("canaryAnalysis") or {}
+    cspec = CanarySpec.from_object(canary)
     status = canary.get("status") or {}
     hooks = []
-    for w in analysis.get("webhooks") or []:
-        if not isinstance(w, dict):
-            continue
+    for w in cspec.webhooks:
         try:
-            timeout = parse_duration(str(w.get("timeout") or "10s"))
+            timeout = parse_go_duration(str(w.get("timeout") or "10s"))
         except ValueError:
             timeout = DEFAULT_HOOK_TIMEOUT_S
         meta = w.get("metadata")
@@ -105,22 +103,21 @@ def read_plan(canary: dict[str, Any]) -> CanaryPlan:
         )
     providers = tuple(
         str(a["providerRef"]["name"])
-        for a in analysis.get("alerts") or []
-        if isinstance(a, dict) and isinstance(a.get("providerRef"), dict) and a["providerRef"].get("name")
+        for a in cspec.alerts
+        if isinstance(a.get("providerRef"), dict) and a["providerRef"].get("name")
     )
-    deadline = spec.get("progressDeadlineSeconds")
     conditions = [c for c in status.get("conditions") or [] if isinstance(c, dict) and c.get("type") == "Promoted"]
     return CanaryPlan(
-        provider=str(spec["provider"]) if spec.get("provider") else None,
-        metrics_server=str(spec["metricsServer"]) if spec.get("metricsServer") else None,
-        progress_deadline_s=int(deadline) if isinstance(deadline, (int, float)) and not isinstance(deadline, bool) else None,
-        suspend=bool(spec.get("suspend")),
-        skip_analysis=bool(spec.get("skipAnalysis")) or not (spec.get("analysis") or spec.get("canaryAnalysis")),
-        step_weight=_int(analysis.get("stepWeight")),
-        step_weights=tuple(int(w) for w in analysis.get("stepWeights") or [] if isinstance(w, int)),
-        max_weight_field=_int(analysis.get("maxWeight")),
-        iterations=_int(analysis.get("iterations")) or 0,
-        has_match=bool(analysis.get("match")),
+        provider=cspec.provider,
+        metrics_server=cspec.metrics_server,
+        progress_deadline_s=cspec.progress_deadline_s,
+        suspend=cspec.suspend,
+        skip_analysis=cspec.skip_analysis or not cspec.has_analysis,
+        step_weight=cspec.step_weight,
+        step_weights=cspec.step_weights,
+        max_weight_field=cspec.max_weight,
+        iterations=cspec.iterations or 0,
+        has_match=cspec.has_match,
         hooks=tuple(hooks),
         alert_providers=providers,
         phase=str(status.get("phase") or ""),
@@ -134,10 +131,4 @@ def _int(value: Any) -> int | None:
 
 
 def _time(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return t if t.tzinfo else None
+    return parse_stored_time(value)

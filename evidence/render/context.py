@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from evidence import __version__
 from evidence.analysis.counters import prepare_counters
+from evidence.canary import CanarySpec
+from evidence.model import parse_stored_time
 from evidence.render.formatting import (
     FRIENDLY,
     OUTCOME_LABEL,
@@ -49,8 +51,7 @@ def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
     tl = ev.timeline
     lag = ev.lag
     blast = ev.blast
-    spec = canary.get("spec") or {}
-    analysis = spec.get("analysis") or spec.get("canaryAnalysis") or {}
+    analysis = CanarySpec.from_object(canary).block
 
     header = {
         "canary": ev.canary,
@@ -308,12 +309,7 @@ def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
 
 
 def _parse(text: Any) -> dt.datetime | None:
-    if not text:
-        return None
-    try:
-        return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    return parse_stored_time(str(text)) if text else None
 
 
 def summary_sentences(ev: Evaluation) -> list[str]:

@@ -10,6 +10,7 @@ import numpy as np
 from evidence.analysis.components import criterion_components, request_rates
 from evidence.analysis.counters import to_ms
 from evidence.analysis.traffic import scrape_times
+from evidence.canary import CanarySpec
 from evidence.model import epoch_ms
 from evidence.render.charts import ChartSpec, Line, Marker
 from evidence.render.formatting import FRIENDLY, fmt_time
@@ -128,8 +129,7 @@ def _checks_charts(bundle: Bundle, ev: Evaluation, markers: tuple[Marker, ...], 
     """Return one chart per Flagger metric: its value at each analysis tick against its thresholds."""
     checks: pd.DataFrame = bundle.table("checks")
     start, end = ev.window_start, ev.window_end
-    spec = bundle.canary.get("spec") or {}
-    metrics = [str(m.get("name")) for m in ((spec.get("analysis") or spec.get("canaryAnalysis") or {}).get("metrics") or [])]
+    metrics = [str(m.get("name")) for m in CanarySpec.from_object(bundle.canary).metrics]
     halts = tuple(m for m in markers if m.kind in ("halt", "rollback"))
     if not metrics:
         return [

@@ -219,22 +219,11 @@ def _select(
             f"canary {ref} not found in dump {where} (canaries there: {known}){skipped}; save it with "
             f"`kubectl get canary {ref.name} -n {ref.namespace} -o json > {where}/canary.json`"
         )
-    from evidence.canary import normalise_canary
+    from evidence.canary import CanarySpec
 
-    spec = normalise_canary(canary)[0]["spec"]
-    target = str((spec.get("targetRef") or {}).get("name") or ref.name)
-    apex = str((spec.get("service") or {}).get("name") or target)
-    analysis = spec.get("analysis") or spec.get("canaryAnalysis") or {}
-    template_refs = {
-        (str(m["templateRef"].get("namespace") or ref.namespace), str(m["templateRef"]["name"]))
-        for m in analysis.get("metrics") or []
-        if isinstance(m, dict) and isinstance(m.get("templateRef"), dict) and m["templateRef"].get("name")
-    }
-    provider_refs = {
-        (str(a["providerRef"].get("namespace") or ref.namespace), str(a["providerRef"]["name"]))
-        for a in analysis.get("alerts") or []
-        if isinstance(a, dict) and isinstance(a.get("providerRef"), dict) and a["providerRef"].get("name")
-    }
+    spec = CanarySpec.from_object(canary, ref)
+    target, apex = spec.target, spec.apex
+    template_refs, provider_refs = spec.template_refs(), spec.provider_refs()
 
     def key(o: dict[str, Any]) -> tuple[str, str]:
         return (str(meta(o).get("namespace") or ref.namespace), str(meta(o).get("name")))

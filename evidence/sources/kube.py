@@ -108,19 +108,19 @@ class KubeSource:
         """Return the canary and the objects it refers to, without its events and Flagger's log."""
         warnings: list[str] = []
         ns = ref.namespace
-        from evidence.canary import normalise_canary
+        from evidence.canary import CanarySpec, normalise_canary
 
         canary = self._get_canary(ref)
+        cspec = CanarySpec.from_object(canary, ref)
         spec = normalise_canary(canary)[0]["spec"]
-        analysis = spec.get("analysis") or spec.get("canaryAnalysis") or {}
 
         templates = []
-        for tns, tname in _refs(analysis.get("metrics"), "templateRef", ns):
+        for tns, tname in _refs(cspec.metrics, "templateRef", ns):
             call = _Call("get", "metrictemplates", "flagger.app", tns, tname)
             obj = self._optional(call, "MetricTemplate", warnings, partial(self._custom_get, version="v1beta1"))
             templates += [obj] if obj else []
         providers = []
-        for pns, pname in _refs(analysis.get("alerts"), "providerRef", ns):
+        for pns, pname in _refs(list(cspec.alerts), "providerRef", ns):
             call = _Call("get", "alertproviders", "flagger.app", pns, pname)
             obj = self._optional(call, "AlertProvider", warnings, partial(self._custom_get, version="v1beta1"))
             providers += [obj] if obj else []
