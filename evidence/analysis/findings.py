@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from evidence.canary import CanarySpec
-from evidence.model import rfc3339
+from evidence.model import Outcome, OutcomeCause, OutcomeSource, rfc3339
 from evidence.policy import RolloutLimits
 
 if TYPE_CHECKING:
@@ -152,7 +152,12 @@ def rollout_findings(
         out.append(
             Finding("breach-in-progress", "error", f"the abort policy is breached ({names}) and the rollout is still running")
         )
-    if tl.outcome == "failed" and tl.failed_at is not None and "never became ready" in tl.outcome_reason:
+    if (
+        tl.outcome == Outcome.FAILED
+        and tl.failed_at is not None
+        and tl.outcome_cause == OutcomeCause.NEVER_READY
+        and tl.outcome_source == OutcomeSource.EVENTS  # "Canary failed!" seen, no "Rolling back" line
+    ):
         out.append(
             Finding(
                 "silent-failure",

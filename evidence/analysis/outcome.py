@@ -26,7 +26,7 @@ from evidence.analysis.records import (
 )
 from evidence.analysis.traffic import StatusSeries
 from evidence.canary import CanarySpec
-from evidence.model import epoch_ms, from_epoch_ms, rfc3339
+from evidence.model import OutcomeCause, OutcomeSource, epoch_ms, from_epoch_ms, rfc3339
 
 
 def status_change(status: StatusSeries | None, start: dt.datetime | None, end: dt.datetime | None) -> StatusChange | None:
@@ -79,7 +79,7 @@ class StatusFallback:
 
 def _from_status_gauge(
     fb: StatusFallback, halts: tuple[Halt, ...], not_ready: bool, notes: list[str]
-) -> tuple[str, str, str] | None:
+) -> tuple[str, str, OutcomeSource, OutcomeCause] | None:
     """Return the outcome Flagger's status gauge shows, or None when it shows none."""
     change = fb.change
     if change is None:
@@ -95,17 +95,33 @@ def _from_status_gauge(
         )
         head = f"from flagger_canary_status: 0 (Progressing) → 2 (Failed) at {when}"
         if weighted and halts:
-            return "rolled_back", f"{head} after {len(halts)} halt(s); the rollback events are missing", STATUS_GAUGE
+            return (
+                "rolled_back",
+                f"{head} after {len(halts)} halt(s); the rollback events are missing",
+                STATUS_GAUGE,
+                OutcomeCause.HALTS,
+            )
         if weighted:
             return (
                 "rolled_back",
                 f"{head} after the canary's weight was above 0: the rollback events are missing, so whether failed checks, "
                 "a manual rollback or the progress deadline caused it is unknown",
                 STATUS_GAUGE,
+                OutcomeCause.UNKNOWN,
             )
         if not_ready:
-            return "failed", f"{head} after 'not ready' events, the canary's weight never above 0", STATUS_GAUGE
-        return "failed", f"{head} with the canary's weight never above 0: no rollback of traffic", STATUS_GAUGE
+            return (
+                "failed",
+                f"{head} after 'not ready' events, the canary's weight never above 0",
+                STATUS_GAUGE,
+                OutcomeCause.NEVER_READY,
+            )
+        return (
+            "failed",
+            f"{head} with the canary's weight never above 0: no rollback of traffic",
+            STATUS_GAUGE,
+            OutcomeCause.UNKNOWN,
+        )
     # A 1 after Progressing is any phase but Failed: Promoting and Succeeded, but also
     # WaitingPromotion (a closed confirm-promotion gate).  Only a weight that reached the last
     # step and came back to 0 makes it a promotion.
@@ -122,6 +138,7 @@ def _from_status_gauge(
             f"from flagger_canary_status: 0 (Progressing) → 1 at {when}, the canary's weight at the last step "
             f"({fb.max_weight} %) and back at 0 at {rfc3339(fb.back.time)}; the promotion events are missing",
             STATUS_GAUGE,
+            OutcomeCause.PROMOTED,
         )
     why = (
         "the Canary's spec (its last weight step) is not in the bundle"
@@ -146,42 +163,50 @@ def classify(
     notes: list[str],
     back: WeightStep | None,
     fallback: StatusFallback,
-) -> tuple[str, str, str]:
+) -> tuple[str, str, OutcomeSource, OutcomeCause]:
     actions = [e.action for e in entries]
     terminal = next((e for e in entries if e.action in TERMINAL), None)
     not_ready = any(a in ("not-ready",) for a in actions)
     if terminal is not None:
         a = terminal.action
         if a == "promoted":
-            return "promoted", "Promotion completed", "events"
+            return "promoted", "Promotion completed", OutcomeSource.EVENTS, OutcomeCause.PROMOTED
         if a == "promotion-failed":
             return (
                 "failed",
                 "promotion failed: the primary was not ready (Flagger >= 1.44 sends traffic back to the canary, no 'Canary failed!')",
-                "events",
+                OutcomeSource.EVENTS,
+                OutcomeCause.PROMOTION_FAILED,
             )
         if a == "rollback-manual" or "rollback-manual" in actions:
-            return "rolled_back", "manual rollback webhook invoked", "events"
+            return "rolled_back", "manual rollback webhook invoked", OutcomeSource.EVENTS, OutcomeCause.MANUAL
         if a == "rollback" or "rollback" in actions:
             n = next((e for e in entries if e.action == "rollback"), None)
-            return "rolled_back", "failed checks threshold reached" + (f" ({_count_text(n)})" if n else ""), "events"
+            return (
+                "rolled_back",
+                "failed checks threshold reached" + (f" ({_count_text(n)})" if n else ""),
+                OutcomeSource.EVENTS,
+                OutcomeCause.THRESHOLD_REACHED,
+            )
         if a == "rollback-deadline":
-            return "failed", "progress deadline exceeded", "events"
+            return "failed", "progress deadline exceeded", OutcomeSource.EVENTS, OutcomeCause.DEADLINE_EXCEEDED
         # "Canary failed!" without a "Rolling back" line.
         if not_ready:
             return (
                 "failed",
                 "the canary never became ready (progress deadline): 'Canary failed!' with no 'Rolling back' line and no alert — "
                 "Flagger's silent failure",
-                "events",
+                OutcomeSource.EVENTS,
+                OutcomeCause.NEVER_READY,
             )
         if halts:
             return (
                 "rolled_back",
                 f"inferred: 'Canary failed!' after {len(halts)} halt(s); the 'Rolling back' line is missing from the record",
-                "events",
+                OutcomeSource.EVENTS,
+                OutcomeCause.HALTS,
             )
-        return "failed", "inferred: 'Canary failed!' with no recorded cause", "events"
+        return "failed", "inferred: 'Canary failed!' with no recorded cause", OutcomeSource.EVENTS, OutcomeCause.UNKNOWN
     # No terminal event: the Canary's status is the fallback, when it belongs to this span.
     status = (canary or {}).get("status") or {}
     phase = status.get("phase") if isinstance(status, Mapping) else None
@@ -194,23 +219,40 @@ def classify(
     if phase in ("Succeeded", "Failed") and not stale:
         notes.append(f"no terminal event in the record: the outcome comes from the Canary's status (phase {phase})")
         if phase == "Succeeded":
-            return "promoted", "from the Canary's status: phase Succeeded (the promotion events are missing)", "canary-status"
+            return (
+                "promoted",
+                "from the Canary's status: phase Succeeded (the promotion events are missing)",
+                OutcomeSource.CANARY_STATUS,
+                OutcomeCause.PROMOTED,
+            )
         if not_ready:
-            return "failed", "from the Canary's status: phase Failed after 'not ready' events", "canary-status"
+            return (
+                "failed",
+                "from the Canary's status: phase Failed after 'not ready' events",
+                OutcomeSource.CANARY_STATUS,
+                OutcomeCause.NEVER_READY,
+            )
         if halts:
-            return "rolled_back", f"from the Canary's status: phase Failed after {len(halts)} halt(s)", "canary-status"
+            return (
+                "rolled_back",
+                f"from the Canary's status: phase Failed after {len(halts)} halt(s)",
+                OutcomeSource.CANARY_STATUS,
+                OutcomeCause.HALTS,
+            )
         if back is not None:
             return (
                 "rolled_back",
                 f"inferred from the Canary's status (phase Failed) and its weight back at 0 at {rfc3339(back.time)}: "
                 "the rollback events are missing, so whether failed checks, a manual rollback or the progress deadline "
                 "caused it is unknown",
-                "canary-status",
+                OutcomeSource.CANARY_STATUS,
+                OutcomeCause.UNKNOWN,
             )
         return (
             "failed",
             "from the Canary's status: phase Failed; the events do not say whether checks failed or the canary was never ready",
-            "canary-status",
+            OutcomeSource.CANARY_STATUS,
+            OutcomeCause.UNKNOWN,
         )
     if earlier and phase:
         notes.append(f"the Canary's status (phase {phase}) predates this rollout and was not used")
@@ -233,17 +275,29 @@ def classify(
             "unknown",
             f"the canary's weight went back to 0 at {rfc3339(back.time)} (Flagger's weight gauge), but no terminal event "
             "and no Canary status of this rollout say whether it was promoted, rolled back or failed",
-            "none",
+            OutcomeSource.NONE,
+            OutcomeCause.UNKNOWN,
         )
     if entries:
         if phase in RUNNING_PHASES and not stale:
-            return "in_progress", f"no terminal event yet; the Canary's status is {phase}", "events"
+            return (
+                "in_progress",
+                f"no terminal event yet; the Canary's status is {phase}",
+                OutcomeSource.EVENTS,
+                OutcomeCause.RUNNING,
+            )
         return (
             "in_progress",
             "no terminal event in the record: the rollout was still running, or its last events were lost",
-            "events",
+            OutcomeSource.EVENTS,
+            OutcomeCause.RUNNING,
         )
-    return "unknown", "no event of this rollout in the bundle and no usable Canary status", "none"
+    return (
+        "unknown",
+        "no event of this rollout in the bundle and no usable Canary status",
+        OutcomeSource.NONE,
+        OutcomeCause.UNKNOWN,
+    )
 
 
 def _count_text(e: TimelineEntry) -> str:

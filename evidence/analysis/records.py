@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from evidence.analysis.traffic import WeightSeries
-from evidence.model import epoch_ms
+from evidence.model import OutcomeCause, OutcomeSource, epoch_ms
 
 ROLLOUT_START = ("new-revision", "restart")
 ROLLBACK_ACTIONS = ("rollback", "rollback-manual", "rollback-deadline", "failed")
@@ -24,7 +24,7 @@ ENDED = ("promoted", "rolled_back", "failed")
 # Canary phases of a rollout that is still running: a status of the span in one of them is
 # what the record says now, and Flagger's status gauge does not override it.
 RUNNING_PHASES = ("Progressing", "Waiting", "WaitingPromotion", "Promoting", "Finalising")
-STATUS_GAUGE = "status-gauge"  # outcome_source when flagger_canary_status decided the outcome
+STATUS_GAUGE = OutcomeSource.STATUS_GAUGE  # outcome_source when flagger_canary_status decided the outcome
 LOSSLESS = ("webhook", "log")
 PRIMARY_WEIGHT = re.compile(r"primary weight (\d+)")
 THRESHOLD_RE = re.compile(r"threshold reached (\d+)")
@@ -88,7 +88,7 @@ class Timeline:
 
     outcome: str
     outcome_reason: str
-    outcome_source: str  # "events" | "canary-status" | "status-gauge" | "none"
+    outcome_source: OutcomeSource
     started_at: dt.datetime | None
     first_traffic_at: dt.datetime | None
     first_halt_at: dt.datetime | None
@@ -107,6 +107,7 @@ class Timeline:
     entries: tuple[TimelineEntry, ...]
     confidence: str  # high | medium | low
     notes: tuple[str, ...]
+    outcome_cause: OutcomeCause = OutcomeCause.UNKNOWN  # why, as findings test it (never the reason's prose)
 
     @property
     def ended(self) -> bool:

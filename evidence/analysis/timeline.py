@@ -265,7 +265,7 @@ def build_timeline(
 
     change = status_change(status, start, end)
     fallback = StatusFallback(change, steps, back, int(max_weight), promotion_weight(canary))
-    outcome, reason, source = classify(entries, halts, canary, start, end, notes, back, fallback)
+    outcome, reason, source, cause = classify(entries, halts, canary, start, end, notes, back, fallback)
     rollback_at = rollback_ev.time if rollback_ev else None
     failed_at = failed_ev.time if failed_ev else None
     rollback_inferred = False
@@ -317,6 +317,7 @@ def build_timeline(
     return Timeline(
         outcome=outcome,
         outcome_reason=reason,
+        outcome_cause=cause,
         outcome_source=source,
         started_at=started_at,
         first_traffic_at=first_up.time if first_up else None,
