@@ -30,7 +30,7 @@ from evidence.analysis.timeline import MANIFEST_START, Timeline, build_timeline,
 from evidence.analysis.traffic import WeightSeries, canary_active, scrape_times, status_gauge, weight_gauge
 from evidence.canary import CanarySpec
 from evidence.errors import BundleError
-from evidence.model import epoch_ms, parse_stored_time, rfc3339
+from evidence.model import GapKind, Manifest, epoch_ms, rfc3339
 from evidence.policy import Policy, default_policy
 
 if TYPE_CHECKING:
@@ -74,10 +74,6 @@ class Evaluation:
     counters: CounterTable | None = field(default=None, repr=False, compare=False)
 
 
-def _time(value: Any) -> dt.datetime | None:
-    return parse_stored_time(str(value)) if value else None  # a malformed manifest time is treated as absent
-
-
 @dataclass(frozen=True, eq=False)
 class RolloutRecord:
     """Which rollout of a bundle is judged, and what Flagger did in it: shared by evaluate and show."""
@@ -93,23 +89,25 @@ class RolloutRecord:
     timeline: Timeline
 
 
+def _record(manifest: Manifest | Mapping[str, Any]) -> Manifest:
+    from evidence.bundle import manifest_from_json
+
+    return manifest if isinstance(manifest, Manifest) else manifest_from_json(manifest)
+
+
 def reconstruct_rollout(
-    manifest: Mapping[str, Any], canary: Mapping[str, Any], events: pd.DataFrame, table: CounterTable
+    manifest: Manifest | Mapping[str, Any], canary: Mapping[str, Any], events: pd.DataFrame, table: CounterTable
 ) -> RolloutRecord:
     """Return the rollout the bundle is about and Flagger's timeline of it (``table`` needs at least Flagger's weight and status gauges)."""
+    m = _record(manifest)
     meta = canary.get("metadata") or {}
-    spec = canary.get("spec") or {}
-    found = manifest.get("canary")
-    mcan: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-    namespace = str(meta.get("namespace") or mcan.get("namespace") or "")
-    name = str(meta.get("name") or mcan.get("name") or "")
-    target = str((spec.get("targetRef") or {}).get("name") or mcan.get("target") or name)
-    window = manifest.get("window") or {}
-    rollout = manifest.get("rollout") or {}
-    ws, we = _time(window.get("start")), _time(window.get("end"))
-    if ws is None or we is None:
+    namespace = str(meta.get("namespace") or m.canary.namespace)
+    name = str(meta.get("name") or m.canary.name)
+    target = str(((canary.get("spec") or {}).get("targetRef") or {}).get("name") or m.canary.target or name)
+    if m.window is None:
         raise BundleError("the bundle's manifest has no window start/end; collect it again")
-    start, end, how = rollout_span(events, ws, we, _time(rollout.get("start")))
+    ws, we = m.window.start, m.window.end
+    start, end, how = rollout_span(events, ws, we, m.rollout.start)
     gauge = weight_gauge(table, target)
     timeline = build_timeline(events, start, end, canary, gauge, status_gauge(table, target))
     return RolloutRecord(f"{namespace}/{name}", target, ws, we, start, end, how, gauge, timeline)
@@ -120,11 +118,11 @@ def evaluate_bundle(bundle: Bundle, policy: Policy | None = None) -> Evaluation:
     try:
         canary: Mapping[str, Any] = bundle.canary
     except BundleError:
-        if not isinstance(bundle.manifest.get("canary"), Mapping):
+        if not bundle.record.canary.name:
             raise
         canary = {}
     ev = evaluate_rollout(
-        manifest=bundle.manifest,
+        manifest=bundle.record,
         canary=canary,
         series=bundle.table("series"),
         samples=bundle.table("samples"),
@@ -137,7 +135,7 @@ def evaluate_bundle(bundle: Bundle, policy: Policy | None = None) -> Evaluation:
 
 def evaluate_rollout(
     *,
-    manifest: Mapping[str, Any],
+    manifest: Manifest | Mapping[str, Any],
     canary: Mapping[str, Any],
     series: pd.DataFrame,
     samples: pd.DataFrame,
@@ -147,6 +145,7 @@ def evaluate_rollout(
 ) -> Evaluation:
     """Evaluate one rollout from the bundle's tables (pure: DataFrames in, an Evaluation out)."""
     notes: list[str] = []
+    manifest = _record(manifest)
     if not canary:
         notes.append("the bundle holds no Canary object: its spec (interval, threshold, metrics, limits) is unknown")
     spec = CanarySpec.from_object(dict(canary))
@@ -183,11 +182,7 @@ def evaluate_rollout(
     metric_names = spec.metric_names
     if not metric_names and len(checks):
         metric_names = sorted(str(m) for m in checks["metric"].dropna().unique())
-    queried = {
-        str(q.get("metric"))
-        for q in manifest.get("queries") or []
-        if isinstance(q, Mapping) and q.get("kind") == "range" and q.get("metric") and q.get("status") != "failed"
-    }
+    queried = {q.metric for q in manifest.queries if q.kind == "range" and q.metric and q.status != "failed"}
     rf = replay_flagger(checks, metric_names, threshold, interval, ticks, queried)
     rp = replay_policy(table, policy, threshold, interval, ticks)
 
@@ -209,7 +204,7 @@ def evaluate_rollout(
     return Evaluation(
         canary=record.canary,
         target=target,
-        bundle_id=str(manifest["bundle_id"]) if manifest.get("bundle_id") else None,
+        bundle_id=manifest.bundle_id or None,
         policy=policy,
         window_start=ws,
         window_end=we,
@@ -234,7 +229,7 @@ def evaluate_rollout(
     )
 
 
-def _gap_notes(manifest: Mapping[str, Any], start: dt.datetime, end: dt.datetime) -> list[str]:
+def _gap_notes(manifest: Manifest, start: dt.datetime, end: dt.datetime) -> list[str]:
     """Return a note for each gap of the manifest that touches the evaluated span ``[start, end]``.
 
     A failed query's gaps are its failed chunks, each with ``from``/``to``: only those that
@@ -243,22 +238,20 @@ def _gap_notes(manifest: Mapping[str, Any], start: dt.datetime, end: dt.datetime
     """
     out = []
     failed: dict[str, list[tuple[dt.datetime | None, dt.datetime | None, str]]] = {}
-    for g in manifest.get("gaps") or []:
-        if not isinstance(g, Mapping):
-            continue
-        kind = g.get("kind")
-        a, b = _time(g.get("from")), _time(g.get("to"))
-        if kind == "scrape_gap":
+    for g in manifest.gaps:
+        kind = g.kind
+        a, b = g.start, g.end
+        if kind == GapKind.SCRAPE_GAP:
             if a is not None and b is not None and a <= end and b >= start:
                 out.append(
                     f"scrape gap {rfc3339(a)} → {rfc3339(b)}: criteria have no evaluation inside it; counts across it are exact"
                 )
-        elif kind in ("query_failed", "query_invalid"):
+        elif kind in (GapKind.QUERY_FAILED, GapKind.QUERY_INVALID):
             if a is not None and b is not None and (a > end or b < start):
                 continue
-            failed.setdefault(str(g.get("query")), []).append((a, b, str(g.get("detail") or "")))
-        elif kind == "query_empty":
-            out.append(f"query {g.get('query')}: query empty — {g.get('detail')}")
+            failed.setdefault(str(g.query), []).append((a, b, g.detail or ""))
+        elif kind == GapKind.QUERY_EMPTY:
+            out.append(f"query {g.query}: query empty — {g.detail}")
     for query, chunks in failed.items():
         known = [(a, b) for a, b, _ in chunks if a is not None and b is not None]
         unrecorded = len(known) < len(chunks)

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import durationpy
 
@@ -283,3 +284,105 @@ def epoch_ms(t: dt.datetime) -> int:
 def from_epoch_ms(ms: int | float) -> dt.datetime:
     """Return epoch milliseconds as an aware UTC datetime."""
     return dt.datetime.fromtimestamp(float(ms) / 1000, tz=UTC)
+
+
+# ----- the bundle's manifest, typed (read and written only by bundle.py) ---------------------------
+
+
+@dataclass(frozen=True)
+class RolloutSpan:
+    """The rollout collect found in the window (``detected_from``: events, weights, or none)."""
+
+    start: dt.datetime | None
+    end: dt.datetime | None
+    detected_from: str | None
+    in_progress: bool
+
+
+@dataclass(frozen=True)
+class QueryRecord:
+    """One Prometheus query collect ran: what for, over which range, and how it went."""
+
+    id: str
+    kind: str  # raw | range | instant
+    status: str | None  # ok | empty | failed
+    metric: str | None
+    promql: str | None
+    purpose: str | None
+    start: dt.datetime | None
+    end: dt.datetime | None
+    extra: dict[str, Any]  # chunks, series, samples, seconds, step_seconds, error, failed_chunks, as written
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Something missing from the bundle, and where in time (``kind`` as written when this version does not know it)."""
+
+    kind: GapKind | str
+    query: str | None
+    start: dt.datetime | None  # "from"
+    end: dt.datetime | None  # "to"
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where the bundle's data came from: the Kubernetes side, Prometheus (no credentials), event counts."""
+
+    kubernetes: dict[str, Any]
+    prometheus: dict[str, Any]
+    events: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """What collect replaced or dropped as secret-looking."""
+
+    total: int
+    listed: int
+    by_action: dict[str, int]
+    items: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class ManifestCanary:
+    """The canary a bundle is about, as the manifest names it."""
+
+    namespace: str
+    name: str
+    target: str | None
+    service: str | None
+    port: int | None
+
+    @property
+    def ref(self) -> CanaryRef:
+        return CanaryRef(self.namespace, self.name)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A bundle's manifest.json as typed records (``bundle.manifest_from_json`` / ``manifest_to_json``)."""
+
+    schema: str
+    schema_version: int
+    bundle_id: str
+    rollout_id: str | None
+    cluster: dict[str, str]
+    canary: ManifestCanary
+    window: Window | None  # None: the manifest's window is malformed
+    window_chosen: str | None
+    rollout: RolloutSpan
+    interval_seconds: float | None
+    threshold: int | None
+    collected_at: dt.datetime | None
+    tool: dict[str, str]
+    sources: Provenance
+    queries: tuple[QueryRecord, ...]
+    gaps: tuple[Gap, ...]
+    warnings: tuple[str, ...]
+    redaction: Redaction | None
+    counts: dict[str, int]
+    legal_hold: bool
+    files: dict[str, dict[str, Any]]
+    self_sha256: str | None
+    extra: dict[str, Any]  # keys this version does not know, kept as written

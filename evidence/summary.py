@@ -24,7 +24,7 @@ def _canary(b: Bundle) -> Mapping[str, Any]:
     try:
         return b.canary
     except BundleError:
-        if not isinstance(b.manifest.get("canary"), Mapping):
+        if not b.record.canary.name:
             raise
         return {}
 
@@ -38,7 +38,7 @@ def rollout_record(b: Bundle) -> RolloutRecord:
     # every other series (the status gauge is the outcome's last fallback, as in evaluate).
     gauge_series = series[series["metric"].isin([WEIGHT, STATUS])]
     gauge_samples = samples[samples["series_id"].isin(gauge_series["series_id"])]
-    return reconstruct_rollout(b.manifest, canary, b.table("events"), prepare_counters(gauge_series, gauge_samples))
+    return reconstruct_rollout(b.record, canary, b.table("events"), prepare_counters(gauge_series, gauge_samples))
 
 
 def _rollout_end(tl: Timeline) -> str:
@@ -59,31 +59,30 @@ def weights_text(tl: Timeline) -> str:
 
 def summarise_bundle(b: Bundle) -> str:
     """Return a few lines describing the bundle."""
-    m = b.manifest
+    m = b.record
     record = rollout_record(b)
     tl = record.timeline
     status = _canary(b).get("status") or {}
-    counts = m.get("counts", {})
-    sources = m.get("sources", {})
+    counts = m.counts
+    events: dict[str, Any] = m.sources.events
+    kube: dict[str, Any] = m.sources.kubernetes
     outcome = tl.outcome.replace("_", " ")
     lines = [f"UNVERIFIED: {b.unverified_reason}"] if b.verified is False else []
     lines += [
         f"canary:    {record.canary} (target {record.target})",
         f"bundle:    {b.bundle_id}  ({b.path})",
-        f"window:    {m['window']['start']} → {m['window']['end']}  ({m['window'].get('chosen', '')})",
+        f"window:    {rfc3339(record.window_start)} → {rfc3339(record.window_end)}  ({m.window_chosen or ''})",
         f"rollout:   {rfc3339(record.start) or '?'} → {_rollout_end(tl)}"
         + (f"  ({record.how})" if record.how != MANIFEST_START else ""),
         f"outcome:   {outcome}: {tl.outcome_reason}  (confidence {tl.confidence}; Canary status now: {status.get('phase', '?')})",
         f"weights:   {weights_text(tl)}",
         f"events:    {counts.get('events', 0)} in the window, merged from what the sources held: "
-        f"{sources.get('events', {}).get('webhook', 0)} webhook payloads, {sources.get('events', {}).get('log', 0)} log lines, "
-        f"{sources.get('events', {}).get('kubernetes', 0)} Kubernetes Events",
+        f"{events.get('webhook', 0)} webhook payloads, {events.get('log', 0)} log lines, "
+        f"{events.get('kubernetes', 0)} Kubernetes Events",
         f"samples:   {counts.get('samples', 0):,} in {counts.get('series', 0)} series; {counts.get('checks', 0)} Flagger check values",
-        f"sources:   {sources.get('kubernetes', {}).get('kind')} {sources.get('kubernetes', {}).get('location')}; "
-        f"Prometheus {sources.get('prometheus', {}).get('url')}",
+        f"sources:   {kube.get('kind')} {kube.get('location')}; Prometheus {m.sources.prometheus.get('url')}",
     ]
-    gaps = m.get("gaps", [])
-    warnings = m.get("warnings", [])
+    gaps, warnings = m.gaps, m.warnings
     lines.append(f"gaps:      {len(gaps) or 'none'}")
     for g in grouped_gaps(m):
         lines.append(f"  - {g['kind']}: {g['where']}: {g['detail']}")

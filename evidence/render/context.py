@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from evidence import __version__
 from evidence.analysis.counters import prepare_counters
 from evidence.canary import CanarySpec
-from evidence.model import parse_stored_time
 from evidence.render.formatting import (
     FRIENDLY,
     OUTCOME_LABEL,
@@ -44,7 +43,7 @@ if TYPE_CHECKING:
 
 def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
     """Return the report context of a bundle and its evaluation."""
-    m = bundle.manifest
+    m = bundle.record
     canary = bundle.canary
     window_start = ev.window_start
     window_end = ev.window_end
@@ -55,8 +54,8 @@ def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
 
     header = {
         "canary": ev.canary,
-        "namespace": m["canary"]["namespace"],
-        "name": m["canary"]["name"],
+        "namespace": m.canary.namespace,
+        "name": m.canary.name,
         "target": ev.target,
         "window": f"{fmt_datetime(window_start)} → {fmt_datetime(window_end)}",
         "rollout_start": fmt_datetime(tl.started_at or ev.rollout_start),
@@ -70,7 +69,7 @@ def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
         "bundle_id": bundle.bundle_id,
         "bundle_short": bundle.bundle_id[:8],
         "manifest_sha256": bundle.manifest_sha256,
-        "collected_at": fmt_datetime(_parse(m.get("collected_at"))),
+        "collected_at": fmt_datetime(m.collected_at),
         "policy": ev.policy.source,
         "confidence": tl.confidence,
         "tool_version": __version__,
@@ -306,10 +305,6 @@ def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
         "workloads": workloads,
         "postmortem": postmortem_facts(ev, summary, workloads),
     }
-
-
-def _parse(text: Any) -> dt.datetime | None:
-    return parse_stored_time(str(text)) if text else None
 
 
 def summary_sentences(ev: Evaluation) -> list[str]:

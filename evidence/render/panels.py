@@ -143,12 +143,12 @@ def _checks_charts(bundle: Bundle, ev: Evaluation, markers: tuple[Marker, ...], 
         unit = "%" if metric == "request-success-rate" else "ms" if metric == "request-duration" else "value"
         title = f"Flagger's check {metric} at each analysis tick"
         cid = f"flagger-check-{i}"
-        query = next((q for q in bundle.manifest.get("queries", []) if q.get("id") == f"check:{metric}"), None)
+        query = next((q for q in bundle.record.queries if q.id == f"check:{metric}"), None)
         if len(df) == 0 or df["value"].notna().sum() == 0:
             if query is None:
                 why = "its query could not be re-run (see Evidence and provenance)"
-            elif query.get("status") == "failed":
-                why = f"the query failed: {query.get('error')}"
+            elif query.status == "failed":
+                why = f"the query failed: {query.extra.get('error')}"
             else:
                 why = "the query returned no values at any tick — Flagger's 'no values found'"
             charts.append(ChartSpec(cid, title, "", (), x_range=(start, end), no_data=why))

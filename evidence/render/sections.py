@@ -7,6 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from evidence.bundle import grouped_gaps
+from evidence.model import rfc3339
 from evidence.render.formatting import FRIENDLY, OUTCOME_LABEL, fmt_duration, fmt_int, fmt_num, fmt_time, fmt_value
 
 if TYPE_CHECKING:
@@ -122,11 +123,11 @@ def workloads_section(bundle: Bundle) -> list[dict[str, str]]:
 
 
 def provenance_section(bundle: Bundle) -> dict[str, Any]:
-    m = bundle.manifest
-    src = m.get("sources", {})
-    kube = src.get("kubernetes", {})
-    prom = src.get("prometheus", {})
-    ev_src = src.get("events", {})
+    m = bundle.record
+    kube: dict[str, Any] = m.sources.kubernetes
+    prom: dict[str, Any] = m.sources.prometheus
+    ev_src: dict[str, Any] = m.sources.events
+    window = f"{rfc3339(m.window.start)} → {rfc3339(m.window.end)}" if m.window else "? → ?"
     sources = [
         ("Kubernetes", f"{kube.get('kind', '?')} {kube.get('location', '?')}"),
         ("Prometheus", f"{prom.get('url', '?')}" + (f" (auth: {', '.join(prom.get('auth') or [])})" if prom.get("auth") else "")),
@@ -134,34 +135,34 @@ def provenance_section(bundle: Bundle) -> dict[str, Any]:
             "Flagger events",
             f"webhook {ev_src.get('webhook', 0)}, log {ev_src.get('log', 0)}, Kubernetes Events {ev_src.get('kubernetes', 0)}",
         ),
-        ("window", f"{m['window']['start']} → {m['window']['end']} ({m['window'].get('chosen', '')})"),
-        ("collected", f"{m.get('collected_at')} by evidence {m.get('tool', {}).get('version', '?')}"),
+        ("window", f"{window} ({m.window_chosen or ''})"),
+        ("collected", f"{rfc3339(m.collected_at)} by evidence {m.tool.get('version', '?')}"),
     ]
     queries = [
         {
-            "id": str(q.get("id")),
-            "status": str(q.get("status")),
-            "series": str(q.get("series", "")),
-            "samples": fmt_int(q.get("samples")),
-            "chunks": str(q.get("chunks", "")),
-            "query": str(q.get("query", "")),
-            "error": str(q.get("error") or ""),
+            "id": q.id,
+            "status": str(q.status),
+            "series": str(q.extra.get("series", "")),
+            "samples": fmt_int(q.extra.get("samples")),
+            "chunks": str(q.extra.get("chunks", "")),
+            "query": q.promql or "",
+            "error": str(q.extra.get("error") or ""),
         }
-        for q in m.get("queries", [])
+        for q in m.queries
     ]
     gaps = [dict(g, meaning=GAP_MEANING.get(g["kind"], "")) for g in grouped_gaps(m)]
     files = [
         {"name": name, "sha256": str(info.get("sha256")), "bytes": fmt_int(info.get("bytes")), "rows": fmt_int(info.get("rows"))}
-        for name, info in sorted(m.get("files", {}).items())
+        for name, info in sorted(m.files.items())
     ]
     return {
         "sources": sources,
         "queries": queries,
         "gaps": gaps,
-        "warnings": [str(w) for w in m.get("warnings", [])],
+        "warnings": list(m.warnings),
         "files": files,
         "manifest_sha256": bundle.manifest_sha256,
-        "counts": json.dumps(m.get("counts", {})),
+        "counts": json.dumps(m.counts),
     }
 
 
