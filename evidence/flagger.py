@@ -1,4 +1,6 @@
-"""Flagger's vocabulary: its event messages parsed into fields, and its Traefik queries.
+"""Flagger's vocabulary: its event messages parsed into fields, and how it renders query templates.
+
+Its builtin queries are the router's (``evidence.routers``).
 
 Formats follow Flagger 1.44 (``pkg/controller/scheduler*.go``, ``pkg/canary/deployment_ready.go``,
 ``pkg/metrics/observers/traefik.go``) as recorded in ../shared/reference/flagger-traefik.md
@@ -180,16 +182,6 @@ def strip_combined(message: str) -> tuple[str, bool]:
 
 # ----- queries -----------------------------------------------------------------------------
 
-SUCCESS_RATE = (
-    'sum(rate(traefik_service_request_duration_seconds_bucket{service=~"{{ namespace }}-{{ target }}-canary-[0-9a-zA-Z-]+@kubernetescrd",'
-    'code!~"5..",le="+Inf"}[{{ interval }}])) / sum(rate(traefik_service_request_duration_seconds_bucket{service=~"{{ namespace }}-{{ target }}-canary-[0-9a-zA-Z-]+@kubernetescrd",'
-    'le="+Inf"}[{{ interval }}])) * 100'
-)
-REQUEST_DURATION = (
-    'histogram_quantile(0.99, sum(rate(traefik_service_request_duration_seconds_bucket{service=~"{{ namespace }}-{{ target }}-canary-[0-9a-zA-Z-]+@kubernetescrd"}'
-    "[{{ interval }}])) by (le)) * 1000"
-)
-BUILTIN_QUERIES = {"request-success-rate": SUCCESS_RATE, "request-duration": REQUEST_DURATION}
 
 _TEMPLATE_VAR = re.compile(r"\{\{\s*(\.?[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_-]+)?)\s*\}\}")
 

@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import Any
 
 from evidence.errors import PolicyError
+from evidence.routers import TRAEFIK
 
 BUILTIN = ("error_rate_ratio", "p95_latency_increase", "success_rate")
 CUSTOM_KINDS = ("ratio", "gauge")
@@ -252,9 +253,7 @@ class _Reader:
         d = self.mapping(data, where, ("metric", "role", "match"))
         metric = d.get("metric")
         if not isinstance(metric, str) or not re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", metric):
-            raise self.fail(
-                f"{where}.metric", "is required: a metric name such as traefik_service_requests_total", _shown(metric)
-            )
+            raise self.fail(f"{where}.metric", f"is required: a metric name such as {TRAEFIK.requests}", _shown(metric))
         role = d.get("role")
         if role is not None:
             role = self.choice(role, f"{where}.role", ROLES)

@@ -23,9 +23,10 @@ import numpy as np
 
 from evidence.canary import CanarySpec
 from evidence.errors import PrometheusError, PrometheusInvalidQuery, PrometheusTimeout
-from evidence.flagger import BUILTIN_QUERIES, TemplateError, promql_string, re2_escape, render_query
-from evidence.model import Window, rfc3339
+from evidence.flagger import TemplateError, promql_string, re2_escape, render_query
+from evidence.model import Role, Window, rfc3339
 from evidence.progress import Progress
+from evidence.routers import TRAEFIK
 from evidence.sources.prometheus import MAX_POINTS, PrometheusSource, range_chunks
 
 UTC = dt.UTC
@@ -33,12 +34,7 @@ _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 RAW_CHUNK = dt.timedelta(hours=2)
 #: After this many timed-out chunks of one query, its remaining chunks are not attempted.
 MAX_TIMEOUTS = 2
-TRAEFIK_METRICS = (
-    "traefik_service_requests_total",
-    "traefik_service_request_duration_seconds_bucket",
-    "traefik_service_request_duration_seconds_sum",
-    "traefik_service_request_duration_seconds_count",
-)
+BUILTIN_QUERIES = TRAEFIK.builtin_queries
 
 
 @dataclass
@@ -97,11 +93,10 @@ def plan_queries(spec: CanarySpec, window: Window, rollout_start: dt.datetime | 
     """Return the queries to run for a rollout window, and warnings about the plan."""
     warnings: list[str] = []
     ns = spec.ref.namespace
-    port = str(spec.port) if spec.port is not None else "[0-9a-zA-Z-]+"
-    svc_re = f"{re2_escape(ns)}-{re2_escape(spec.apex)}-(primary|canary)-{port}@kubernetescrd"
-    selector = "{service=~" + promql_string(svc_re) + "}"
+    svc_re = TRAEFIK.services_regex(ns, spec.apex, spec.port, (Role.PRIMARY, Role.CANARY))
+    selector = "{" + TRAEFIK.service_label + "=~" + promql_string(svc_re) + "}"
     qs: list[Query] = []
-    for raw_metric in TRAEFIK_METRICS:
+    for raw_metric in TRAEFIK.raw_metrics:
         qs.append(
             Query(
                 f"raw:{raw_metric}",
@@ -305,8 +300,7 @@ def run_queries(
 def _role(metric: str, labels: dict[str, str], spec: CanarySpec) -> str:
     if metric.startswith("flagger_"):
         return "flagger"
-    svc = labels.get("service", "")
-    return "canary" if f"-{spec.apex}-canary-" in svc else "primary"
+    return TRAEFIK.role_of(labels, spec.apex).value
 
 
 def build_series(queries: list[Query], spec: CanarySpec) -> tuple[list[dict[str, Any]], Any]:
@@ -334,9 +328,9 @@ def build_series(queries: list[Query], spec: CanarySpec) -> tuple[list[dict[str,
                         "series_id": sid,
                         "metric": metric,
                         "role": _role(metric, labels, spec),
-                        "service": labels.get("service"),
-                        "code": labels.get("code"),
-                        "le": labels.get("le"),
+                        "service": labels.get(TRAEFIK.service_label),
+                        "code": labels.get(TRAEFIK.code_label),
+                        "le": labels.get(TRAEFIK.bucket_label),
                         "labels": json.dumps(dict(sorted(labels.items())), separators=(",", ":")),
                         "query_id": q.id,
                     }
@@ -401,7 +395,7 @@ def build_checks(queries: list[Query]) -> list[dict[str, Any]]:
 
 def scrape_gaps(series_rows: list[dict[str, Any]], samples: Any, window: Window) -> list[dict[str, Any]]:
     """Find holes in the Traefik primary series longer than twice the usual scrape interval."""
-    wanted = [r["series_id"] for r in series_rows if r["metric"] == "traefik_service_requests_total" and r["role"] == "primary"]
+    wanted = [r["series_id"] for r in series_rows if r["metric"] == TRAEFIK.requests and r["role"] == Role.PRIMARY]
     if not wanted:
         return []
     stamps = samples.loc[samples["series_id"].isin(wanted), "timestamp"]

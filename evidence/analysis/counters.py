@@ -63,7 +63,6 @@ if TYPE_CHECKING:
 # Sample keys combine a series' position and its time: position * _STRIDE + ms.  2**42 ms
 # reaches the year 2109; 2**21 series fit below 2**63.
 _STRIDE = np.int64(2**42)
-_FIVE_XX = re.compile(r"5\d\d")
 
 
 def to_ms(values: pd.Series | pd.DatetimeIndex | Sequence[Any]) -> IntArray:
@@ -88,11 +87,6 @@ def parse_le(le: Any) -> float:
         return float(text)
     except ValueError:
         return float("nan")
-
-
-def is_5xx(code: Any) -> bool:
-    """Return whether a ``code`` label is an HTTP 5xx status."""
-    return code is not None and bool(_FIVE_XX.fullmatch(str(code)))
 
 
 @dataclass(frozen=True, eq=False)

@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from evidence.analysis.counters import CounterTable, is_5xx
+from evidence.analysis.counters import CounterTable
+from evidence.routers import TRAEFIK
 
 if TYPE_CHECKING:
     from evidence.analysis.counters import BoolArray, FloatArray, IntArray
 
-REQUESTS = "traefik_service_requests_total"
-BUCKETS = "traefik_service_request_duration_seconds_bucket"
+REQUESTS = TRAEFIK.requests
+BUCKETS = TRAEFIK.duration_buckets
 WEIGHT = "flagger_canary_weight"
 STATUS = "flagger_canary_status"
 TRAEFIK_ROLES = ("primary", "canary")
@@ -114,15 +115,15 @@ def status_gauge(table: CounterTable, target: str) -> StatusSeries:
 def request_positions(table: CounterTable, role: str, *, errors: bool = False) -> IntArray:
     """Return the request-counter series of a role (5xx only with ``errors``).
 
-    ``traefik_service_requests_total`` when the bundle has it, else the duration histogram's
+    The router's request counter when the bundle has it, else its duration histogram's
     ``+Inf`` bucket, which counts the same requests.
     """
     pos = table.select(REQUESTS, role=role)
     if pos.size == 0:
-        pos = table.select(BUCKETS, role=role, match={"le": r"\+?Inf"})
+        pos = table.select(BUCKETS, role=role, match={TRAEFIK.bucket_label: r"\+?Inf"})
     if errors and pos.size:
-        codes = table.label(pos, "code")
-        pos = pos[np.array([is_5xx(c) for c in codes], dtype=bool)]
+        codes = table.label(pos, TRAEFIK.code_label)
+        pos = pos[np.array([TRAEFIK.is_error(c) for c in codes], dtype=bool)]
     return pos
 
 

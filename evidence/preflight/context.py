@@ -1,8 +1,8 @@
 """What every check reads: the canary, its sources and the primary's traffic, fetched once.
 
-The primary's Traefik series are looked up under ``service`` and, where kube-prometheus-stack
-renamed it, ``exported_service`` (reference §4.1, §6.2); leaf services are named
-``<ns>-<apex>-primary-<port>@kubernetescrd`` after the apex service (§1.3, §6.3).
+The primary's Traefik series are looked up under each of the router's service labels (where
+kube-prometheus-stack renamed it, reference §4.1, §6.2); leaf services are named after the apex
+service (§1.3, §6.3; ``evidence.routers.traefik``).
 """
 
 from __future__ import annotations
@@ -16,16 +16,17 @@ from typing import Any, Protocol
 
 from evidence.canary import CanarySpec
 from evidence.errors import PrometheusError
-from evidence.flagger import promql_string, re2_escape
-from evidence.model import CanaryRef
+from evidence.flagger import promql_string
+from evidence.model import CanaryRef, Role
 from evidence.policy import Policy
 from evidence.preflight.plan import CanaryPlan
+from evidence.routers import TRAEFIK
 from evidence.sources import ClusterData
 from evidence.sources.prometheus import PrometheusSource
 
-SERVICE_LABELS = ("service", "exported_service")
-REQUESTS = "traefik_service_requests_total"
-BUCKETS = "traefik_service_request_duration_seconds_bucket"
+SERVICE_LABELS = TRAEFIK.service_labels
+REQUESTS = TRAEFIK.requests
+BUCKETS = TRAEFIK.duration_buckets
 LOOKBACK_S = 300  # Prometheus' default lookback delta: an instant query sees nothing older
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
@@ -44,7 +45,7 @@ class FlaggerFinder(Protocol):
 class PrimaryTraffic:
     """The primary's Traefik series at ``at``: under which label, how fresh, how busy."""
 
-    label: str | None  # "service" | "exported_service" | None: no series in the last 5 minutes
+    label: str | None  # one of TRAEFIK.service_labels, None: no series in the last 5 minutes
     services: tuple[str, ...] = ()
     last_sample: dt.datetime | None = None
     scrape_interval_s: float | None = None
@@ -91,8 +92,7 @@ class Context:
 
     def primary_regex(self) -> str:
         """Return the RE2 regex of the primary's leaf service names (port when the spec gives it)."""
-        port = str(self.spec.port) if self.spec.port is not None else "[0-9a-zA-Z-]+"
-        return f"{re2_escape(self.ref.namespace)}-{re2_escape(self.spec.apex)}-primary-{port}@kubernetescrd"
+        return TRAEFIK.services_regex(self.ref.namespace, self.spec.apex, self.spec.port, (Role.PRIMARY,))
 
     def selector(self, label: str) -> str:
         """Return ``{label=~"<primary regex>"}``, quoted."""
@@ -130,7 +130,7 @@ class Context:
             return None
         services = sorted({str(r["metric"].get(label, "")) for r in rows})
         protocols = sorted({str(r["metric"].get("protocol", "")) for r in rows if r["metric"].get("protocol")})
-        codes = sorted({str(r["metric"].get("code", "")) for r in rows if r["metric"].get("code")})
+        codes = sorted({str(r["metric"].get(TRAEFIK.code_label, "")) for r in rows if r["metric"].get(TRAEFIK.code_label)})
         last = max(float(r["values"][-1][0]) for r in rows)
         gaps = [float(b[0]) - float(a[0]) for r in rows for a, b in zip(r["values"], r["values"][1:], strict=False)]
         rps = 0.0
@@ -141,10 +141,11 @@ class Context:
                 spans = True
                 rps += max(0.0, float(v1) - float(v0)) / (float(t1) - float(t0))
         try:
-            les = self.prom.instant(f"count by (le) ({BUCKETS}{self.selector(label)})", self.at)
+            les = self.prom.instant(f"count by ({TRAEFIK.bucket_label}) ({BUCKETS}{self.selector(label)})", self.at)
         except PrometheusError:
             les = []
-        buckets = sorted({str(r["metric"].get("le")) for r in les if r.get("metric", {}).get("le")})
+        le = TRAEFIK.bucket_label
+        buckets = sorted({str(r["metric"].get(le)) for r in les if r.get("metric", {}).get(le)})
         return PrimaryTraffic(
             label,
             tuple(services),

@@ -1,7 +1,7 @@
 """``abort-policy``: can the policy's criteria be computed from the series Prometheus holds now?
 
-The built-in criteria read ``traefik_service_requests_total`` (5xx by ``code``) and the
-``traefik_service_request_duration_seconds`` buckets of the primary and canary, selected by
+The built-in criteria read the router's request counter (5xx by status code) and its
+duration buckets of the primary and canary (``evidence.routers.traefik``), selected by
 ``service`` as ``evidence collect`` does; a window with fewer than ``min_requests`` canary
 requests is "no data" (``evidence.policy``).  On Traefik v3, gRPC requests carry the gRPC
 status in ``code`` (reference §6.2), which no 5xx rule sees.
@@ -15,6 +15,7 @@ from evidence.policy import Criterion
 from evidence.preflight.context import Context, PrimaryTraffic
 from evidence.preflight.model import CheckResult
 from evidence.render.formatting import fmt_duration
+from evidence.routers import TRAEFIK
 
 CODE = "abort-policy"
 
@@ -31,7 +32,7 @@ def check_policy(ctx: Context) -> list[CheckResult]:
                 "see traefik-series",
             )
         ]
-    if p.label != "service":
+    if p.label != TRAEFIK.service_label:
         return [
             CheckResult(
                 CODE,

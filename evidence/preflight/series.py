@@ -1,7 +1,7 @@
 """``traefik-series`` and ``flagger-queries-match``: does Prometheus hold what Flagger will query?
 
 Flagger renders its builtin Traefik queries with ``{{ target }}`` = ``targetRef.name`` and selects
-``service=~"<ns>-<target>-canary-…@kubernetescrd"`` (reference §4.1); Traefik names its leaf
+the canary's leaf services by name (reference §4.1, ``evidence.routers.traefik``); Traefik names its leaf
 services after the apex ``spec.service.name`` (§1.3, §4.2, §6.3).  When the two differ the
 queries match nothing (flagger#1767).  Before a rollout the canary has no series, so each
 query is also run on the primary's traffic: the same text with ``-canary-`` read as ``-primary-``.
@@ -9,15 +9,19 @@ query is also run on the primary's traffic: the same text with ``-canary-`` read
 
 from __future__ import annotations
 
-from evidence.flagger import BUILTIN_QUERIES, TemplateError, render_query
+from evidence.flagger import TemplateError, render_query
+from evidence.model import Role
 from evidence.preflight.context import Context, PrimaryTraffic
 from evidence.preflight.model import CheckResult
 from evidence.render.formatting import fmt_duration
+from evidence.routers import TRAEFIK
 
 SERIES = "traefik-series"
 QUERIES = "flagger-queries-match"
-CANARY_PART = "-canary-[0-9a-zA-Z-]+@kubernetescrd"
-PRIMARY_PART = "-primary-[0-9a-zA-Z-]+@kubernetescrd"
+BUILTIN_QUERIES = TRAEFIK.builtin_queries
+CANARY_PART = TRAEFIK.leaf_pattern(Role.CANARY)
+PRIMARY_PART = TRAEFIK.leaf_pattern(Role.PRIMARY)
+SERVICE = TRAEFIK.service_label
 V3_SWITCH = (
     "on Traefik v3, check that observability.metrics is not false on the router, the IngressRoute route "
     "or the entry point (reference §6.1)"
@@ -30,12 +34,12 @@ def check_series(ctx: Context) -> list[CheckResult]:
 
 
 def _series(ctx: Context, p: PrimaryTraffic) -> CheckResult:
-    where = f"{{service|exported_service=~{ctx.primary_regex()!r}}}"
+    where = "{" + "|".join(TRAEFIK.service_labels) + f"=~{ctx.primary_regex()!r}}}"
     if p.label is None or p.last_sample is None:
         return CheckResult(
             SERIES,
             "block",
-            f"no traefik_service_requests_total series for the primary {where} in the 5 minutes before --at",
+            f"no {TRAEFIK.requests} series for the primary {where} in the 5 minutes before --at",
             "check that traffic goes through the TraefikService and that Traefik exports service metrics (addServicesLabels); "
             + V3_SWITCH,
         )
@@ -53,7 +57,7 @@ def _series(ctx: Context, p: PrimaryTraffic) -> CheckResult:
         return CheckResult(
             SERIES, "block", f"{facts}: stale, older than {limit}", "check Traefik's scrape target in Prometheus; " + V3_SWITCH
         )
-    if p.label != "service":
+    if p.label != SERVICE:
         return CheckResult(
             SERIES,
             "warn",
@@ -112,7 +116,7 @@ def _builtin(ctx: Context, name: str, interval: str) -> CheckResult:
         twin = render_query(template.replace(CANARY_PART, PRIMARY_PART), model, {})
     except TemplateError as exc:  # pragma: no cover - the builtin templates only use these three names
         return CheckResult(QUERIES, "block", f"{name}: Flagger's template does not render ({exc})", "report this")
-    selects = f"{ctx.ref.namespace}-{ctx.spec.target}-canary-…@kubernetescrd"
+    selects = f"{ctx.ref.namespace}-{ctx.spec.target}-canary-…{TRAEFIK.leaf_suffix}"
     value = ctx.value(twin)
     p = ctx.primary()
     if value is not None:
@@ -136,7 +140,7 @@ def _builtin(ctx: Context, name: str, interval: str) -> CheckResult:
 
 def _blind(ctx: Context, name: str, interval: str, selects: str, query: str, p: PrimaryTraffic) -> CheckResult:
     target, apex = ctx.spec.target, ctx.spec.apex
-    if p.label == "service" and apex != target:
+    if p.label == SERVICE and apex != target:
         return CheckResult(
             QUERIES,
             "block",
@@ -146,13 +150,14 @@ def _blind(ctx: Context, name: str, interval: str, selects: str, query: str, p: 
             f"make spec.service.name equal to targetRef.name ({target}), or replace the builtin {name} with a MetricTemplate that selects "
             "{{ namespace }}-{{ service }}-canary-…",
         )
-    if p.label is not None and p.label != "service":
+    if p.label is not None and p.label != SERVICE:
         return CheckResult(
             QUERIES,
             "block",
-            f"{name}: Prometheus stores Traefik's service name as `{p.label}`, and Flagger's builtin query selects `service`: it is blind "
+            f"{name}: Prometheus stores Traefik's service name as `{p.label}`, and Flagger's builtin query selects `{SERVICE}`: it is blind "
             'and every tick will say "no values found" (reference §4.1)',
-            "set honorLabels: true where Prometheus scrapes Traefik, or use MetricTemplates that select exported_service",
+            "set honorLabels: true where Prometheus scrapes Traefik, or use MetricTemplates that select "
+            + TRAEFIK.service_labels[1],
         )
     if p.label is None:
         return CheckResult(

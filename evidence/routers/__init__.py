@@ -1,0 +1,13 @@
+"""Traffic routers: each one's metric and label names behind one ``TrafficMetrics`` record.
+
+Like Flagger's ``pkg/metrics/observers/``: a router is one file and one registry line here.
+Only Traefik exists today; Gateway API or Istio would be ``gatewayapi.py`` / ``istio.py``.
+"""
+
+from __future__ import annotations
+
+from evidence.routers.traefik import TRAEFIK, TrafficMetrics
+
+ROUTERS: dict[str, TrafficMetrics] = {TRAEFIK.name: TRAEFIK}
+
+__all__ = ["ROUTERS", "TRAEFIK", "TrafficMetrics"]

@@ -1,0 +1,88 @@
+"""Traefik's vocabulary as Flagger's Traefik observer reads it: the one place its names are spelled.
+
+Flagger 1.44 ``pkg/metrics/observers/traefik.go`` (reference §4.1): requests are counted by
+``traefik_service_requests_total`` and timed by ``traefik_service_request_duration_seconds``
+(a histogram in seconds), both labelled by the leaf ``service`` Traefik names
+``<namespace>-<apex>-<primary|canary>-<port>@kubernetescrd``, the HTTP status ``code`` and, for
+the buckets, ``le``.  When Prometheus scrapes Traefik without ``honorLabels`` the service label
+arrives as ``exported_service`` (§6.2).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from evidence.flagger import re2_escape
+from evidence.model import Role
+
+
+@dataclass(frozen=True)
+class TrafficMetrics:
+    """What the collector, the analysis and preflight need to know of one traffic router's metrics."""
+
+    name: str
+    requests: str  # request counter
+    duration_buckets: str  # duration histogram, _bucket series
+    duration_sum: str
+    duration_count: str
+    duration_unit_s: float  # the histogram's unit in seconds
+    service_label: str
+    service_labels: tuple[str, ...]  # where the service may arrive, in order of preference
+    code_label: str
+    bucket_label: str
+    error_code: str  # the status codes the criteria count as errors (a regex; Flagger's query says code!~"5..")
+    leaf_suffix: str  # after "<ns>-<apex>-<role>-<port>"
+    builtin_queries: dict[str, str] = field(default_factory=dict)  # Flagger's builtin checks, Go templates
+
+    @property
+    def raw_metrics(self) -> tuple[str, ...]:
+        """The series collect fetches raw for the primary and the canary."""
+        return (self.requests, self.duration_buckets, self.duration_sum, self.duration_count)
+
+    def leaf_pattern(self, role: Role, any_port: bool = True) -> str:
+        """Return the part of Flagger's builtin query that selects a role's leaf services after ``<ns>-<target>``."""
+        return f"-{role}-" + ("[0-9a-zA-Z-]+" if any_port else "") + self.leaf_suffix
+
+    def services_regex(self, namespace: str, apex: str, port: int | None, roles: tuple[Role, ...]) -> str:
+        """Return the RE2 regex of the leaf service names of ``roles`` (any port when ``port`` is None)."""
+        which = roles[0].value if len(roles) == 1 else "(" + "|".join(r.value for r in roles) + ")"
+        p = str(port) if port is not None else "[0-9a-zA-Z-]+"
+        return f"{re2_escape(namespace)}-{re2_escape(apex)}-{which}-{p}{self.leaf_suffix}"
+
+    def role_of(self, labels: dict[str, str], apex: str) -> Role:
+        """Return which side of the split a series belongs to (the canary's leaf service, else the primary)."""
+        return Role.CANARY if f"-{apex}-canary-" in labels.get(self.service_label, "") else Role.PRIMARY
+
+    def is_error(self, code: object) -> bool:
+        """Return whether a status-code label is a failure for the success rate."""
+        return code is not None and bool(re.fullmatch(self.error_code, str(code)))
+
+
+_LEAF = "@kubernetescrd"
+_CANARY = "{{ namespace }}-{{ target }}-canary-[0-9a-zA-Z-]+" + _LEAF
+_BUCKETS = "traefik_service_request_duration_seconds_bucket"
+
+TRAEFIK = TrafficMetrics(
+    name="traefik",
+    requests="traefik_service_requests_total",
+    duration_buckets=_BUCKETS,
+    duration_sum="traefik_service_request_duration_seconds_sum",
+    duration_count="traefik_service_request_duration_seconds_count",
+    duration_unit_s=1.0,
+    service_label="service",
+    service_labels=("service", "exported_service"),
+    code_label="code",
+    bucket_label="le",
+    error_code=r"5\d\d",
+    leaf_suffix=_LEAF,
+    builtin_queries={
+        "request-success-rate": (
+            f'sum(rate({_BUCKETS}{{service=~"{_CANARY}",code!~"5..",le="+Inf"}}[{{{{ interval }}}}])) / '
+            f'sum(rate({_BUCKETS}{{service=~"{_CANARY}",le="+Inf"}}[{{{{ interval }}}}])) * 100'
+        ),
+        "request-duration": (
+            f'histogram_quantile(0.99, sum(rate({_BUCKETS}{{service=~"{_CANARY}"}}[{{{{ interval }}}}])) by (le)) * 1000'
+        ),
+    },
+)
