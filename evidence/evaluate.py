@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from evidence.analysis.blast import BlastRadius, blast_radius
-from evidence.analysis.counters import CounterTable, prepare_counters
+from evidence.analysis.components import Components, criterion_components
+from evidence.analysis.counters import CounterTable, prepare_counters, to_ms
 from evidence.analysis.criteria import CriterionResult, evaluate_criteria
 from evidence.analysis.findings import Finding, check_rollout_limits, rollout_findings
 from evidence.analysis.lag import DetectionLag, detection_lag
@@ -72,6 +73,27 @@ class Evaluation:
     # The samples prepared for counter arithmetic, kept so a renderer draws from them without
     # preparing them again (the costliest step of an evaluation).
     counters: CounterTable | None = field(default=None, repr=False, compare=False)
+    _components: dict[str, Components | None] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def table(self) -> CounterTable:
+        """Return the counter table the evaluation was computed from (renderers draw from it)."""
+        if self.counters is None:
+            raise BundleError("this evaluation was built without its counter table; evaluate the bundle again")
+        return self.counters
+
+    def components(self, name: str) -> Components | None:
+        """Return the chart lines of criterion ``name`` at its evaluation times (computed once), None when it has none."""
+        if name not in self._components:
+            result = next((c for c in self.criteria if c.name == name), None)
+            crit = self.policy.criterion(name)
+            pts = result.points if result is not None else None
+            if crit is None or pts is None or len(pts) == 0:
+                self._components[name] = None
+            else:
+                times, values = to_ms(pts["time"]), pts["value"].to_numpy(dtype=float)
+                self._components[name] = criterion_components(self.table, crit, times, values)
+        return self._components[name]
 
 
 @dataclass(frozen=True, eq=False)

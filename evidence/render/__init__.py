@@ -13,9 +13,12 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evidence.errors import RenderError, UsageError
+
+if TYPE_CHECKING:
+    from evidence.evaluate import Evaluation
 
 FORMAT_CHOICES = ("html", "pdf", "all")
 
@@ -108,8 +111,9 @@ def render_bundle(
     template_dir: str | Path | None = None,
     policy_path: str | Path | None = None,
     allow_unverified: bool = False,
+    evaluation: Evaluation | None = None,
 ) -> list[Path]:
-    """Verify and evaluate a bundle, then write each requested format under ``out``; return the paths.
+    """Verify a bundle and evaluate it once (or take its ``evaluation``), then write each format under ``out``; return the paths.
 
     A bundle that fails verification is refused unless ``allow_unverified``; then every page says UNVERIFIED.
     """
@@ -125,8 +129,14 @@ def render_bundle(
             f"--out {out} is inside the bundle {target_bundle}: reports never go into a bundle; choose another folder"
         )
     bundle = open_bundle(bundle_path, allow_unverified=allow_unverified)
-    policy = load_policy(policy_path) if policy_path else default_policy()
-    ev = evaluate_bundle(bundle, policy)
+    if evaluation is not None:
+        if policy_path:
+            raise UsageError("give a policy or an evaluation to render, not both: the evaluation already holds its policy")
+        if evaluation.bundle_id != bundle.bundle_id:
+            raise UsageError(f"the evaluation is of bundle {evaluation.bundle_id}, not of {bundle.path} ({bundle.bundle_id})")
+        ev = evaluation
+    else:
+        ev = evaluate_bundle(bundle, load_policy(policy_path) if policy_path else default_policy())
     # The archival PDF (PDF/A-3b) carries the manifest and the attestation that prove it.
     attach = ("manifest.json", "attestation.intoto.jsonl", "attestation.sigstore.json")
     job = RenderJob(environment(template_dir), build_context(bundle, ev))

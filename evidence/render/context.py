@@ -10,7 +10,6 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from evidence import __version__
-from evidence.analysis.counters import prepare_counters
 from evidence.canary import CanarySpec
 from evidence.render.formatting import (
     FRIENDLY,
@@ -97,8 +96,7 @@ def build_context(bundle: Bundle, ev: Evaluation) -> dict[str, Any]:
         )
 
     summary = summary_sentences(ev)
-    table = ev.counters if ev.counters is not None else prepare_counters(bundle.table("series"), bundle.table("samples"))
-    charts = build_charts(bundle, ev, table)
+    charts = build_charts(bundle, ev)
 
     lag_steps = []
     points = [

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from evidence.analysis.components import criterion_components, request_rates
+from evidence.analysis.components import request_rates
 from evidence.analysis.counters import to_ms
 from evidence.analysis.traffic import scrape_times
 from evidence.canary import CanarySpec
@@ -80,17 +80,16 @@ def _weight_line(ev: Evaluation, start: dt.datetime, end: dt.datetime) -> Line:
     return Line("canary weight set by Flagger (%)", "weight", times, np.append(values, values[-1]), shape="hv")
 
 
-def build_charts(bundle: Bundle, ev: Evaluation, table: Any) -> list[ChartSpec]:
-    """Return the report's chart specs: one per criterion, Flagger's checks, traffic."""
+def build_charts(bundle: Bundle, ev: Evaluation) -> list[ChartSpec]:
+    """Return the report's chart specs: one per criterion, Flagger's checks, traffic (drawn from the evaluation's table)."""
     start, end = ev.window_start, ev.window_end
     weight = _weight_line(ev, start, end)
     markers = _marker_list(ev, start, end)
     charts: list[ChartSpec] = []
     for c in ev.criteria:
-        crit = ev.policy.criterion(c.name)
-        pts = c.points
+        comps = ev.components(c.name)
         title = f"{FRIENDLY.get(c.name, c.name)}: {c.description}"
-        if crit is None or pts is None or len(pts) == 0:
+        if comps is None or c.points is None:
             charts.append(
                 ChartSpec(
                     f"criterion-{c.name}",
@@ -102,9 +101,7 @@ def build_charts(bundle: Bundle, ev: Evaluation, table: Any) -> list[ChartSpec]:
                 )
             )
             continue
-        times = to_ms(pts["time"])
-        values = pts["value"].to_numpy(dtype=float)
-        comps = criterion_components(table, crit, times, values)
+        times = to_ms(c.points["time"])
         lines = tuple(Line(comp.label, comp.role, times, comp.values) for comp in comps.lines)
         charts.append(
             ChartSpec(
@@ -121,7 +118,7 @@ def build_charts(bundle: Bundle, ev: Evaluation, table: Any) -> list[ChartSpec]:
             )
         )
     charts.extend(_checks_charts(bundle, ev, markers, weight))
-    charts.append(_traffic_chart(ev, table, weight))
+    charts.append(_traffic_chart(ev, ev.table, weight))
     return charts
 
 
