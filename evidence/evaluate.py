@@ -73,7 +73,7 @@ class Evaluation:
     # The samples prepared for counter arithmetic, kept so a renderer draws from them without
     # preparing them again (the costliest step of an evaluation).
     counters: CounterTable | None = field(default=None, repr=False, compare=False)
-    _components: dict[str, Components | None] = field(default_factory=dict, repr=False, compare=False)
+    _components: dict[str, Components | None] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def table(self) -> CounterTable:

@@ -9,9 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from evidence.analysis.counters import CounterTable
 from evidence.bundle import read_bundle
+from evidence.errors import BundleError
 from evidence.evaluate import evaluate_bundle
 from evidence.render.charts import MAX_POINTS, ChartSpec, Line, Marker, build_figure, downsample, figure_json
 from evidence.render.context import build_context
@@ -128,6 +130,7 @@ def test_the_context_draws_from_the_evaluations_prepared_counters(bundle_for: Ca
     ev = evaluate_bundle(bundle)
     assert isinstance(ev.counters, CounterTable)  # prepared once, by the evaluation
     charts = [figure_json(build_figure(s)) for s in build_context(bundle, ev)["charts"]]
-    # An evaluation without them (built elsewhere) still renders, preparing them itself, to the same charts.
-    alone = [figure_json(build_figure(s)) for s in build_context(bundle, dataclasses.replace(ev, counters=None))["charts"]]
-    assert charts == alone and len(charts) >= 5
+    assert len(charts) >= 5
+    # Render never prepares them again (issue 9): an evaluation without them is refused, naming the fix.
+    with pytest.raises(BundleError, match="evaluate the bundle again"):
+        build_context(bundle, dataclasses.replace(ev, counters=None))
