@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from evidence.model import parse_go_duration
+from evidence.model import Action, parse_go_duration
 
 COMBINED_PREFIX = "(combined from similar events): "
 
@@ -27,7 +27,7 @@ _THR = r"(?P<threshold>-?[0-9.]+(?:e[+-]?[0-9]+)?)"
 class Parsed:
     """Fields read from one Flagger event message."""
 
-    action: str
+    action: Action
     weight: int | None = None
     metric: str | None = None
     value: float | None = None
@@ -126,16 +126,16 @@ def parse_message(message: str) -> Parsed:
             continue
         g: dict[str, Any] = m.groupdict()
         if action == "advance":
-            return Parsed("advance", weight=int(g["weight"]))
+            return Parsed(Action.ADVANCE, weight=int(g["weight"]))
         if action == "promote-step":
-            return Parsed("promote-step", weight=100 - int(g["pweight"]), detail=f"primary weight {g['pweight']}")
+            return Parsed(Action.PROMOTE_STEP, weight=100 - int(g["pweight"]), detail=f"primary weight {g['pweight']}")
         if action == "route-primary":
-            return Parsed("route-primary", weight=0)
+            return Parsed(Action.ROUTE_PRIMARY, weight=0)
         if action == "route-canary":
-            return Parsed("route-canary", weight=100)
+            return Parsed(Action.ROUTE_CANARY, weight=100)
         if action == "halt:request-success-rate":
             return Parsed(
-                "halt",
+                Action.HALT,
                 metric="request-success-rate",
                 value=float(g["value"]),
                 threshold=float(g["threshold"]),
@@ -143,7 +143,7 @@ def parse_message(message: str) -> Parsed:
             )
         if action == "halt:request-duration":
             return Parsed(
-                "halt",
+                Action.HALT,
                 metric="request-duration",
                 value=_go_duration_ms(g["dvalue"]),
                 threshold=_go_duration_ms(g["dthreshold"]),
@@ -151,26 +151,28 @@ def parse_message(message: str) -> Parsed:
             )
         if action == "halt:custom":
             return Parsed(
-                "halt", metric=g["metric"], value=float(g["value"]), threshold=float(g["threshold"]), comparator=g["cmp"]
+                Action.HALT, metric=g["metric"], value=float(g["value"]), threshold=float(g["threshold"]), comparator=g["cmp"]
             )
         if action == "halt:hook":
-            return Parsed("halt", metric=f"webhook:{g['hook']}", detail=g.get("detail"))
+            return Parsed(Action.HALT, metric=f"webhook:{g['hook']}", detail=g.get("detail"))
         if action == "halt:no-values":
-            return Parsed("halt", metric=g["metric"], detail="no values found" + (f": {g['detail']}" if g.get("detail") else ""))
+            return Parsed(
+                Action.HALT, metric=g["metric"], detail="no values found" + (f": {g['detail']}" if g.get("detail") else "")
+            )
         if action == "rollback":
-            return Parsed("rollback", failed_checks=int(g["failed"]), weight=0)
+            return Parsed(Action.ROLLBACK, failed_checks=int(g["failed"]), weight=0)
         if action in ("rollback-manual", "rollback-deadline"):
-            return Parsed(action, weight=0, detail=g.get("detail"))
+            return Parsed(Action(action), weight=0, detail=g.get("detail"))
         if action == "failed":
-            return Parsed("failed", weight=0)
+            return Parsed(Action.FAILED, weight=0)
         if action in ("hook-passed", "hook-failed", "hook-idle", "hook-rollback", "wait"):
-            return Parsed(action, metric=f"webhook:{g['hook']}", detail=(g.get("kind") or g.get("detail")))
+            return Parsed(Action(action), metric=f"webhook:{g['hook']}", detail=(g.get("kind") or g.get("detail")))
         if action == "not-ready":
             detail = (g.get("detail") or "").lstrip(": ").strip()
             deadline = "progress deadline" in detail or "progressDeadlineSeconds" in detail
-            return Parsed("not-ready", detail=("deadline: " if deadline else "") + detail)
-        return Parsed(action, detail=g.get("detail") or None)
-    return Parsed("other")
+            return Parsed(Action.NOT_READY, detail=("deadline: " if deadline else "") + detail)
+        return Parsed(Action(action), detail=g.get("detail") or None)
+    return Parsed(Action.OTHER)
 
 
 def strip_combined(message: str) -> tuple[str, bool]:

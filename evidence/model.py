@@ -82,11 +82,7 @@ class Action(StrEnum):
     ROUTE_CANARY = "route-canary"
     PROMOTED = "promoted"
     PROMOTION_FAILED = "promotion-failed"
-    HALT_SUCCESS_RATE = "halt:request-success-rate"
-    HALT_DURATION = "halt:request-duration"
-    HALT_HOOK = "halt:hook"
-    HALT_NO_VALUES = "halt:no-values"
-    HALT_CUSTOM = "halt:custom"
+    HALT = "halt"  # a failed check: a metric, a webhook or no values (``metric`` says which)
     WAIT = "wait"
     PRIMARY_NOT_READY = "primary-not-ready"
     NOT_READY = "not-ready"

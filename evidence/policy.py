@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import Any
 
 from evidence.errors import PolicyError
+from evidence.model import prometheus_duration
 from evidence.routers import TRAEFIK
 
 BUILTIN = ("error_rate_ratio", "p95_latency_increase", "success_rate")
@@ -79,9 +80,6 @@ AGGREGATES = ("min", "max", "sum", "avg")
 MAX_WINDOW_SECONDS = 24 * 3600.0
 MAX_POLICY_BYTES = 1024 * 1024
 
-_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 
@@ -238,8 +236,8 @@ class _Reader:
         seconds: float | None = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             seconds = float(value)
-        elif isinstance(value, str) and _DURATION.match(value.strip()):
-            seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(value.strip()))
+        elif isinstance(value, str):
+            seconds = prometheus_duration(value)
         if seconds is None or not math.isfinite(seconds) or not 1.0 <= seconds <= MAX_WINDOW_SECONDS:
             raise self.fail(where, "must be a duration from 1s to 24h, e.g. 30s, 5m, 1m30s or a number of seconds", _shown(value))
         return seconds

@@ -177,3 +177,14 @@ def test_collect_and_evaluate_share_the_tick_grid(
     assert ev.interval_seconds == ev.replay_flagger.interval_seconds == seconds
     ticks = np.array([t.time.timestamp() for t in ev.replay_flagger.ticks])
     assert ticks.size and set(np.diff(ticks)) <= {seconds}
+
+
+def test_flaggers_messages_parse_to_actions() -> None:
+    from evidence.flagger import _PATTERNS, parse_message
+    from evidence.model import Action
+
+    assert all(label.startswith("halt:") or label in Action._value2member_map_ for _, label in _PATTERNS)
+    parsed = parse_message("Advance podinfo.shop canary weight 20")
+    assert parsed.action is Action.ADVANCE and parsed.weight == 20
+    assert parse_message("Halt podinfo.shop advancement success rate 75.00% < 99%").action is Action.HALT
+    assert parse_message("something Flagger never says").action is Action.OTHER
