@@ -603,7 +603,7 @@ def manifest_from_json(m: Mapping[str, Any]) -> Manifest:
     return Manifest(
         schema=str(m.get("schema")),
         schema_version=int(m.get("schema_version") or 0),
-        bundle_id=str(m.get("bundle_id") or ""),
+        bundle_id=m["bundle_id"] if isinstance(m.get("bundle_id"), str) else "",
         rollout_id=_str(m.get("rollout_id")),
         cluster={str(k): str(v) for k, v in _map(m.get("cluster")).items()},
         canary=ManifestCanary(

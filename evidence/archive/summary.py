@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evidence.bundle import manifest_from_json
 from evidence.errors import BundleError, EvidenceError
+from evidence.model import Manifest, rfc3339
 
 if TYPE_CHECKING:
     from evidence.bundle import BundleWriter
@@ -97,28 +99,22 @@ class ManifestFacts:
         return self.start[:10] if len(self.start) >= 10 else "unknown"
 
 
-def manifest_facts(manifest: Mapping[str, Any]) -> ManifestFacts:
-    """Return the archive's facts of a manifest; raise BundleError when identity is missing."""
-
-    def section(name: str) -> Mapping[str, Any]:
-        value = manifest.get(name)
-        return value if isinstance(value, Mapping) else {}
-
-    canary, cluster, rollout, window, tool = (section(n) for n in ("canary", "cluster", "rollout", "window", "tool"))
-    bid = manifest.get("bundle_id")
-    if not isinstance(bid, str) or not bid or not canary.get("namespace") or not canary.get("name"):
+def manifest_facts(manifest: Manifest | Mapping[str, Any]) -> ManifestFacts:
+    """Return the archive's facts of a manifest (its typed records); raise BundleError when identity is missing."""
+    m = manifest if isinstance(manifest, Manifest) else manifest_from_json(manifest)
+    if not m.bundle_id or not m.canary.namespace or not m.canary.name:
         raise BundleError("the manifest has no bundle_id or canary namespace/name; it was not written by evidence")
     return ManifestFacts(
-        bundle_id=bid,
-        rollout_id=str(manifest.get("rollout_id") or ""),
-        cluster=str(cluster.get("name") or "unknown"),
-        namespace=str(canary["namespace"]),
-        canary=str(canary["name"]),
-        start=str(rollout.get("start") or window.get("start") or ""),
-        collected_at=str(manifest.get("collected_at") or ""),
-        tool_version=str(tool.get("version") or ""),
-        schema_version=int(manifest.get("schema_version") or 0),
-        legal_hold=bool(manifest.get("legal_hold", False)),
+        bundle_id=m.bundle_id,
+        rollout_id=m.rollout_id or "",
+        cluster=m.cluster.get("name") or "unknown",
+        namespace=m.canary.namespace,
+        canary=m.canary.name,
+        start=rfc3339(m.rollout.start or (m.window.start if m.window else None)) or "",
+        collected_at=rfc3339(m.collected_at) or "",
+        tool_version=m.tool.get("version") or "",
+        schema_version=m.schema_version,
+        legal_hold=m.legal_hold,
     )
 
 
@@ -133,13 +129,8 @@ def policy_digest(evaluation: Evaluation) -> str:
 
 def summary_row(manifest: Mapping[str, Any], evaluation: Evaluation | None, error: str | None = None) -> dict[str, Any]:
     """Return the summary row of a bundle (``evaluation`` None: identity only, with ``error``)."""
-    from evidence.model import parse_time
-
-    facts = manifest_facts(manifest)
-    window = manifest.get("window") or {}
-
-    def when(text: Any) -> dt.datetime | None:
-        return parse_time(str(text), "manifest") if text else None
+    m = manifest_from_json(manifest)
+    facts = manifest_facts(m)
 
     row: dict[str, Any] = dict.fromkeys(SUMMARY_COLUMNS)
     row.update(
@@ -149,11 +140,11 @@ def summary_row(manifest: Mapping[str, Any], evaluation: Evaluation | None, erro
         cluster_name=facts.cluster,
         canary_namespace=facts.namespace,
         canary_name=facts.canary,
-        window_start=when(window.get("start")),
-        window_end=when(window.get("end")),
-        rollout_start=when(facts.start),
+        window_start=m.window.start if m.window else None,
+        window_end=m.window.end if m.window else None,
+        rollout_start=m.rollout.start or (m.window.start if m.window else None),
         tool_version=facts.tool_version,
-        collected_at=when(facts.collected_at),
+        collected_at=m.collected_at,
         halted_checks=[],
         breached_criteria=[],
         findings=[],
