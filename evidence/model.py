@@ -206,7 +206,7 @@ def parse_user_time(
     """Parse a time as people paste it; raise UsageError naming ``option``.
 
     Accepted: RFC3339 with or without fractional seconds (no zone: UTC, said through ``warn``),
-    Unix seconds or milliseconds (13 digits and more are milliseconds, as Grafana links carry them),
+    Unix seconds or milliseconds (more than 11 digits are milliseconds, as Grafana links carry them),
     ``now`` and ``now-2h``/``now+30m`` (durations as ``parse_user_duration``).
     """
     s = str(text).strip()
@@ -219,7 +219,7 @@ def parse_user_time(
         return _checked_year(base - delta if rel.group(1) == "-" else base + delta, option, text)
     if _NUMERIC.match(s):
         value = float(s)
-        seconds = value / 1000 if len(s.split(".")[0]) >= 13 else value
+        seconds = value / 1000 if len(s.split(".")[0]) > 11 else value
         try:
             return _checked_year(dt.datetime.fromtimestamp(seconds, UTC), option, text)
         except (OverflowError, OSError, ValueError):

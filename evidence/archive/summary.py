@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evidence.bundle import manifest_from_json
-from evidence.errors import BundleError, EvidenceError
+from evidence.errors import BundleError, EvidenceError, UsageError
 from evidence.model import Manifest, rfc3339
 
 if TYPE_CHECKING:
@@ -224,11 +224,13 @@ def summary_fields(data: bytes, where: str) -> dict[str, Any]:
 def parse_summary(data: bytes, where: str) -> dict[str, Any]:
     """Return the summary row of ``summary.json`` bytes (timestamps as datetimes)."""
     body = summary_fields(data, where)
+    from evidence.model import parse_time
+
     try:
         for name in _TIMES:
             if body.get(name):
-                body[name] = dt.datetime.fromisoformat(str(body[name]).replace("Z", "+00:00"))
-    except ValueError as exc:
+                body[name] = parse_time(str(body[name]), name)
+    except UsageError as exc:
         raise BundleError(f"{where}: {SUMMARY} is malformed ({exc}); run `evidence verify`") from None
     return {n: body.get(n) for n in SUMMARY_COLUMNS}
 

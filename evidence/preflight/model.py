@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from evidence.errors import UsageError
-from evidence.model import UTC, parse_time
+from evidence.model import parse_time, parse_user_time
 
 Status = Literal["ok", "warn", "block", "skip"]
 STATUSES: tuple[Status, ...] = ("ok", "warn", "block", "skip")
@@ -70,11 +70,9 @@ def parse_at(text: str, option: str = "--at") -> dt.datetime:
     """Parse RFC3339, Unix seconds or Unix milliseconds (more than 11 digits) into a UTC datetime."""
     value = text.strip()
     if _NUMBER.match(value):
-        number = float(value)
-        seconds = number / 1000 if len(value.split(".")[0]) > 11 else number
         try:
-            return dt.datetime.fromtimestamp(seconds, tz=UTC)
-        except (OverflowError, OSError, ValueError):
+            return parse_user_time(value, option)
+        except UsageError:
             raise UsageError(
                 f"{option} {text!r}: not a usable Unix time; write e.g. 1795600000 or 2026-11-26T14:20:00Z"
             ) from None
