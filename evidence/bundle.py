@@ -399,7 +399,7 @@ def schema_problem(table: str, schema: pa.Schema) -> str | None:
 _HEX_ID = re.compile(r"[0-9a-f]{32,64}")
 
 
-def _manifest_problem(manifest: Any) -> str | None:
+def manifest_problem(manifest: Any) -> str | None:
     """Return why a parsed manifest cannot be a bundle manifest this evidence reads, or None."""
     if not isinstance(manifest, Mapping) or manifest.get("schema") != SCHEMA:
         return f"not an evidence bundle manifest (schema is not {SCHEMA!r})"
@@ -434,7 +434,7 @@ def read_bundle(path: str | Path) -> Bundle:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise BundleError(f"{mpath}: unreadable manifest ({_short(exc)})") from None
-    problem = _manifest_problem(manifest)
+    problem = manifest_problem(manifest)
     if problem:
         raise BundleError(f"{mpath}: {problem}")
     return Bundle(p, dict(manifest))

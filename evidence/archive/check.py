@@ -73,15 +73,13 @@ def self_hash_problem(raw: bytes) -> str | None:
     return None
 
 
-def _integrity_problems(path: Path, manifest: dict[str, Any], digests: dict[str, str]) -> tuple[list[str], int]:
+def _integrity_problems(path: Path, files: dict[str, dict[str, Any]], digests: dict[str, str]) -> tuple[list[str], int]:
     """Return every mismatch between the files and the manifest, and the bytes read; fill ``digests``."""
     problems: list[str] = []
     raw = (path / MANIFEST).read_bytes()
     problem = self_hash_problem(raw)
     if problem:
         problems.append(problem)
-    files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
-    assert isinstance(files, dict)
     total = len(raw)
     for name in sorted(files):
         f = path / name
@@ -129,11 +127,11 @@ def check_bundle(
     except BundleError as exc:
         result.problems.append(str(exc).removeprefix(f"{p}: "))
         return result
-    result.bundle_id = str(b.manifest.get("bundle_id"))
+    result.bundle_id = b.record.bundle_id
     result.manifest_sha256 = sha256_file(p / MANIFEST)
-    result.files = len(b.manifest.get("files") or {})
+    result.files = len(b.record.files)
     digests = {MANIFEST: result.manifest_sha256}
-    problems, result.bytes = _integrity_problems(p, b.manifest, digests)
+    problems, result.bytes = _integrity_problems(p, b.record.files, digests)
     result.problems.extend(problems)
     if not problems:
         try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evidence.archive.summary import SUMMARY
-from evidence.bundle import ATTESTATION_FILES, MANIFEST, SCHEMA, SCHEMA_VERSION
+from evidence.bundle import ATTESTATION_FILES, MANIFEST, manifest_from_json, manifest_problem
 from evidence.errors import BundleError
 
 if TYPE_CHECKING:
@@ -90,13 +90,10 @@ def _check_entry(store: Store, entry: StoredBundle, public: EllipticCurvePublicK
     if problem:
         raise ValueError(problem)
     manifest = json.loads(raw)
-    if manifest.get("schema") != SCHEMA or not isinstance(manifest.get("schema_version"), int):
-        raise ValueError(f"not an evidence bundle manifest (schema is not {SCHEMA!r})")
-    if manifest["schema_version"] > SCHEMA_VERSION:
-        raise ValueError(
-            f"bundle schema_version {manifest['schema_version']} is newer than this evidence understands; upgrade evidence"
-        )
-    listed = (manifest.get("files") or {}).get(SUMMARY)
+    problem = manifest_problem(manifest)
+    if problem:
+        raise ValueError(problem)
+    listed = manifest_from_json(manifest).files.get(SUMMARY)
     if not isinstance(listed, dict):
         raise LookupError("no summary")
     try:
