@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evidence.archive.summary import SUMMARY
-from evidence.bundle import ATTESTATION_FILES, MANIFEST, SCHEMA, SCHEMA_VERSION
+from evidence.bundle import ATTESTATION_FILES, MANIFEST
 from evidence.errors import BundleError
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def _signed_digests(store: Store, entry: StoredBundle, public: EllipticCurvePubl
 
 def _check_entry(store: Store, entry: StoredBundle, public: EllipticCurvePublicKey | None) -> tuple[bytes, dict[str, Any]]:
     """Return an entry's summary bytes and its ledger metadata; raise ValueError naming the problem."""
-    from evidence.archive.check import self_hash_problem
+    from evidence.bundle import manifest_problem, self_hash_problem
     from evidence.errors import StoreError
 
     try:
@@ -90,12 +90,9 @@ def _check_entry(store: Store, entry: StoredBundle, public: EllipticCurvePublicK
     if problem:
         raise ValueError(problem)
     manifest = json.loads(raw)
-    if manifest.get("schema") != SCHEMA or not isinstance(manifest.get("schema_version"), int):
-        raise ValueError(f"not an evidence bundle manifest (schema is not {SCHEMA!r})")
-    if manifest["schema_version"] > SCHEMA_VERSION:
-        raise ValueError(
-            f"bundle schema_version {manifest['schema_version']} is newer than this evidence understands; upgrade evidence"
-        )
+    problem = manifest_problem(manifest)
+    if problem:
+        raise ValueError(problem)
     listed = (manifest.get("files") or {}).get(SUMMARY)
     if not isinstance(listed, dict):
         raise LookupError("no summary")
