@@ -49,18 +49,29 @@ class Occurrence:
 
 def parse_time(value: Any) -> dt.datetime | None:
     """Parse an RFC3339 string or unix milliseconds string into an aware UTC datetime."""
-    if value is None or value == "":
+    if value is None or value == "" or isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return dt.datetime.fromtimestamp(float(value), tz=UTC)
-    text = str(value)
-    if text.isdigit():
-        return dt.datetime.fromtimestamp(int(text) / 1000, tz=UTC)
     try:
+        if isinstance(value, (int, float)):
+            return dt.datetime.fromtimestamp(float(value), tz=UTC)
+        text = str(value)
+        if text.isdigit():
+            return dt.datetime.fromtimestamp(int(text) / 1000, tz=UTC)
         t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # not a time, or outside what a datetime holds
         return None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _count(value: Any) -> int:
+    """Return an Event's count: a positive integer, else 1 (what a single Event means)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return 1
+    try:
+        n = int(value)
+    except (ValueError, OverflowError):
+        return 1
+    return n if n > 0 else 1
 
 
 def from_webhooks(payloads: list[dict[str, Any]]) -> list[Occurrence]:
@@ -180,14 +191,14 @@ def normalise_k8s_event(ev: dict[str, Any]) -> dict[str, Any] | None:
     """Return a core/v1 or events.k8s.io/v1 Event as {message, type, reason, count, first, last, source}."""
     if "regarding" in ev or "note" in ev:  # events.k8s.io/v1
         msg = ev.get("note")
-        series = ev.get("series") or {}
-        count = int(series.get("count") or ev.get("deprecatedCount") or 1)
+        series: dict[str, Any] = ev["series"] if isinstance(ev.get("series"), dict) else {}
+        count = _count(series.get("count") or ev.get("deprecatedCount"))
         first = parse_time(ev.get("deprecatedFirstTimestamp")) or parse_time(ev.get("eventTime"))
         last = parse_time(series.get("lastObservedTime")) or parse_time(ev.get("deprecatedLastTimestamp")) or first
         src = "k8s-events-v1"
     else:
         msg = ev.get("message")
-        count = int(ev.get("count") or 1)
+        count = _count(ev.get("count"))
         first = parse_time(ev.get("firstTimestamp")) or parse_time(ev.get("eventTime"))
         last = parse_time(ev.get("lastTimestamp")) or first
         src = "k8s"
@@ -201,7 +212,7 @@ def normalise_k8s_event(ev: dict[str, Any]) -> dict[str, Any] | None:
         "first": first,
         "last": last,
         "source": src,
-        "name": (ev.get("metadata") or {}).get("name"),
+        "name": ev["metadata"].get("name") if isinstance(ev.get("metadata"), dict) else None,
     }
 
 
