@@ -447,21 +447,30 @@ def _safe_name(name: Any) -> bool:
     return all(part not in ("", ".", "..") for part in name.split("/")) and name != MANIFEST
 
 
-def check_bundle(path: str | Path) -> list[str]:
-    """Return every problem of a bundle against its manifest (empty when it verifies)."""
+def self_hash_problem(raw: bytes) -> str | None:
+    """Return why a manifest's bytes do not match its own ``self_sha256``, or None."""
+    found = _SELF_HASH.findall(raw.decode("utf-8", errors="replace"))
+    if len(found) != 1:
+        return f"{MANIFEST} carries no self_sha256; it was altered or not written by evidence"
+    zeroed = raw.replace(f'"self_sha256": "{found[0]}"'.encode(), f'"self_sha256": "{_ZERO_HASH}"'.encode())
+    if hashlib.sha256(zeroed).hexdigest() != found[0]:
+        return f"{MANIFEST} differs from what was written (self_sha256 mismatch)"
+    return None
+
+
+def check_bundle(path: str | Path, digests: dict[str, str] | None = None) -> list[str]:
+    """Return every problem of a bundle against its manifest (empty when it verifies).
+
+    ``digests``, when given, receives the sha256 of every listed file that was read.
+    """
     try:
         b = read_bundle(path)
     except BundleError as exc:
         return [str(exc)]
     problems: list[str] = []
-    raw = (b.path / MANIFEST).read_bytes()
-    found = _SELF_HASH.findall(raw.decode("utf-8", errors="replace"))
-    if len(found) != 1:
-        problems.append(f"{MANIFEST} carries no self_sha256; it was altered or not written by evidence")
-    else:
-        zeroed = raw.replace(f'"self_sha256": "{found[0]}"'.encode(), f'"self_sha256": "{_ZERO_HASH}"'.encode())
-        if hashlib.sha256(zeroed).hexdigest() != found[0]:
-            problems.append(f"{MANIFEST} differs from what was written (self_sha256 mismatch)")
+    problem = self_hash_problem((b.path / MANIFEST).read_bytes())
+    if problem:
+        problems.append(problem)
     files = b.manifest.get("files")
     if not isinstance(files, Mapping):
         return [*problems, f"{MANIFEST} lists no files; it was altered or not written by evidence"]
@@ -478,14 +487,14 @@ def check_bundle(path: str | Path) -> list[str]:
         elif f.is_file() and rel != MANIFEST:
             present.append(rel)
     for name in sorted(files, key=str):
-        problems.extend(_file_problems(b.path, name, files[name]))
+        problems.extend(_file_problems(b.path, name, files[name], digests))
     problems.extend(
         f"{n} is not listed in the manifest (extra file)" for n in present if n not in files and n not in ATTESTATION_FILES
     )
     return problems
 
 
-def _file_problems(root: Path, name: Any, info: Any) -> list[str]:
+def _file_problems(root: Path, name: Any, info: Any, digests: dict[str, str] | None = None) -> list[str]:
     if not _safe_name(name):
         return [f"the manifest lists {name!r}, a path outside the bundle; it was altered"]
     if not isinstance(info, Mapping) or not isinstance(info.get("bytes"), int) or not isinstance(info.get("sha256"), str):
@@ -495,7 +504,10 @@ def _file_problems(root: Path, name: Any, info: Any) -> list[str]:
         return [f"{name} is missing (listed in the manifest)"]
     if f.stat().st_size != info["bytes"]:
         return [f"{name} differs from the manifest (size {f.stat().st_size}, expected {info['bytes']})"]
-    if sha256_file(f) != info["sha256"]:
+    digest = sha256_file(f)
+    if digests is not None:
+        digests[name] = digest
+    if digest != info["sha256"]:
         return [f"{name} differs from the manifest (sha256 mismatch)"]
     table = name[: -len(".parquet")] if name.endswith(".parquet") else ""
     if table in SCHEMAS:

@@ -290,6 +290,27 @@ def _hook(h: dict[str, Any], where: str, warnings: list[str]) -> dict[str, Any]:
     return h
 
 
+def _value_warnings(spec: dict[str, Any], key: str, has_spec: bool) -> list[str]:
+    """Return warnings for fields of the right type but a value Flagger would not accept or that is absent."""
+    out = []
+    if has_spec and not spec.get("targetRef", {}).get("name"):
+        out.append("spec.targetRef.name is missing; the canary's own name is taken as its target")
+    analysis = spec[key]
+    if has_spec and not any(analysis.values()):
+        out.append(f"spec.{key} is missing or empty; Flagger's defaults are assumed (interval 60s, threshold 1)")
+    interval = analysis.get("interval")
+    if isinstance(interval, str):
+        try:
+            parse_go_duration(interval)
+        except ValueError:
+            out.append(f"spec.{key}.interval: {interval!r} is not a duration like 1m or 30s; 60s is assumed")
+    for name in ("stepWeight", "maxWeight", "stepWeightPromotion"):
+        v = analysis.get(name)
+        if isinstance(v, int) and not 0 < v <= 100:
+            out.append(f"spec.{key}.{name}: {v} is outside 1..100 (a traffic percentage)")
+    return out
+
+
 def normalise_canary(obj: Any) -> tuple[dict[str, Any], list[str]]:
     """Return a view of a Canary object with every field the analysis reads of the CRD's type, and warnings.
 
@@ -327,6 +348,7 @@ def normalise_canary(obj: Any) -> tuple[dict[str, Any], list[str]]:
             alerts[i] = {**a, "providerRef": ref} if ref else {k: v for k, v in a.items() if k != "providerRef"}
     analysis["alerts"] = alerts
     spec[key] = analysis
+    warnings.extend(_value_warnings(spec, key, "spec" in top))
     out["spec"] = spec
     if "status" in top:
         out["status"] = _fields(_mapping(top.get("status"), "status", warnings), _STATUS_FIELDS, "status", warnings)

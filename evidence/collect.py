@@ -339,7 +339,25 @@ def collect_rollout(
         write_archive_files(w, manifest)  # the ledger's summary row and SHA256SUMS, listed in the manifest
         path = w.commit(manifest)
     progress.done()
+    announce(progress, [scrub_text(w, known) for w in warnings], [_scrubbed(g, known) for g in gaps])
     return path
+
+
+#: At most this many warnings and gaps are printed; the manifest keeps them all.
+MAX_ANNOUNCED = 25
+
+
+def announce(progress: Progress, warnings: list[str], gaps: list[dict[str, Any]]) -> None:
+    """Print the bundle's warnings and gaps as ``Warning: …`` lines (also with -q): loss is never silent."""
+    lines = list(warnings)
+    for g in gaps:
+        what = f"gap ({g.get('kind')})" + (f" in {g['query']}" if g.get("query") else "")
+        span = f" from {g['from']} to {g['to']}" if g.get("from") and g.get("to") else ""
+        lines.append(f"{what}{span}" + (f": {g['detail']}" if g.get("detail") else ""))
+    for line in lines[:MAX_ANNOUNCED]:
+        progress.warn(line)
+    if len(lines) > MAX_ANNOUNCED:
+        progress.warn(f"and {len(lines) - MAX_ANNOUNCED} more warnings and gaps: see the manifest's warnings and gaps")
 
 
 def existing_bundle(out: Path, bundle_id: str) -> Path | None:

@@ -53,15 +53,26 @@ def parse_time(value: Any) -> dt.datetime | None:
     """Return an event's time (RFC3339, no zone read as UTC; Unix seconds as a number, milliseconds as a string), or None."""
     if value is None or value == "" or isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return dt.datetime.fromtimestamp(float(value), tz=UTC)
     text = str(value).strip()
-    if text.isdigit():
-        return dt.datetime.fromtimestamp(int(text) / 1000, tz=UTC)
     try:
+        if isinstance(value, (int, float)):
+            return dt.datetime.fromtimestamp(float(value), tz=UTC)
+        if text.isdigit():
+            return dt.datetime.fromtimestamp(int(text) / 1000, tz=UTC)
         return parse_user_time(text, "event time")
-    except UsageError:
+    except (UsageError, ValueError, OverflowError, OSError):  # not a time, or outside what a datetime holds
         return None
+
+
+def _count(value: Any) -> int:
+    """Return an Event's count: a positive integer, else 1 (what a single Event means)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return 1
+    try:
+        n = int(value)
+    except (ValueError, OverflowError):
+        return 1
+    return n if n > 0 else 1
 
 
 def from_webhooks(payloads: list[dict[str, Any]]) -> list[Occurrence]:
@@ -181,14 +192,14 @@ def normalise_k8s_event(ev: dict[str, Any]) -> dict[str, Any] | None:
     """Return a core/v1 or events.k8s.io/v1 Event as {message, type, reason, count, first, last, source}."""
     if "regarding" in ev or "note" in ev:  # events.k8s.io/v1
         msg = ev.get("note")
-        series = ev.get("series") or {}
-        count = int(series.get("count") or ev.get("deprecatedCount") or 1)
+        series: dict[str, Any] = ev["series"] if isinstance(ev.get("series"), dict) else {}
+        count = _count(series.get("count") or ev.get("deprecatedCount"))
         first = parse_time(ev.get("deprecatedFirstTimestamp")) or parse_time(ev.get("eventTime"))
         last = parse_time(series.get("lastObservedTime")) or parse_time(ev.get("deprecatedLastTimestamp")) or first
         src = "k8s-events-v1"
     else:
         msg = ev.get("message")
-        count = int(ev.get("count") or 1)
+        count = _count(ev.get("count"))
         first = parse_time(ev.get("firstTimestamp")) or parse_time(ev.get("eventTime"))
         last = parse_time(ev.get("lastTimestamp")) or first
         src = "k8s"
@@ -202,7 +213,7 @@ def normalise_k8s_event(ev: dict[str, Any]) -> dict[str, Any] | None:
         "first": first,
         "last": last,
         "source": src,
-        "name": (ev.get("metadata") or {}).get("name"),
+        "name": ev["metadata"].get("name") if isinstance(ev.get("metadata"), dict) else None,
     }
 
 

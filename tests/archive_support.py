@@ -43,3 +43,23 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def s3env(seaweed: SeaweedServer) -> dict[str, str]:
+    return seaweed.env()
+
+
+@pytest.fixture
+def s3url(request: pytest.FixtureRequest) -> str:
+    return f"s3://bundles/{request.node.name.replace('[', '-').replace(']', '')}"
+
+
+def objects_in(seaweed: SeaweedServer, prefix: str) -> list[str]:
+    """Return every object key under ``prefix`` in the test server's ``bundles`` bucket."""
+    import obstore
+    from obstore.store import S3Store
+
+    st = S3Store("bundles", endpoint=seaweed.endpoint, access_key_id="evidence", secret_access_key="evidence-secret",
+                 region="us-east-1", virtual_hosted_style_request=False, client_options={"allow_http": True})  # fmt: skip
+    return sorted(str(o["path"]) for page in obstore.list(st, prefix) for o in page)

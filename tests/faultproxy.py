@@ -1,7 +1,7 @@
 """An HTTP proxy in front of a real Prometheus that injects faults, for the fault tests.
 
 Rules match a substring of the decoded query string; each rule answers a status code, hangs,
-or drops the connection, for its first ``times`` matching requests (or always).  The hostile
+answers late (``slow``: after ``delay`` seconds), or drops the connection, for its first ``times`` matching requests (or always).  The hostile
 actions: ``body`` answers ``status`` with ``body`` as is (an HTML page, a 200 with
 ``status: error``, a wrong shape, a 401 echoing a credential); ``partial`` forwards the query and
 answers Thanos-style — ``status: success`` with ``warnings`` and only the first half of the
@@ -25,7 +25,7 @@ from types import TracebackType
 @dataclass
 class Rule:
     match: str
-    action: str  # "status" | "hang" | "drop" | "body" | "partial" | "trickle" | "endless"
+    action: str  # "status" | "hang" | "slow" | "drop" | "body" | "partial" | "trickle" | "endless"
     status: int = 503
     times: int | None = None  # None: always
     hits: int = 0
@@ -67,6 +67,9 @@ class FaultProxy:
                         if rule.action == "hang":
                             time.sleep(30)
                             return
+                        if rule.action == "slow":  # answer correctly, ``delay`` seconds late
+                            time.sleep(rule.delay)
+                            break
                         if rule.action == "drop":
                             self.connection.close()
                             return

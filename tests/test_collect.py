@@ -383,8 +383,9 @@ def test_dump_with_junk_files_names_them(
     assert res.returncode == 0, res.stderr
     m = json.loads((Path(res.stdout.strip().splitlines()[-1]) / "manifest.json").read_text())
     text = "\n".join(m["warnings"])
-    assert "notes.json: skipped (not a Kubernetes object or List)" in text
-    assert "broken.yaml: skipped" in text and "binary.log: skipped" in text
+    assert "skipped notes.json (not a Kubernetes object or List)" in text
+    assert "skipped broken.yaml" in text and "skipped binary.log" in text
+    assert "Warning: skipped broken.yaml" in res.stderr  # said, not only recorded
 
 
 def test_dump_with_nothing_usable_is_an_error(tmp_path: Path) -> None:
@@ -571,7 +572,10 @@ def test_progress_shows_on_a_terminal_and_not_with_quiet(
 
     shown = on_tty([], "a")
     assert "prometheus:" in shown and "queries" in shown
-    assert on_tty(["--quiet"], "b") == ""
+    # --quiet silences progress only: the bundle's warnings are still said, one line each (kubectl style).
+    quiet = on_tty(["--quiet"], "b")
+    assert "prometheus:" not in quiet and "queries" not in quiet
+    assert all(line.startswith("Warning: ") for line in quiet.splitlines()), quiet
     # The same rollout again: nothing is collected, and that is said even with --quiet.
     again = on_tty(["--quiet"], "b")
     assert again.startswith("Warning: a bundle of this rollout is already in") and "prometheus:" not in again

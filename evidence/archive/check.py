@@ -4,13 +4,11 @@
 ``expect_sha256``, and with a public key requires a valid signature whose subjects match the
 files (so an attestation copied onto another, self-consistent bundle fails).  Without a key the
 result says ``unsigned`` or ``signed, not checked``.  ``check_store`` does that for every
-bundle of an archive.  ``bundle.verify_bundle`` stays the integrity check of record: it runs
-too, so its rules hold here as well.
+bundle of an archive.  The file checks are ``bundle.check_bundle``'s, the one integrity check.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -20,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evidence.archive.sign import check_attestation, load_public_key, read_envelopes
-from evidence.bundle import ATTESTATION_FILES, MANIFEST, read_bundle, sha256_file, verify_bundle
+from evidence.bundle import ATTESTATION_FILES, MANIFEST, read_bundle, sha256_file
+from evidence.bundle import check_bundle as bundle_problems
 from evidence.errors import BundleError, UsageError
 
 if TYPE_CHECKING:
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
     from evidence.archive.store import Store, StoredBundle
 
 UNSIGNED, NOT_CHECKED, VALID, INVALID = "unsigned", "signed, not checked (pass --key)", "valid", "invalid"
-_SELF_HASH = re.compile(rb'"self_sha256": "([0-9a-f]{64})"')
 
 
 @dataclass
@@ -62,49 +60,6 @@ class BundleCheck:
         }
 
 
-def self_hash_problem(raw: bytes) -> str | None:
-    """Return why a manifest's bytes do not match its own ``self_sha256``, or None."""
-    found = _SELF_HASH.findall(raw)
-    if len(found) != 1:
-        return f"{MANIFEST} carries no self_sha256; it was altered or not written by evidence"
-    zeroed = raw.replace(b'"self_sha256": "' + found[0] + b'"', b'"self_sha256": "' + b"0" * 64 + b'"')
-    if hashlib.sha256(zeroed).hexdigest().encode() != found[0]:
-        return f"{MANIFEST} differs from what was written (self_sha256 mismatch)"
-    return None
-
-
-def _integrity_problems(path: Path, files: dict[str, dict[str, Any]], digests: dict[str, str]) -> tuple[list[str], int]:
-    """Return every mismatch between the files and the manifest, and the bytes read; fill ``digests``."""
-    problems: list[str] = []
-    raw = (path / MANIFEST).read_bytes()
-    problem = self_hash_problem(raw)
-    if problem:
-        problems.append(problem)
-    total = len(raw)
-    for name in sorted(files):
-        f = path / name
-        info = files[name] if isinstance(files[name], dict) else {}
-        if "/" in name or "\\" in name or name.startswith(".") or not f.is_file():
-            problems.append(f"{name} is missing (listed in the manifest)")
-            continue
-        size = f.stat().st_size
-        total += size
-        digests[name] = sha256_file(f)
-        if size != info.get("bytes"):
-            problems.append(f"{name} differs from the manifest (size {size}, expected {info.get('bytes')})")
-        elif digests[name] != info.get("sha256"):
-            problems.append(f"{name} differs from the manifest (sha256 mismatch)")
-    for f in sorted(path.rglob("*")):
-        rel = f.relative_to(path).as_posix()
-        if f.is_symlink() or not (f.is_file() or f.is_dir()):
-            problems.append(f"{rel} is not a regular file (extra entry)")
-        elif f.is_file() and rel != MANIFEST and rel not in files and rel not in ATTESTATION_FILES:
-            problems.append(f"{rel} is not listed in the manifest (extra file)")
-        elif f.is_dir() and not any(f.iterdir()):
-            problems.append(f"{rel}/ is an empty folder that is not part of the bundle (extra entry)")
-    return problems, total
-
-
 def check_bundle(
     path: str | Path,
     key: str | Path | None = None,
@@ -131,13 +86,8 @@ def check_bundle(
     result.manifest_sha256 = sha256_file(p / MANIFEST)
     result.files = len(b.record.files)
     digests = {MANIFEST: result.manifest_sha256}
-    problems, result.bytes = _integrity_problems(p, b.record.files, digests)
-    result.problems.extend(problems)
-    if not problems:
-        try:
-            verify_bundle(p)  # the integrity check of record; its rules may be stricter than the loop above
-        except BundleError as exc:
-            result.problems.append(str(exc).removeprefix(f"{p}: "))
+    result.problems.extend(bundle_problems(p, digests))  # the integrity check of record, every problem
+    result.bytes = (p / MANIFEST).stat().st_size + sum((p / n).stat().st_size for n in digests if n != MANIFEST)
     if expect_sha256 is not None and result.manifest_sha256 != expect_sha256.lower():
         result.problems.append(f"{MANIFEST} sha256 is {result.manifest_sha256}, not the expected {expect_sha256.lower()}")
     signed = any((p / n).is_file() for n in ATTESTATION_FILES)

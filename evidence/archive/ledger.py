@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evidence.archive.summary import SUMMARY
-from evidence.bundle import ATTESTATION_FILES, MANIFEST, manifest_from_json, manifest_problem
+from evidence.bundle import ATTESTATION_FILES, MANIFEST, manifest_from_json
 from evidence.errors import BundleError
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def _signed_digests(store: Store, entry: StoredBundle, public: EllipticCurvePubl
 
 def _check_entry(store: Store, entry: StoredBundle, public: EllipticCurvePublicKey | None) -> tuple[bytes, dict[str, Any]]:
     """Return an entry's summary bytes and its ledger metadata; raise ValueError naming the problem."""
-    from evidence.archive.check import self_hash_problem
+    from evidence.bundle import manifest_problem, self_hash_problem
     from evidence.errors import StoreError
 
     try:

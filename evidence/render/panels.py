@@ -14,6 +14,7 @@ from evidence.canary import CanarySpec
 from evidence.model import epoch_ms
 from evidence.render.charts import ChartSpec, Line, Marker
 from evidence.render.formatting import FRIENDLY, fmt_time
+from evidence.textsafe import visible
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,6 +67,8 @@ def _marker_list(ev: Evaluation, start: dt.datetime, end: dt.datetime) -> tuple[
 
 
 def _short(text: str) -> str:
+    """Return a marker's hover text: controls and bidi overrides made visible, then cut to length."""
+    text = visible(text)
     return text if len(text) <= MARKER_TEXT else text[: MARKER_TEXT - 1] + "…"
 
 

@@ -98,12 +98,26 @@ def render_template(env: Any, name: str, context: dict[str, Any]) -> str:
         return str(env.get_template(name).render(**context))
     except jinja2.TemplateNotFound as exc:
         raise RenderError(f"template {exc.name} not found (looked in --template-dir and report_templates/)") from None
-    except jinja2.UndefinedError as exc:
-        raise RenderError(f"template {name}: {exc.message}; an overriding template may be out of date") from None
     except jinja2.TemplateSyntaxError as exc:
-        raise RenderError(f"template {exc.filename or name}:{exc.lineno}: {exc.message}") from None
+        raise RenderError(f"template {exc.filename or name}, line {exc.lineno}: {exc.message}") from None
+    except jinja2.UndefinedError as exc:
+        where = _template_line(exc, name)
+        raise RenderError(f"template {where}: {exc.message}; an overriding template may be out of date") from None
     except SecurityError as exc:
-        raise RenderError(f"template {name}: refused by the sandbox ({exc}); templates may only lay out the report") from None
+        where = _template_line(exc, name)
+        raise RenderError(f"template {where}: refused by the sandbox ({exc}); templates may only lay out the report") from None
     except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         # A user's template that raises (e.g. {{ 1 / 0 }}, a filter on the wrong type) is the template's fault.
-        raise RenderError(f"template {name} failed: {type(exc).__name__}: {exc}; check the template (--template-dir)") from None
+        where = _template_line(exc, name)
+        raise RenderError(f"template {where} failed: {type(exc).__name__}: {exc}; check the template (--template-dir)") from None
+
+
+def _template_line(exc: BaseException, name: str) -> str:
+    """Return ``file, line N`` of the innermost template frame of an error (Jinja maps its frames to template lines)."""
+    tb, found = exc.__traceback__, name
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            found = f"{Path(filename).name}, line {tb.tb_lineno}"
+        tb = tb.tb_next
+    return found

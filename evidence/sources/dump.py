@@ -45,15 +45,15 @@ class DumpSource:
             rel = path.relative_to(self.folder)
             suffix = path.suffix.lower()
             if suffix not in OBJECT_SUFFIXES | LINE_SUFFIXES:
-                warnings.append(f"{rel}: skipped (not .json, .yaml, .log or .jsonl)")
+                warnings.append(f"skipped {rel} (not .json, .yaml, .log or .jsonl)")
                 continue
             try:
                 if path.stat().st_size > MAX_FILE_BYTES:
-                    warnings.append(f"{rel}: skipped (larger than {MAX_FILE_BYTES // 2**20} MiB)")
+                    warnings.append(f"skipped {rel} (larger than {MAX_FILE_BYTES // 2**20} MiB)")
                     continue
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
-                warnings.append(f"{rel}: skipped (unreadable: {getattr(exc, 'strerror', None) or exc})")
+                warnings.append(f"skipped {rel} (unreadable: {getattr(exc, 'strerror', None) or exc})")
                 continue
             if suffix in OBJECT_SUFFIXES:
                 found = _objects_from_text(text, suffix)
@@ -65,12 +65,12 @@ class DumpSource:
                         if n_logs or n_hooks:
                             usable += 1
                             continue
-                    warnings.append(f"{rel}: skipped (not a Kubernetes object or List{_parse_error(text, suffix)})")
+                    warnings.append(f"skipped {rel} (not a Kubernetes object or List{_parse_error(text, suffix)})")
                     continue
                 usable += 1
                 skipped_secrets = sum(1 for o in found if o.get("kind") == "Secret")
                 if skipped_secrets:
-                    warnings.append(f"{rel}: {skipped_secrets} Secret object(s) ignored (secrets never enter a bundle)")
+                    warnings.append(f"ignored {skipped_secrets} Secret object(s) in {rel} (secrets never enter a bundle)")
                 objects.extend(o for o in found if o.get("kind") != "Secret")
             else:
                 jl = _json_lines(text, tolerate=True)
@@ -78,7 +78,7 @@ class DumpSource:
                 if n_logs or n_hooks:
                     usable += 1
                 else:
-                    warnings.append(f"{rel}: skipped (no Flagger JSON log lines or webhook payloads)")
+                    warnings.append(f"skipped {rel} (no Flagger JSON log lines or webhook payloads)")
         if usable == 0:
             detail = "; ".join(warnings[:5]) or "the folder is empty"
             raise DumpError(
@@ -213,7 +213,7 @@ def _select(
     )
     if canary is None:
         known = ", ".join(sorted(f"{meta(o).get('namespace', '?')}/{meta(o).get('name', '?')}" for o in canaries)) or "none"
-        unusable = [w for w in warnings if ": skipped (" in w]
+        unusable = [w for w in warnings if w.startswith("skipped ")]
         skipped = f"; files that could not be used: {'; '.join(unusable[:5])}" if unusable else ""
         raise NotFoundError(
             f"canary {ref} not found in dump {where} (canaries there: {known}){skipped}; save it with "

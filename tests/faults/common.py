@@ -12,9 +12,13 @@ from typing import Any
 EVIDENCE = [sys.executable, "-m", "evidence"]
 
 
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real CLI; a Python traceback on stderr is always a failure of the case."""
-    res = subprocess.run([*EVIDENCE, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout)
+    res = subprocess.run(
+        [*EVIDENCE, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout, cwd=cwd
+    )
     assert "Traceback (most recent call last)" not in res.stderr, res.stderr[-3000:]
     return res
 

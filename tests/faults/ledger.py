@@ -25,6 +25,10 @@ class Ledger:
     secrets_found: list[str] = field(default_factory=list)
     script_executions: list[str] = field(default_factory=list)
     cases: dict[str, str] = field(default_factory=dict)  # nodeid -> passed | failed | skipped
+    figures: dict[str, str] = field(default_factory=dict)  # what a case measured, printed by the report
+
+    def figure(self, name: str, value: str) -> None:
+        self.figures[name] = value
 
     def lost(self, what: str) -> None:
         self.data_lost.append(what)
@@ -44,6 +48,7 @@ class Ledger:
                     "data_lost": self.data_lost,
                     "secrets_found": self.secrets_found,
                     "script_executions": self.script_executions,
+                    "figures": self.figures,
                 },
                 indent=2,
             )

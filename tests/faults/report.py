@@ -22,6 +22,8 @@ def main(path: str) -> int:
     cases = doc["cases"]
     survived = sum(1 for v in cases.values() if v == "passed")
     lost, secrets, scripts = len(doc["data_lost"]), len(doc["secrets_found"]), len(doc["script_executions"])
+    for name, value in sorted(doc.get("figures", {}).items()):
+        print(f"  measured: {name}: {value}")
     for name, outcome in sorted(cases.items()):
         if outcome != "passed":
             print(f"  did not survive: {name} ({outcome})")
