@@ -689,4 +689,5 @@ def main() -> None:
 
 
 # Commands kept in their own modules register themselves on `cli` when imported.
-from evidence.cli import listing  # noqa: E402, F401
+from evidence.cli import listing as _listing  # noqa: E402, F401
+from evidence.cli import policyfile as _policyfile  # noqa: E402, F401
