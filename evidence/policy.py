@@ -282,7 +282,7 @@ def re2_problem(pattern: str) -> str | None:
     backreferences are refused here rather than silently never matching in a PromQL query.
     The pattern must compile with Python's ``re`` too, which the evaluation matches with.
     """
-    import re2  # type: ignore[import-untyped]
+    import re2
 
     options = re2.Options()
     options.log_errors = False  # the error comes back in the exception; RE2 need not print it

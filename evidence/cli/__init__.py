@@ -676,6 +676,14 @@ def history(
         click.echo(ledger_csv(doc) if output == "csv" else ledger_table(doc), nl=False)
 
 
+def kubectl_main() -> None:
+    """Run as the kubectl plugin ``kubectl evidence``: kubectl's global flags may come before the command."""
+    from evidence.cli.meta import kubectl_argv
+
+    sys.argv = ["kubectl evidence", *kubectl_argv(sys.argv[1:])]
+    main()
+
+
 def main() -> None:
     """Run the CLI; SIGTERM cleans up like Ctrl-C (no hidden temporary folders are left)."""
     import signal
@@ -690,4 +698,5 @@ def main() -> None:
 
 # Commands kept in their own modules register themselves on `cli` when imported.
 from evidence.cli import listing as _listing  # noqa: E402, F401
+from evidence.cli import meta as _meta  # noqa: E402, F401
 from evidence.cli import policyfile as _policyfile  # noqa: E402, F401
