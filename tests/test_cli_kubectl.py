@@ -8,7 +8,10 @@ against its published schema (schemas/).
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -151,3 +154,39 @@ def test_machine_output_of_show_evaluate_verify(bundle_for: Callable[[str], Path
     assert checked.returncode == 0, checked.stderr
     verification = yaml.safe_load(checked.stdout)
     assert validated(json.dumps(verification), "Verification")["ok"] is True
+
+
+def test_kubectl_plugin_takes_kubectl_flags_first(api: KubeApiServer) -> None:
+    plugin = Path(sys.executable).parent / "kubectl-evidence"
+    res = subprocess.run(
+        [str(plugin), "--kubeconfig", str(api.kubeconfig), "--context=test", "-n", "payments", "list", "-o", "json"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **ENV},
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert set(items(validated(res.stdout, "CanaryList"))) == {"payments/api"}
+    ignored = subprocess.run([str(plugin), "--context", "test", "version"], capture_output=True, text=True, timeout=60)
+    assert ignored.returncode == 0 and "note: --context does not apply to `evidence version`; ignored" in ignored.stderr
+
+
+def test_every_option_reads_its_environment_variable(api: KubeApiServer) -> None:
+    env = {
+        **ENV,
+        "EVIDENCE_LIST_ALL_NAMESPACES": "1",
+        "EVIDENCE_LIST_OUTPUT": "json",
+        "EVIDENCE_LIST_KUBECONFIG": str(api.kubeconfig),
+    }
+    res = run("list", env=env)
+    assert res.returncode == 0, res.stderr
+    assert set(items(validated(res.stdout, "CanaryList"))) == {"shop/podinfo", "payments/api"}
+    bad = run("list", env={**env, "EVIDENCE_LIST_OUTPUT": "xml"})
+    assert bad.returncode == 2 and "'xml' is not one of" in bad.stderr
+
+
+def test_version_and_completion() -> None:
+    doc = validated(run("version", "-o", "json").stdout, "Version")
+    assert doc["libraries"]["pyarrow"] and set(doc["extras"]) == {"render", "archive"}
+    assert run("version").stdout.startswith(f"evidence {doc['version']} ")
+    assert "_EVIDENCE_COMPLETE=bash_complete" in run("completion", "bash").stdout
+    assert run("completion", "zsh").stdout.startswith("#compdef evidence")
+    assert "complete --no-files --command evidence" in run("completion", "fish").stdout
+    assert run("completion", "tcsh").returncode == 2

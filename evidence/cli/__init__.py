@@ -37,7 +37,9 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# auto_envvar_prefix: every option also reads EVIDENCE_<COMMAND>_<OPTION> (e.g. EVIDENCE_COLLECT_OUT,
+# EVIDENCE_LIST_NAMESPACE), for scheduled jobs; options with an envvar of their own keep it.
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100, "auto_envvar_prefix": "EVIDENCE"})
 @click.version_option(__version__, prog_name="evidence")
 def cli() -> None:
     """Prove what happened in a Flagger + Traefik canary rollout.
@@ -45,6 +47,11 @@ def cli() -> None:
     Collect a rollout into a verifiable bundle, evaluate it against an abort policy, and
     render decision records. Run `evidence COMMAND --help` for a command's options.
     """
+
+
+from evidence.cli.helpformat import GroupedCommand  # noqa: E402
+
+cli.command_class = GroupedCommand
 
 
 def _printable(text: str) -> str:
@@ -700,3 +707,25 @@ def main() -> None:
 from evidence.cli import listing as _listing  # noqa: E402, F401
 from evidence.cli import meta as _meta  # noqa: E402, F401
 from evidence.cli import policyfile as _policyfile  # noqa: E402, F401
+
+
+def _name_envvars(group: click.Group, prefix: str) -> None:
+    """Give every option without an envvar of its own EVIDENCE_<COMMAND>_<OPTION>, from its long flag.
+
+    click's auto_envvar_prefix would use the parameter's Python name (``--from-dump`` is
+    ``dump``); the flag is what a user reads in --help, so the variable is named after it.
+    """
+    for name, command in group.commands.items():
+        if command.name != name:
+            continue  # an alias (get = list) shares its command's variables
+        here = f"{prefix}_{name.upper().replace('-', '_')}"
+        if isinstance(command, click.Group):
+            _name_envvars(command, here)
+            continue
+        for param in command.params:
+            if isinstance(param, click.Option) and param.envvar is None and param.name != "help":
+                flag = max(param.opts, key=len).lstrip("-")
+                param.envvar = f"{here}_{flag.upper().replace('-', '_')}"
+
+
+_name_envvars(cli, "EVIDENCE")

@@ -7,11 +7,15 @@ import sys
 import click
 
 from evidence.cli import _printable, cli, handle_errors
+from evidence.cli.helpformat import GroupedCommand
 
 
 @cli.group(short_help="Check, start or describe an abort policy file.")
 def policy() -> None:
     """Work with abort policy files (`evaluate --policy FILE`), promtool-style."""
+
+
+policy.command_class = GroupedCommand
 
 
 @policy.command("check", short_help="Check policy files; every error is listed (exit 1 if any).")
