@@ -115,6 +115,29 @@ def _canary_ref(text: str, namespace: str | None, source: Any = None) -> Any:
     return parse_canary(text, namespace, getattr(source, "default_namespace", None))
 
 
+def _flagger_prometheus(source: Any, auth: Any) -> tuple[str, Any]:
+    """Return the Prometheus URL (and auth) of Flagger's -metrics-server, saying on stderr how it is reached."""
+    from evidence.discovery import discover_prometheus, service_proxy_url
+    from evidence.errors import UsageError
+
+    found = discover_prometheus(source)
+    if found is None:
+        raise UsageError(
+            "--prometheus URL is required: no Flagger Deployment was found to read its -metrics-server from "
+            "(pass --prometheus or set EVIDENCE_PROMETHEUS_URL)"
+        )
+    click.echo(f"note: --prometheus not given: using Flagger's -metrics-server {found.flagger_url} ({found.where})", err=True)
+    if not found.proxied or found.service is None:
+        return found.flagger_url, auth
+    url = service_proxy_url(source.server, found.service)
+    click.echo(
+        f"note: {found.flagger_url} is not reachable from here; through the API server's service proxy: {url} "
+        f"(needs RBAC get services/proxy in namespace {found.service.namespace})",
+        err=True,
+    )
+    return url, source.service_proxy_auth()
+
+
 def _cluster_source(
     dump: str | None,
     kubeconfig: str | None,
@@ -270,8 +293,8 @@ def collect(
     from evidence.sources.prometheus import PrometheusAuth, PrometheusSource, read_token_file
 
     _canary_ref(canary, namespace)  # a bad name is a usage error before any kubeconfig is read
-    if not prometheus_url:
-        raise UsageError("--prometheus URL is required (or set EVIDENCE_PROMETHEUS_URL)")
+    if not prometheus_url and dump:
+        raise UsageError("--prometheus URL is required with --from-dump (or set EVIDENCE_PROMETHEUS_URL)")
     into = inside_bundle(Path(out))
     if into is not None:
         raise UsageError(f"--out {out} is inside the bundle {into}: a bundle never holds another; choose another folder")
@@ -317,10 +340,12 @@ def collect(
         legal_hold=legal_hold,
     )
     check_options(options, dt.datetime.now(dt.UTC))
-    prom = PrometheusSource(prometheus_url, auth=auth, timeout=timeout)
     source: ClusterSource = _cluster_source(
         dump, kubeconfig, context, request_timeout or timeout, flagger_namespace, flagger_selector
     )
+    if not prometheus_url:
+        prometheus_url, auth = _flagger_prometheus(source, auth)
+    prom = PrometheusSource(prometheus_url, auth=auth, timeout=timeout)
     ref = _canary_ref(canary, namespace, source)
     progress = Progress(quiet=quiet)
     from evidence.bundle import open_bundle
@@ -507,14 +532,19 @@ def preflight(
     from evidence.sources.prometheus import PrometheusSource
 
     _canary_ref(canary, namespace)  # a bad name is a usage error before any kubeconfig is read
-    if not prometheus_url:
-        raise UsageError("--prometheus URL is required (or set EVIDENCE_PROMETHEUS_URL)")
+    if not prometheus_url and dump:
+        raise UsageError("--prometheus URL is required with --from-dump (or set EVIDENCE_PROMETHEUS_URL)")
     if timeout <= 0:
         raise UsageError(f"--timeout {timeout:g}: give a positive number of seconds")
     at = parse_at(at_text) if at_text else dt.datetime.now(dt.UTC)
     policy = load_policy(policy_file) if policy_file else default_policy()
-    prom = PrometheusSource(prometheus_url, timeout=timeout)
     source: FlaggerFinder = _cluster_source(dump, kubeconfig, context, timeout)
+    from evidence.sources.prometheus import PrometheusAuth
+
+    prometheus_url, auth = (
+        _flagger_prometheus(source, PrometheusAuth()) if not prometheus_url else (prometheus_url, PrometheusAuth())
+    )
+    prom = PrometheusSource(prometheus_url, auth=auth, timeout=timeout)
     ref = _canary_ref(canary, namespace, source)
     result = run_preflight(ref, source, prom, policy, at, probe_webhooks=probe_webhooks, timeout_s=timeout)
     if fmt == "json":

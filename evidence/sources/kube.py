@@ -29,6 +29,8 @@ from evidence.sources import ClusterData
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
+    from evidence.sources.prometheus import PrometheusAuth
+
 DEFAULT_KUBECONFIG = "~/.kube/config"
 DEFAULT_PAGE_SIZE = 250
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -152,6 +154,25 @@ class KubeSource:
             traefik_services=[traefik] if traefik else [],
             workloads=workloads,
             warnings=warnings,
+        )
+
+    def service_proxy_auth(self) -> PrometheusAuth:
+        """Return the kubeconfig's credentials for the API server's service proxy (the same as for the API)."""
+        from evidence.sources.prometheus import PrometheusAuth
+
+        cfg = self._client.configuration
+        # auth_settings() runs the client's refresh hook (exec plugins) and names the header whatever the client's version.
+        header = next(
+            (str(a.get("value") or "") for a in cfg.auth_settings().values() if str(a.get("key")).lower() == "authorization"),
+            "",
+        )
+        token = header[len("Bearer ") :] if header.startswith("Bearer ") else None
+        cert = (str(cfg.cert_file), str(cfg.key_file)) if cfg.cert_file and cfg.key_file else None
+        return PrometheusAuth(
+            bearer_token=token,
+            ca_file=str(cfg.ssl_ca_cert) if cfg.ssl_ca_cert else None,
+            insecure_skip_verify=not cfg.verify_ssl,
+            client_cert=cert,
         )
 
     def list_canaries(self, namespace: str | None) -> list[dict[str, Any]]:
