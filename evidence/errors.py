@@ -18,6 +18,7 @@
     ├── NotFoundError                  unknown canary, no rollout in the window
     ├── PartialError                   some queries failed; the bundle was not written
     ├── RenderError                    a template or chart failed
+    ├── MissingExtraError              a command needs an extra that is not installed (pip install 'flagger-evidence[EXTRA]')
     ├── SignError                      a key is missing, unreadable or of the wrong kind; signing failed
     └── StoreError                     an archive store refused, vanished or is misconfigured
         └── StoreAuthError             the store refused the credentials (wrong key or secret)
@@ -97,6 +98,10 @@ class PartialError(EvidenceError):
 
 class RenderError(EvidenceError):
     """A report could not be rendered."""
+
+
+class MissingExtraError(EvidenceError):
+    """A command needs an optional part of the install (an extra) that is missing."""
 
 
 def read_bounded(path: str | Path, option: str, limit: int, error: type[EvidenceError]) -> str:

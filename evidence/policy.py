@@ -265,12 +265,37 @@ class _Reader:
                 raise self.fail(path, "label names are letters, digits and underscores")
             if not isinstance(v, (str, int)) or isinstance(v, bool):
                 raise self.fail(path, "must be a regular expression (a string)", _shown(v))
-            try:
-                re.compile(str(v))
-            except re.error as exc:
-                raise self.fail(path, f"is not a valid regular expression ({exc})", _shown(v)) from None
+            problem = re2_problem(str(v))
+            if problem is not None:
+                raise self.fail(path, problem, _shown(v))
             pairs.append((k, str(v)))
         return Selector(metric, role, tuple(sorted(pairs)))
+
+
+def re2_problem(pattern: str) -> str | None:
+    """Return why ``pattern`` is not a regular expression PromQL accepts (RE2 syntax), or None.
+
+    RE2 (``google-re2``) parses it, as Prometheus' Go regexp would: lookarounds and
+    backreferences are refused here rather than silently never matching in a PromQL query.
+    The pattern must compile with Python's ``re`` too, which the evaluation matches with.
+    """
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False  # the error comes back in the exception; RE2 need not print it
+    try:
+        re2.compile(pattern, options=options)
+    except re2.error as exc:
+        detail = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        return (
+            f"is not an RE2 regular expression, the syntax PromQL uses ({detail}); "
+            "lookarounds (?=…) (?!…) and backreferences \\1 are not supported"
+        )
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return f"is not a valid regular expression ({exc})"
+    return None
 
 
 def _shown(value: Any) -> Any:
@@ -312,47 +337,84 @@ _CUSTOM_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def policy_from_dict(data: Any, source: str = "<policy>") -> Policy:
-    """Build a policy from parsed YAML; raise PolicyError naming ``source`` and the field."""
+def policy_from_dict(data: Any, source: str = "<policy>", errors: list[str] | None = None) -> Policy:
+    """Build a policy from parsed YAML; raise PolicyError naming ``source`` and the field.
+
+    With ``errors`` (a list), every section (the top level, each criterion, the limits) is
+    checked and its first error appended instead of raising; the policy returned then keeps
+    the defaults where a section was wrong.
+    """
     r = _Reader(source)
     if data is None:
         data = {}
-    top = r.mapping(data, "", ("version", "min_requests", "criteria", "limits"))
-    if "version" in top and top["version"] != 1:
-        raise r.fail("version", "must be 1 (the only policy format this evidence understands)", _shown(top["version"]))
-    min_requests = r.integer(top.get("min_requests", 50), "min_requests", 0, 10**9)
+
+    def section(read: Any, fallback: Any) -> Any:
+        if errors is None:
+            return read()
+        try:
+            return read()
+        except PolicyError as exc:
+            errors.append(str(exc))
+            return fallback
+
+    allowed = ("version", "min_requests", "criteria", "limits")
+    if errors is None or not isinstance(data, dict):
+        top = section(lambda: r.mapping(data, "", allowed), None)
+        if top is None:
+            return default_policy()
+    else:
+        for key in data:
+            section(lambda key=key: r.mapping({key: None}, "", allowed), None)  # each unknown key is an error
+        top = {k: v for k, v in data.items() if k in allowed}
+
+    def check_version() -> None:
+        if "version" in top and top["version"] != 1:
+            raise r.fail("version", "must be 1 (the only policy format this evidence understands)", _shown(top["version"]))
+
+    section(check_version, None)
+    min_requests = section(lambda: r.integer(top.get("min_requests", 50), "min_requests", 0, 10**9), 50)
     builtins = _builtin_criteria(min_requests)
     criteria: dict[str, Criterion] = dict(builtins)
     disabled: list[str] = []
     raw_criteria = top.get("criteria") or {}
-    if not isinstance(raw_criteria, dict):
-        raise r.fail("criteria", "must be a mapping of criterion name to its settings", _shown(raw_criteria))
+
+    def check_criteria() -> dict[str, Any]:
+        if not isinstance(raw_criteria, dict):
+            raise r.fail("criteria", "must be a mapping of criterion name to its settings", _shown(raw_criteria))
+        return raw_criteria
+
+    raw_criteria = section(check_criteria, {})
     for name, body in raw_criteria.items():
-        where = f"criteria.{name}"
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise r.fail(where, "criterion names are lower-case letters, digits, '_' and '-', starting with a letter")
         if name in builtins and body is False:
             criteria.pop(name, None)
             disabled.append(name)
             continue
-        if name in builtins:
-            criterion = _read_builtin(r, builtins[name], body, where)
-        else:
-            if not isinstance(body, dict) or "kind" not in body:
-                raise r.fail(
-                    where,
-                    "unknown criterion; built-in criteria are "
-                    + ", ".join(BUILTIN)
-                    + " — a custom criterion needs `kind: ratio` or `kind: gauge`",
-                )
-            criterion = _read_custom(r, name, body, where, min_requests)
+        criterion = section(lambda name=name, body=body: _read_criterion(r, builtins, name, body, min_requests), False)
+        if criterion is False:
+            continue
         if criterion is None:
             criteria.pop(name, None)
             disabled.append(name)
         else:
             criteria[name] = criterion
-    limits = _read_limits(r, top.get("limits"))
+    limits = section(lambda: _read_limits(r, top.get("limits")), RolloutLimits())
     return Policy(tuple(criteria.values()), limits, min_requests, tuple(disabled), source)
+
+
+def _read_criterion(r: _Reader, builtins: dict[str, Criterion], name: Any, body: Any, min_requests: int) -> Criterion | None:
+    where = f"criteria.{name}"
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise r.fail(where, "criterion names are lower-case letters, digits, '_' and '-', starting with a letter")
+    if name in builtins:
+        return _read_builtin(r, builtins[name], body, where)
+    if not isinstance(body, dict) or "kind" not in body:
+        raise r.fail(
+            where,
+            "unknown criterion; built-in criteria are "
+            + ", ".join(BUILTIN)
+            + " — a custom criterion needs `kind: ratio` or `kind: gauge`",
+        )
+    return _read_custom(r, name, body, where, min_requests)
 
 
 def _enabled(r: _Reader, body: dict[str, Any], where: str) -> bool:
@@ -457,6 +519,21 @@ def _read_limits(r: _Reader, data: Any) -> RolloutLimits:
 
 def load_policy(path: str | Path) -> Policy:
     """Read a YAML policy file; raise PolicyError naming the file, the field and what is allowed."""
+    return policy_from_dict(_read_policy_yaml(path), str(path))
+
+
+def check_policy_file(path: str | Path) -> list[str]:
+    """Return every error of a policy file (one per wrong section), an empty list when it is valid."""
+    try:
+        data = _read_policy_yaml(path)
+    except PolicyError as exc:
+        return [str(exc)]
+    errors: list[str] = []
+    policy_from_dict(data, str(path), errors)
+    return errors
+
+
+def _read_policy_yaml(path: str | Path) -> Any:
     import yaml
 
     from evidence.errors import read_bounded
@@ -472,7 +549,7 @@ def load_policy(path: str | Path) -> Policy:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise PolicyError(f"{p}: not valid YAML{where}: {problem}") from None
-    return policy_from_dict(data, str(p))
+    return data
 
 
 def policy_to_json(policy: Policy) -> dict[str, Any]:

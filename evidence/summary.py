@@ -90,3 +90,21 @@ def summarise_bundle(b: Bundle) -> str:
         lines.append(f"warnings:  {len(warnings)}")
         lines.extend(f"  - {w}" for w in warnings)
     return "\n".join(lines)
+
+
+def summary_document(b: Bundle) -> dict[str, Any]:
+    """Return the bundle as a ``BundleSummary`` document: where it is, whether it verified, its summary row.
+
+    The row is the archive's (``summary.json``, the default policy's judgement; evaluated now
+    for bundles older than it), so ``show -o json`` and ``history`` agree field by field.
+    """
+    import json
+
+    from evidence.archive.summary import bundle_summary, summary_json
+    from evidence.documents import document
+
+    body: dict[str, Any] = {"location": str(b.path), "verified": b.verified}
+    if b.verified is False:
+        body["unverified_reason"] = b.unverified_reason
+    row = json.loads(summary_json(bundle_summary(b.path, b.manifest)))  # timestamps as RFC 3339, as in summary.json
+    return document("BundleSummary", {**body, "summary": row})

@@ -45,6 +45,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   echo "setup: installing the project and its dev tools into .venv (pinned by constraints.txt)" >&2
+  # The distribution was called `evidence` before it became flagger-evidence: drop the old record
+  # (the install below puts the `evidence` command back).
+  if .venv/bin/python -m pip show -q evidence >/dev/null 2>&1; then
+    .venv/bin/python -m pip uninstall -y -q evidence >/dev/null
+  fi
   .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
   touch "$stamp"
 fi

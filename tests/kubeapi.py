@@ -12,6 +12,7 @@ log of the pod ``flagger-7c9f8d6b5-x2x4z`` in ``flagger-system``.  ::
         api.fail("/api/v1/namespaces/shop/events", status=500, times=1)   # then succeeds
         api.hang("/apis/flagger.app/v1beta1/namespaces/shop/canaries/podinfo", seconds=5)
         api.requests   # [(method, path, {query}), ...]
+        api.proxy_service("monitoring", "prometheus:9090", prom.url)   # the service proxy, relayed
 
 Contexts of the kubeconfig (all on one cluster, the CA is generated with ``openssl``):
 ``test`` (full rights), ``no-events`` (may not get or list events in any API group),
@@ -427,6 +428,7 @@ class KubeApiServer:
         self.port = 0
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.faults: list[Fault] = []
+        self.proxies: dict[tuple[str, str], str] = {}
         self.log_lines = self._read_log()
         self._pristine = load_dump(self.dump)
         self._pristine[("", "pods")].append(flagger_pod())
@@ -518,6 +520,11 @@ class KubeApiServer:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         return path
+
+    def proxy_service(self, namespace: str, service: str, upstream: str) -> None:
+        """Serve ``/api/v1/namespaces/NS/services/SERVICE/proxy/…`` from ``upstream`` (SERVICE as NAME:PORT)."""
+        with self._lock:
+            self.proxies[(namespace, service)] = upstream.rstrip("/")
 
     def fail(self, path: str, status: int = 500, times: int | None = 1, message: str = "injected fault") -> None:
         """Answer the next ``times`` requests for ``path`` (None: all) with a Status of ``status``."""
@@ -638,6 +645,8 @@ class KubeApiServer:
 
     def _route(self, h: _Handler, req: _Request) -> None:
         seg = req.path.strip("/").split("/")
+        if seg[:3] == ["api", "v1", "namespaces"] and len(seg) >= 7 and seg[4] == "services" and seg[6] == "proxy":
+            return self._proxy(h, seg[3], seg[5], "/" + "/".join(seg[7:]), req.query)
         if seg[:2] == ["api", "v1"]:
             group, version, rest = "", "v1", seg[2:]
         elif seg[0] == "apis" and len(seg) >= 3:
@@ -683,6 +692,22 @@ class KubeApiServer:
                 return self._pod_log(h, obj, req.query)
             return h.send(200, json.dumps(self._present(res, obj, in_list=False)).encode())
         self._list(h, res, stored, req.query)
+
+    def _proxy(self, h: _Handler, namespace: str, service: str, path: str, query: dict[str, str]) -> None:
+        """Relay a GET to the upstream registered for the Service, like the API server's service proxy."""
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        upstream = self.proxies.get((namespace, service))
+        if upstream is None:
+            return self._status(h, 503, f'no endpoints available for service "{service}"', {"name": service, "kind": "services"})
+        url = upstream + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        try:
+            with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=30) as answer:
+                return h.send(answer.status, answer.read(), answer.headers.get("Content-Type") or "application/json")
+        except urllib.error.HTTPError as exc:
+            return h.send(exc.code, exc.read(), exc.headers.get("Content-Type") or "application/json")
 
     def _present(self, res: Resource, obj: dict[str, Any], in_list: bool) -> dict[str, Any]:
         if res is EVENTS_V1:

@@ -367,8 +367,8 @@ def test_bad_windows_and_options_are_usage_errors(
 
 
 def test_bad_canary_argument_is_a_usage_error() -> None:
-    res = run("collect", "podinfo", "--prometheus", "http://127.0.0.1:9")
-    assert res.returncode == 2 and "NAMESPACE/CANARY" in res.stderr
+    res = run("collect", "shop/", "--prometheus", "http://127.0.0.1:9")
+    assert res.returncode == 2 and "write NAME -n NAMESPACE" in res.stderr
 
 
 def test_dump_with_junk_files_names_them(

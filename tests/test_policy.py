@@ -173,7 +173,7 @@ def test_custom_ratio_and_gauge_criteria() -> None:
         ),
         (
             "criteria:\n  x: {kind: gauge, series: {metric: m, match: {code: '5(('}}, window: 1m, threshold: 1, breach_when: '>'}\n",
-            "criteria.x.series.match.code: is not a valid regular expression",
+            "criteria.x.series.match.code: is not an RE2 regular expression, the syntax PromQL uses (missing ): 5(()",
         ),
         (
             "criteria:\n  x: {kind: gauge, series: {metric: 'a b'}, window: 1m, threshold: 1, breach_when: '>'}\n",

@@ -199,6 +199,9 @@ def history_rows(con: Any, filters: Filters) -> list[dict[str, Any]]:
 def history(store: Store, filters: Filters, key: str | Path | None = None, summary: bool = False) -> dict[str, Any]:
     """Return the archive's history (kind ``History``) or its fleet figures (kind ``FleetSummary``)."""
     from evidence.archive.fleet import fleet_summary
+    from evidence.extras import require_extra
+
+    require_extra("archive", "evidence history", ("duckdb",))
 
     ledger = collect_ledger(store, key)
     con = connect(ledger)

@@ -95,6 +95,9 @@ def open_store(url_or_path: str | Path, *, endpoint: str | None = None) -> Store
     text = str(url_or_path)
     if is_store_url(text):
         from evidence.archive.s3 import S3ArchiveStore
+        from evidence.extras import require_extra
+
+        require_extra("archive", f"the S3 store {text}", ("obstore",))
 
         return S3ArchiveStore.from_url(text, endpoint=endpoint)
     if endpoint:

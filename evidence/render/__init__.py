@@ -117,6 +117,9 @@ def render_bundle(
 
     A bundle that fails verification is refused unless ``allow_unverified``; then every page says UNVERIFIED.
     """
+    from evidence.extras import require_extra
+
+    require_extra("render", "evidence render", ("jinja2", "weasyprint") if "pdf" in formats else ("jinja2",))
     from evidence.bundle import inside_bundle, open_bundle
     from evidence.evaluate import evaluate_bundle
     from evidence.policy import default_policy, load_policy

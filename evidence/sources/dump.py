@@ -96,6 +96,30 @@ class DumpSource:
     def find_flagger(self, selector: str = "app.kubernetes.io/name=flagger") -> list[dict[str, Any]]:
         """Return the dump's Deployments whose labels match ``selector`` (``k=v`` terms, comma-separated)."""
         wanted = dict(term.split("=", 1) for term in selector.split(",") if "=" in term)
+        return [
+            o
+            for o in self._objects_of("Deployment")
+            if all(((o.get("metadata") or {}).get("labels") or {}).get(k.strip()) == v.strip() for k, v in wanted.items())
+        ]
+
+    # -- evidence list: every canary of the dump ------------------------------------------------
+
+    @property
+    def default_namespace(self) -> str | None:
+        """Return the namespace of the dump's canaries when they all share one (a dump has no kubeconfig)."""
+        namespaces = {str((o.get("metadata") or {}).get("namespace") or "") for o in self._objects_of("Canary")}
+        if len(namespaces) != 1:
+            return None
+        return namespaces.pop() or None
+
+    def list_canaries(self, namespace: str | None) -> list[dict[str, Any]]:
+        """Return the dump's Canaries in ``namespace`` (None: all of them)."""
+        return [
+            o for o in self._objects_of("Canary") if namespace is None or (o.get("metadata") or {}).get("namespace") == namespace
+        ]
+
+    def _objects_of(self, kind: str) -> list[dict[str, Any]]:
+        """Return the dump's objects of ``kind``; unreadable files are skipped (read() names them)."""
         found: list[dict[str, Any]] = []
         if not self.folder.is_dir():
             raise DumpError(f"--from-dump {self.folder}: not a folder; pass the folder holding the kubectl output")
@@ -103,11 +127,8 @@ class DumpSource:
             try:
                 objects = _objects_from_text(path.read_text(encoding="utf-8"), path.suffix.lower()) or []
             except (OSError, UnicodeDecodeError):
-                continue  # read() names unreadable files; Flagger's Deployment is optional here
-            for o in objects:
-                labels = (o.get("metadata") or {}).get("labels") or {}
-                if o.get("kind") == "Deployment" and all(labels.get(k.strip()) == v.strip() for k, v in wanted.items()):
-                    found.append(o)
+                continue
+            found.extend(o for o in objects if o.get("kind") == kind)
         return found
 
 

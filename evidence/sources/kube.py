@@ -29,8 +29,11 @@ from evidence.sources import ClusterData
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
+    from evidence.sources.prometheus import PrometheusAuth
+
 DEFAULT_KUBECONFIG = "~/.kube/config"
 DEFAULT_PAGE_SIZE = 250
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class KubeSource:
         self.context = context
         self.kubeconfig: str | None = None  # the file(s) used, os.pathsep-joined; None in a pod
         self.cluster_name: str | None = None  # the kubeconfig context's cluster; None in a pod
+        self.default_namespace: str | None = None  # the context's namespace, or the pod's service account's
         self._client = self._connect(kubeconfig, context)
         self.server = _public_url(str(self._client.configuration.host))
 
@@ -151,6 +155,53 @@ class KubeSource:
             workloads=workloads,
             warnings=warnings,
         )
+
+    def service_proxy_auth(self) -> PrometheusAuth:
+        """Return the kubeconfig's credentials for the API server's service proxy (the same as for the API)."""
+        from evidence.sources.prometheus import PrometheusAuth
+
+        cfg = self._client.configuration
+        # auth_settings() runs the client's refresh hook (exec plugins) and names the header whatever the client's version.
+        header = next(
+            (str(a.get("value") or "") for a in cfg.auth_settings().values() if str(a.get("key")).lower() == "authorization"),
+            "",
+        )
+        token = header[len("Bearer ") :] if header.startswith("Bearer ") else None
+        cert = (str(cfg.cert_file), str(cfg.key_file)) if cfg.cert_file and cfg.key_file else None
+        return PrometheusAuth(
+            bearer_token=token,
+            ca_file=str(cfg.ssl_ca_cert) if cfg.ssl_ca_cert else None,
+            insecure_skip_verify=not cfg.verify_ssl,
+            client_cert=cert,
+        )
+
+    def list_canaries(self, namespace: str | None) -> list[dict[str, Any]]:
+        """Return the Canaries in ``namespace`` (None: in every namespace), like ``kubectl get canaries -o json``."""
+        from kubernetes import client
+
+        api = client.CustomObjectsApi(self._client)
+        call = _Call("list", "canaries", "flagger.app", namespace or "(all namespaces)")
+
+        def page(token: str | None) -> Any:
+            common: dict[str, Any] = {
+                "limit": self.page_size,
+                "_preload_content": False,
+                "_request_timeout": self.request_timeout,
+            }
+            if token:
+                common["_continue"] = token
+            if namespace is None:
+                return api.list_cluster_custom_object("flagger.app", "v1beta1", "canaries", **common)
+            return api.list_namespaced_custom_object("flagger.app", "v1beta1", namespace, "canaries", **common)
+
+        try:
+            return self._list(call, page, "flagger.app/v1beta1", "Canary")
+        except _Missing as exc:
+            if not exc.served:
+                raise NotFoundError(
+                    f"the API server {self.server} does not serve canaries.flagger.app/v1beta1; is Flagger installed?"
+                ) from None
+            raise KubeError(f"the API server {self.server} answered 404 to {call.describe()}: {exc}") from None
 
     # -- preflight (issue 14): Flagger's own Deployment, in any namespace ------------------------
 
@@ -225,10 +276,14 @@ class KubeSource:
                 raise KubeError(
                     f"no kubeconfig found and the in-cluster service account is unusable ({exc}); pass --kubeconfig or set KUBECONFIG"
                 ) from None
+            try:
+                self.default_namespace = Path(SERVICE_ACCOUNT_NAMESPACE).read_text(encoding="utf-8").strip() or None
+            except OSError:
+                self.default_namespace = None
             return client.ApiClient(configuration=cfg)
         joined = os.pathsep.join(str(p) for p in paths)
         where = f"kubeconfig {joined}"
-        self.cluster_name = _check_context(paths, context, where)
+        self.cluster_name, self.default_namespace = _check_context(paths, context, where)
         try:
             config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=joined, context=context, client_configuration=cfg, persist_config=False
@@ -536,10 +591,11 @@ def _kubeconfig_paths(kubeconfig: str | None) -> list[Path] | None:
     )
 
 
-def _check_context(paths: list[Path], context: str | None, where: str) -> str | None:
-    """Raise KubeError unless the kubeconfig has ``context`` (or a current-context); return that context's cluster name."""
+def _check_context(paths: list[Path], context: str | None, where: str) -> tuple[str | None, str | None]:
+    """Raise KubeError unless the kubeconfig has ``context`` (or a current-context); return its cluster name and namespace."""
     names: list[str] = []
     clusters: dict[str, str] = {}
+    namespaces: dict[str, str] = {}
     current = ""
     for path in paths:
         try:
@@ -554,6 +610,8 @@ def _check_context(paths: list[Path], context: str | None, where: str) -> str | 
                 ctx = entry.get("context")
                 if isinstance(ctx, dict) and ctx.get("cluster"):
                     clusters[str(entry["name"])] = str(ctx["cluster"])
+                if isinstance(ctx, dict) and ctx.get("namespace"):
+                    namespaces[str(entry["name"])] = str(ctx["namespace"])
         current = current or str(doc.get("current-context") or "")
     available = ", ".join(names) if names else "none"
     if context is not None and context not in names:
@@ -564,7 +622,8 @@ def _check_context(paths: list[Path], context: str | None, where: str) -> str | 
         raise KubeError(f"{where} sets no current-context; pass --context, one of: {available}")
     if context is None and current not in names:
         raise KubeError(f"{where}: current-context {current!r} is not defined; pass --context, one of: {available}")
-    return clusters.get(context if context is not None else current)
+    chosen = context if context is not None else current
+    return clusters.get(chosen), namespaces.get(chosen)
 
 
 def _public_url(url: str) -> str:

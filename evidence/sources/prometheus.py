@@ -38,6 +38,7 @@ class PrometheusAuth:
     ca_file: str | None = None
     insecure_skip_verify: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    client_cert: tuple[str, str] | None = None  # (cert file, key file): the API server's service proxy may want one
 
     def secrets(self) -> tuple[str, ...]:
         """Return the credential values themselves, to scrub them from anything a server echoes."""
@@ -59,6 +60,8 @@ class PrometheusAuth:
             out.append("ca-file")
         if self.insecure_skip_verify:
             out.append("insecure-skip-verify")
+        if self.client_cert:
+            out.append("client-cert")
         return out
 
 
@@ -136,6 +139,8 @@ class PrometheusSource:
             session.headers["Authorization"] = f"Bearer {self.auth.bearer_token}"
         if self.auth.username:
             session.auth = (self.auth.username, self.auth.password or "")
+        if self.auth.client_cert:
+            session.cert = self.auth.client_cert
         if self.auth.insecure_skip_verify:
             import urllib3
 
@@ -179,7 +184,11 @@ class PrometheusSource:
     def _get(self, path: str, params: dict[str, str]) -> tuple[int, bytes]:
         """GET one answer as a stream, within the deadline and the size bound."""
         deadline = time.monotonic() + self.timeout
-        resp = self._http().get(f"{self.url}{path}", params=params, timeout=(self.timeout, self.timeout), stream=True)
+        session = self._http()
+        # verify per request: a session's own verify loses to REQUESTS_CA_BUNDLE in requests' merge of settings.
+        resp = session.get(
+            f"{self.url}{path}", params=params, timeout=(self.timeout, self.timeout), stream=True, verify=session.verify
+        )
         try:
             chunks: list[bytes] = []
             size = 0

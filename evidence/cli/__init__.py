@@ -38,7 +38,9 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# auto_envvar_prefix: every option also reads EVIDENCE_<COMMAND>_<OPTION> (e.g. EVIDENCE_COLLECT_OUT,
+# EVIDENCE_LIST_NAMESPACE), for scheduled jobs; options with an envvar of their own keep it.
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100, "auto_envvar_prefix": "EVIDENCE"})
 @click.version_option(__version__, prog_name="evidence")
 def cli() -> None:
     """Prove what happened in a Flagger + Traefik canary rollout.
@@ -46,6 +48,11 @@ def cli() -> None:
     Collect a rollout into a verifiable bundle, evaluate it against an abort policy, and
     render decision records. Run `evidence COMMAND --help` for a command's options.
     """
+
+
+from evidence.cli.helpformat import GroupedCommand  # noqa: E402
+
+cli.command_class = GroupedCommand
 
 
 def _printable(text: str) -> str:
@@ -112,26 +119,105 @@ def _user_duration(text: str, option: str) -> dt.timedelta:
 TIME, DURATION = _ParsedType("time", _user_time, dt.datetime), _ParsedType("duration", _user_duration, dt.timedelta)
 
 
-@cli.command(short_help="Snapshot one rollout into a verifiable parquet bundle.")
-@click.argument("canary", metavar="NAMESPACE/CANARY")
-@click.option(
-    "--prometheus",
-    "prometheus_url",
-    envvar="EVIDENCE_PROMETHEUS_URL",
-    metavar="URL",
-    help="Prometheus-compatible API (Prometheus, Thanos, Mimir, VictoriaMetrics). Env: EVIDENCE_PROMETHEUS_URL.",
+_NAMESPACE = click.option(
+    "-n",
+    "--namespace",
+    metavar="NS",
+    help="The canary's namespace (default: the kubeconfig context's namespace, else `default`).",
 )
+_REQUEST_TIMEOUT = click.option(
+    "--request-timeout",
+    metavar="SECONDS",
+    type=click.FloatRange(min=0, min_open=True, max=3600),
+    help="Seconds to wait for one answer from the API server (default: --timeout), like kubectl's flag.",
+)
+
+
+_KUBECONFIG = click.option(
+    "--kubeconfig", metavar="PATH", help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)."
+)
+_CONTEXT = click.option("--context", metavar="NAME", help="Kubeconfig context to use.")
+_FLAGGER_NAMESPACE = click.option(
+    "--flagger-namespace", default="flagger-system", show_default=True, help="Where Flagger runs (its logs are read from there)."
+)
+_FLAGGER_SELECTOR = click.option(
+    "--flagger-selector", default="app.kubernetes.io/name=flagger", show_default=True, help="Label selector of Flagger's pods."
+)
+
+
+def _prometheus_option(help: str) -> Callable[[F], F]:
+    return click.option("--prometheus", "prometheus_url", envvar="EVIDENCE_PROMETHEUS_URL", metavar="URL", help=help)
+
+
+def _canary_ref(text: str, namespace: str | None, source: Any = None) -> Any:
+    """Return the CanaryRef ``text`` names; the source gives the default namespace (the context's)."""
+    from evidence.names import parse_canary
+
+    return parse_canary(text, namespace, getattr(source, "default_namespace", None))
+
+
+def _flagger_prometheus(source: Any, auth: Any) -> tuple[str, Any]:
+    """Return the Prometheus URL (and auth) of Flagger's -metrics-server, saying on stderr how it is reached."""
+    from evidence.discovery import discover_prometheus, service_proxy_url
+    from evidence.errors import UsageError
+
+    found = discover_prometheus(source)
+    if found is None:
+        raise UsageError(
+            "--prometheus URL is required: no Flagger Deployment was found to read its -metrics-server from "
+            "(pass --prometheus or set EVIDENCE_PROMETHEUS_URL)"
+        )
+    click.echo(f"note: --prometheus not given: using Flagger's -metrics-server {found.flagger_url} ({found.where})", err=True)
+    if not found.proxied or found.service is None:
+        return found.flagger_url, auth
+    url = service_proxy_url(source.server, found.service)
+    click.echo(
+        f"note: {found.flagger_url} is not reachable from here; through the API server's service proxy: {url} "
+        f"(needs RBAC get services/proxy in namespace {found.service.namespace})",
+        err=True,
+    )
+    return url, source.service_proxy_auth()
+
+
+def _cluster_source(
+    dump: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+    request_timeout: float,
+    flagger_namespace: str = "flagger-system",
+    flagger_selector: str = "app.kubernetes.io/name=flagger",
+) -> Any:
+    """Return the folder (--from-dump) or the live cluster as a source (DumpSource or KubeSource)."""
+    from evidence.errors import UsageError
+
+    if dump:
+        if kubeconfig or context:
+            raise UsageError("--from-dump reads a folder: drop --kubeconfig/--context, or drop --from-dump to read the cluster")
+        from evidence.sources.dump import DumpSource
+
+        return DumpSource(dump)
+    from evidence.sources.kube import KubeSource
+
+    return KubeSource(
+        kubeconfig=kubeconfig,
+        context=context,
+        flagger_namespace=flagger_namespace,
+        flagger_selector=flagger_selector,
+        request_timeout=request_timeout,
+    )
+
+
+@cli.command(short_help="Snapshot one rollout into a verifiable parquet bundle.")
+@click.argument("canary", metavar="NAME")
+@_NAMESPACE
+@_prometheus_option("Prometheus-compatible API (Prometheus, Thanos, Mimir, VictoriaMetrics). Env: EVIDENCE_PROMETHEUS_URL.")
 @click.option(
     "--from-dump", "dump", metavar="DIR", type=click.Path(), help="Read kubectl output from DIR instead of the live cluster."
 )
-@click.option("--kubeconfig", metavar="PATH", help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster).")
-@click.option("--context", metavar="NAME", help="Kubeconfig context to use.")
-@click.option(
-    "--flagger-namespace", default="flagger-system", show_default=True, help="Where Flagger runs (its logs are read from there)."
-)
-@click.option(
-    "--flagger-selector", default="app.kubernetes.io/name=flagger", show_default=True, help="Label selector of Flagger's pods."
-)
+@_KUBECONFIG
+@_CONTEXT
+@_FLAGGER_NAMESPACE
+@_FLAGGER_SELECTOR
 @click.option(
     "--start",
     type=TIME,
@@ -200,10 +286,21 @@ TIME, DURATION = _ParsedType("time", _user_time, dt.datetime), _ParsedType("dura
 @click.option(
     "--concurrency", default=4, show_default=True, type=click.IntRange(1, 64), help="Prometheus queries in flight at once."
 )
+@_REQUEST_TIMEOUT
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Choice(["name", "json", "yaml"]),
+    default="name",
+    show_default=True,
+    help="name: the bundle's path; json/yaml: a BundleSummary (path and manifest summary).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @handle_errors
 def collect(
     canary: str,
+    namespace: str | None,
     prometheus_url: str | None,
     dump: str | None,
     kubeconfig: str | None,
@@ -231,11 +328,16 @@ def collect(
     headers: tuple[str, ...],
     timeout: float,
     concurrency: int,
+    request_timeout: float | None,
+    output: str,
     quiet: bool,
 ) -> None:
-    """Snapshot one rollout of NAMESPACE/CANARY into a verifiable parquet bundle.
+    """Snapshot one rollout of the canary NAME into a verifiable parquet bundle.
 
-    Prints the bundle's path as the last line of stdout.
+    \b
+    NAME is written as kubectl and Flagger write it: `podinfo -n shop`, `shop/podinfo`,
+    `canary/podinfo`, `canaries/podinfo` or `podinfo.shop`. Prints the bundle's path as the
+    last line of stdout (-o json|yaml: a BundleSummary instead).
     """
     import os
     from dataclasses import replace
@@ -244,14 +346,13 @@ def collect(
     from evidence.bundle import inside_bundle
     from evidence.collect import CollectOptions, check_options, collect_rollout
     from evidence.errors import UsageError
-    from evidence.model import CanaryRef
     from evidence.progress import Progress
     from evidence.sources import ClusterSource
     from evidence.sources.prometheus import PrometheusAuth, PrometheusSource, read_token_file
 
-    ref = CanaryRef.parse(canary)
-    if not prometheus_url:
-        raise UsageError("--prometheus URL is required (or set EVIDENCE_PROMETHEUS_URL)")
+    _canary_ref(canary, namespace)  # a bad name is a usage error before any kubeconfig is read
+    if not prometheus_url and dump:
+        raise UsageError("--prometheus URL is required with --from-dump (or set EVIDENCE_PROMETHEUS_URL)")
     into = inside_bundle(Path(out))
     if into is not None:
         raise UsageError(f"--out {out} is inside the bundle {into}: a bundle never holds another; choose another folder")
@@ -260,6 +361,7 @@ def collect(
         if start is not None or end is not None:
             raise UsageError("--since sets the window's start: drop --start/--end, or drop --since")
         start = dt.datetime.now(dt.UTC) - since
+
     hdrs: dict[str, str] = {}
     for h in headers:
         k, sep, v = h.partition("=")
@@ -296,35 +398,39 @@ def collect(
         legal_hold=legal_hold,
     )
     check_options(options, dt.datetime.now(dt.UTC))
+    source: ClusterSource = _cluster_source(
+        dump, kubeconfig, context, request_timeout or timeout, flagger_namespace, flagger_selector
+    )
+    if not prometheus_url:
+        prometheus_url, auth = _flagger_prometheus(source, auth)
     prom = PrometheusSource(prometheus_url, auth=auth, timeout=timeout)
-    source: ClusterSource
-    if dump:
-        if kubeconfig or context:
-            raise UsageError("--from-dump reads a folder: drop --kubeconfig/--context, or drop --from-dump to read the cluster")
-        from evidence.sources.dump import DumpSource
-
-        source = DumpSource(dump)
-    else:
-        from evidence.sources.kube import KubeSource
-
-        source = KubeSource(
-            kubeconfig=kubeconfig,
-            context=context,
-            flagger_namespace=flagger_namespace,
-            flagger_selector=flagger_selector,
-            request_timeout=timeout,
-        )
+    ref = _canary_ref(canary, namespace, source)
     progress = Progress(quiet=quiet)
+    from evidence.bundle import open_bundle
+    from evidence.documents import dumps
+    from evidence.summary import summary_document
+
+    docs: list[dict[str, Any]] = []
     if store is not None:
-        result = collect_into_store(
-            store, lambda tmp: collect_rollout(ref, source, prom, replace(options, out=tmp), progress), supersede=supersede
-        )
+
+        def collect_to(tmp: Path) -> Path:
+            path = collect_rollout(ref, source, prom, replace(options, out=tmp), progress)
+            if output != "name":  # the summary is read before the temporary copy goes
+                docs.append(summary_document(open_bundle(path)))
+            return path
+
+        result = collect_into_store(store, collect_to, supersede=supersede)
         if not result.created:
             progress.warn(f"a bundle of this rollout is already in {store.url}: {result.location} (nothing stored)")
-        click.echo(result.location)
-        return
-    path = collect_rollout(ref, source, prom, options, progress)
-    click.echo(str(path))
+        location = result.location
+    else:
+        location = str(collect_rollout(ref, source, prom, options, progress))
+        if output != "name":
+            docs.append(summary_document(open_bundle(location)))
+    if output == "name":
+        click.echo(location)
+    else:
+        click.echo(dumps({**docs[-1], "location": location}, output), nl=False)
 
 
 _ALLOW_UNVERIFIED = click.option(
@@ -334,16 +440,32 @@ _ALLOW_UNVERIFIED = click.option(
 )
 
 
+def _output_option(choices: tuple[str, ...], default: str = "table") -> Callable[[F], F]:
+    return click.option(
+        "-o", "--output", "output", default=default, show_default=True, type=click.Choice(choices), help="Output format."
+    )
+
+
 @cli.command(short_help="Summarise a bundle in the terminal.")
 @click.argument("bundle", type=click.Path())
 @_ALLOW_UNVERIFIED
+@_output_option(("text", "json", "yaml"), "text")
 @handle_errors
-def show(bundle: str, allow_unverified: bool) -> None:
-    """Summarise BUNDLE: canary, window, Flagger's outcome, weights, counts, gaps (verified first)."""
-    from evidence.bundle import open_bundle
-    from evidence.summary import summarise_bundle
+def show(bundle: str, allow_unverified: bool, output: str) -> None:
+    """Summarise BUNDLE: canary, window, Flagger's outcome, weights, counts, gaps (verified first).
 
-    click.echo(_printable(summarise_bundle(open_bundle(bundle, allow_unverified))))
+    -o json|yaml prints a BundleSummary (schemas/bundlesummary.schema.json).
+    """
+    from evidence.bundle import open_bundle
+    from evidence.summary import summarise_bundle, summary_document
+
+    b = open_bundle(bundle, allow_unverified)
+    if output == "text":
+        click.echo(_printable(summarise_bundle(b)))
+    else:
+        from evidence.documents import dumps
+
+        click.echo(dumps(summary_document(b), output), nl=False)
 
 
 @cli.command(short_help="Judge a bundle against the abort policy (exit 3 on a breach).")
@@ -351,27 +473,27 @@ def show(bundle: str, allow_unverified: bool) -> None:
 @click.option(
     "--policy", "policy_file", metavar="FILE", type=click.Path(), help="Abort policy YAML (default: the built-in policy)."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the summary.")
+@_output_option(("text", "json", "yaml"), "text")
+@click.option("--json", "as_json", is_flag=True, help="Same as -o json.")
 @_ALLOW_UNVERIFIED
 @handle_errors
-def evaluate(bundle: str, policy_file: str | None, as_json: bool, allow_unverified: bool) -> None:
+def evaluate(bundle: str, policy_file: str | None, output: str, as_json: bool, allow_unverified: bool) -> None:
     """Judge BUNDLE against the abort policy and reconstruct what Flagger did.
 
     \b
     Exit codes: 0 no abort criterion breached, 3 at least one breached,
     1 error, 2 usage.
     """
-    import json
-
     from evidence.bundle import open_bundle
+    from evidence.documents import document, dumps
     from evidence.evaluate import evaluate_bundle
     from evidence.policy import default_policy, load_policy
     from evidence.render.evaluation import evaluation_to_json, format_evaluation
 
     policy = load_policy(policy_file) if policy_file else default_policy()
     ev = evaluate_bundle(open_bundle(bundle, allow_unverified), policy)
-    if as_json:
-        click.echo(json.dumps(evaluation_to_json(ev), indent=2, ensure_ascii=True))
+    if as_json or output != "text":
+        click.echo(dumps(document("Evaluation", evaluation_to_json(ev)), "json" if as_json else output), nl=False)
     else:
         click.echo(_printable(format_evaluation(ev)), nl=False)
     sys.exit(3 if ev.verdict == "abort" else 0)
@@ -417,16 +539,11 @@ def render(
 
 
 @cli.command(short_help="Check the guardrails before a canary starts (exit 4 when a check blocks).")
-@click.argument("canary", metavar="NAMESPACE/CANARY")
-@click.option(
-    "--prometheus",
-    "prometheus_url",
-    envvar="EVIDENCE_PROMETHEUS_URL",
-    metavar="URL",
-    help="Prometheus-compatible API that holds Traefik's series. Env: EVIDENCE_PROMETHEUS_URL.",
-)
-@click.option("--kubeconfig", metavar="PATH", help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster).")
-@click.option("--context", metavar="NAME", help="Kubeconfig context to use.")
+@click.argument("canary", metavar="NAME")
+@_NAMESPACE
+@_prometheus_option("Prometheus-compatible API that holds Traefik's series. Env: EVIDENCE_PROMETHEUS_URL.")
+@_KUBECONFIG
+@_CONTEXT
 @click.option(
     "--from-dump", "dump", metavar="DIR", type=click.Path(), help="Read kubectl output from DIR; live-only checks are skipped."
 )
@@ -446,6 +563,7 @@ def render(
 @handle_errors
 def preflight(
     canary: str,
+    namespace: str | None,
     prometheus_url: str | None,
     kubeconfig: str | None,
     context: str | None,
@@ -456,7 +574,7 @@ def preflight(
     fmt: str,
     timeout: float,
 ) -> None:
-    """Check NAMESPACE/CANARY's guardrails before a rollout: Flagger, Traefik's series, limits, rollback path.
+    """Check the canary NAME's guardrails before a rollout: Flagger, Traefik's series, limits, rollback path.
 
     \b
     Exit codes: 0 nothing blocks, 4 at least one check blocks, 1 error, 2 usage.
@@ -466,43 +584,32 @@ def preflight(
     import json
 
     from evidence.errors import UsageError
-    from evidence.model import CanaryRef
     from evidence.policy import default_policy, load_policy
     from evidence.preflight import format_preflight, parse_at, preflight_to_json, run_preflight
     from evidence.preflight.context import FlaggerFinder
     from evidence.sources.prometheus import PrometheusSource
 
-    ref = CanaryRef.parse(canary)
-    if not prometheus_url:
-        raise UsageError("--prometheus URL is required (or set EVIDENCE_PROMETHEUS_URL)")
+    _canary_ref(canary, namespace)  # a bad name is a usage error before any kubeconfig is read
+    if not prometheus_url and dump:
+        raise UsageError("--prometheus URL is required with --from-dump (or set EVIDENCE_PROMETHEUS_URL)")
     if timeout <= 0:
         raise UsageError(f"--timeout {timeout:g}: give a positive number of seconds")
     at = parse_at(at_text) if at_text else dt.datetime.now(dt.UTC)
     policy = load_policy(policy_file) if policy_file else default_policy()
-    prom = PrometheusSource(prometheus_url, timeout=timeout)
-    source: FlaggerFinder
-    if dump:
-        if kubeconfig or context:
-            raise UsageError("--from-dump reads a folder: drop --kubeconfig/--context, or drop --from-dump to read the cluster")
-        from evidence.sources.dump import DumpSource
+    source: FlaggerFinder = _cluster_source(dump, kubeconfig, context, timeout)
+    from evidence.sources.prometheus import PrometheusAuth
 
-        source = DumpSource(dump)
-    else:
-        from evidence.sources.kube import KubeSource
-
-        source = KubeSource(kubeconfig=kubeconfig, context=context, request_timeout=timeout)
+    prometheus_url, auth = (
+        _flagger_prometheus(source, PrometheusAuth()) if not prometheus_url else (prometheus_url, PrometheusAuth())
+    )
+    prom = PrometheusSource(prometheus_url, auth=auth, timeout=timeout)
+    ref = _canary_ref(canary, namespace, source)
     result = run_preflight(ref, source, prom, policy, at, probe_webhooks=probe_webhooks, timeout_s=timeout)
     if fmt == "json":
         click.echo(json.dumps(preflight_to_json(result), indent=2, ensure_ascii=False))
     else:
         click.echo(format_preflight(result), nl=False)
     sys.exit(4 if result.blocked else 0)
-
-
-def _output_option(choices: tuple[str, ...]) -> Callable[[F], F]:
-    return click.option(
-        "-o", "--output", "output", default="table", show_default=True, type=click.Choice(choices), help="Output format."
-    )
 
 
 @cli.command(short_help="Create an ECDSA P-256 key pair for signing bundles.")
@@ -574,7 +681,7 @@ def push(bundle: str, store: str, s3_endpoint: str | None, supersede: bool, reta
 @click.option("--key", "key", metavar="PUB", help="Public key: require a valid signature whose subjects match the files.")
 @click.option("--expect-sha256", metavar="HASH", help="Require this sha256 of manifest.json.")
 @click.option("--s3-endpoint", metavar="URL", help="S3 endpoint for an s3:// store.")
-@_output_option(("table", "json"))
+@_output_option(("table", "json", "yaml"))
 @handle_errors
 def verify(target: str, key: str | None, expect_sha256: str | None, s3_endpoint: str | None, output: str) -> None:
     """Check TARGET, a bundle folder or an archive store (folder or s3://BUCKET/PREFIX).
@@ -585,7 +692,8 @@ def verify(target: str, key: str | None, expect_sha256: str | None, s3_endpoint:
     checked`. A store: every bundle, one line per bad bundle. Exit 0 when everything
     verifies, 1 otherwise.
     """
-    from evidence.archive.check import check_bundle, check_store, dumps, is_store_target
+    from evidence import documents
+    from evidence.archive.check import check_bundle, check_store, is_store_target
     from evidence.archive.store import open_store
     from evidence.errors import UsageError
 
@@ -593,8 +701,8 @@ def verify(target: str, key: str | None, expect_sha256: str | None, s3_endpoint:
         if expect_sha256:
             raise UsageError("--expect-sha256 pins one bundle's manifest; give a bundle folder, not a store")
         checked = check_store(open_store(target, endpoint=s3_endpoint), key)
-        if output == "json":
-            click.echo(dumps({"apiVersion": "evidence/v1", "kind": "ArchiveVerification", **checked.to_json()}))
+        if output != "table":
+            click.echo(documents.dumps(documents.document("ArchiveVerification", checked.to_json()), output), nl=False)
         else:
             for b in checked.bundles:
                 if not b.ok:
@@ -603,8 +711,8 @@ def verify(target: str, key: str | None, expect_sha256: str | None, s3_endpoint:
             click.echo(f"{good} of {len(checked.bundles)} bundles verify in {checked.store}")
         sys.exit(0 if checked.ok else 1)
     result = check_bundle(target, key, expect_sha256)
-    if output == "json":
-        click.echo(dumps({"apiVersion": "evidence/v1", "kind": "Verification", **result.to_json()}))
+    if output != "table":
+        click.echo(documents.dumps(documents.document("Verification", result.to_json()), output), nl=False)
     elif result.ok:
         click.echo(
             f"ok: {result.files} files match the manifest (bundle {result.bundle_id}, manifest sha256 "
@@ -663,6 +771,14 @@ def history(
         click.echo(ledger_csv(doc) if output == "csv" else ledger_table(doc), nl=False)
 
 
+def kubectl_main() -> None:
+    """Run as the kubectl plugin ``kubectl evidence``: kubectl's global flags may come before the command."""
+    from evidence.cli.meta import kubectl_argv
+
+    sys.argv = ["kubectl evidence", *kubectl_argv(sys.argv[1:])]
+    main()
+
+
 def main() -> None:
     """Run the CLI; SIGTERM cleans up like Ctrl-C (no hidden temporary folders are left)."""
     import signal
@@ -673,3 +789,31 @@ def main() -> None:
     except _Terminated:
         click.echo("error: terminated (SIGTERM); nothing partial was left behind", err=True)
         sys.exit(143)
+
+
+# Commands kept in their own modules register themselves on `cli` when imported.
+from evidence.cli import listing as _listing  # noqa: E402, F401
+from evidence.cli import meta as _meta  # noqa: E402, F401
+from evidence.cli import policyfile as _policyfile  # noqa: E402, F401
+
+
+def _name_envvars(group: click.Group, prefix: str) -> None:
+    """Give every option without an envvar of its own EVIDENCE_<COMMAND>_<OPTION>, from its long flag.
+
+    click's auto_envvar_prefix would use the parameter's Python name (``--from-dump`` is
+    ``dump``); the flag is what a user reads in --help, so the variable is named after it.
+    """
+    for name, command in group.commands.items():
+        if command.name != name:
+            continue  # an alias (get = list) shares its command's variables
+        here = f"{prefix}_{name.upper().replace('-', '_')}"
+        if isinstance(command, click.Group):
+            _name_envvars(command, here)
+            continue
+        for param in command.params:
+            if isinstance(param, click.Option) and param.envvar is None and param.name != "help":
+                flag = max(param.opts, key=len).lstrip("-")
+                param.envvar = f"{here}_{flag.upper().replace('-', '_')}"
+
+
+_name_envvars(cli, "EVIDENCE")
