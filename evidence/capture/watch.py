@@ -87,6 +87,11 @@ class Watcher:
         from evidence.archive.store import is_store_url, open_store
 
         self.options = options
+        if not is_store_url(options.store):
+            try:
+                Path(options.store).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"--store {options.store}: {exc.strerror or exc}; give a writable folder or s3://BUCKET/PREFIX") from None
         self.store = open_store(options.store, endpoint=options.s3_endpoint)
         if options.journal is not None:
             root = options.journal
@@ -106,6 +111,7 @@ class Watcher:
         self.receiver: Any = None
         self.results: list[dict[str, Any]] = []
         self._kube: Any = None
+        self._streams: set[Any] = set()  # open kubernetes.watch.Watch objects, stopped by stop()
         if options.sign_key is not None:
             from evidence.archive.sign import load_private_key
 
@@ -149,6 +155,8 @@ class Watcher:
             self._cv.notify_all()
         if self.receiver is not None:
             self.receiver.stop()
+        for stream in list(self._streams):
+            stream.stop()
         for t in self._threads:
             t.join(timeout=10)
         self.notifier.close()
@@ -270,6 +278,7 @@ class Watcher:
                     if what == "canaries":
                         self._listed.set()
                 w = watch.Watch()
+                self._streams.add(w)
                 for ev in w.stream(
                     fn,
                     **kw,
@@ -284,6 +293,7 @@ class Watcher:
                     obj = ev.get("raw_object") or ev.get("object")
                     if ev.get("type") != "BOOKMARK" and isinstance(obj, dict):
                         self._safely(handle, str(ev.get("type")), {"apiVersion": api_version, "kind": kind, **obj})
+                self._streams.discard(w)
                 rv = w.resource_version or rv
                 backoff = self.options.backoff_s
                 self.metrics.restart(label)
