@@ -623,22 +623,34 @@ def history(
     metavar="URL",
     help="Prometheus base URL (or $EVIDENCE_PROMETHEUS_URL).",
 )
-@click.option("--listen", metavar="ADDR", help="Serve the webhook receiver on HOST:PORT (off unless given; 0.0.0.0:8080 in the image).")
+@click.option(
+    "--listen", metavar="ADDR", help="Serve the webhook receiver on HOST:PORT (off unless given; 0.0.0.0:8080 in the image)."
+)
 @click.option("-n", "--namespace", "namespaces", multiple=True, metavar="NS", help="Watch Canaries in NS (repeatable).")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Watch Canaries in every namespace (the default without -n).")
 @click.option("--selector", metavar="LABELS", help="Only Canaries with these labels (a label selector).")
 @click.option("--kubeconfig", metavar="PATH", help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster).")
 @click.option("--context", metavar="NAME", help="Kubeconfig context to use.")
 @click.option(
-    "--from-dump", "dump", metavar="DIR", type=click.Path(), help="Read kubectl output from DIR at each capture; webhooks trigger."
+    "--from-dump",
+    "dump",
+    metavar="DIR",
+    type=click.Path(),
+    help="Read kubectl output from DIR at each capture; webhooks trigger.",
 )
 @click.option("--tail", default="2m", show_default=True, help="Wait this long after the terminal state before collecting.")
 @click.option("--render", "render_formats", metavar="FORMATS", default="", help="Reports to write after each capture: html,pdf.")
 @click.option("--sign-key", metavar="FILE", type=click.Path(), help="Sign each bundle with this key from `evidence keygen`.")
-@click.option("--notify", multiple=True, metavar="URL", help="Post each decision to this Slack/Teams/Discord webhook (repeatable).")
-@click.option("--notify-format", type=click.Choice(["slack", "teams", "discord"]), help="Message format when the URL does not tell.")
+@click.option(
+    "--notify", multiple=True, metavar="URL", help="Post each decision to this Slack/Teams/Discord webhook (repeatable)."
+)
+@click.option(
+    "--notify-format", type=click.Choice(["slack", "teams", "discord"]), help="Message format when the URL does not tell."
+)
 @click.option("--token-file", metavar="FILE", type=click.Path(), help="Require `Authorization: Bearer <token>` on webhooks.")
-@click.option("--journal", metavar="DIR", type=click.Path(), help="Event journal folder (default: STORE/journal; needed for s3://).")
+@click.option(
+    "--journal", metavar="DIR", type=click.Path(), help="Event journal folder (default: STORE/journal; needed for s3://)."
+)
 @click.option("--s3-endpoint", metavar="URL", help="S3 endpoint for an s3:// store (default: $AWS_ENDPOINT_URL, else AWS).")
 @handle_errors
 def watch(
@@ -669,8 +681,23 @@ def watch(
 
     run_watch(
         options_from_cli(
-            store, prometheus_url, listen, namespaces, all_namespaces, selector, kubeconfig, context, dump, tail,
-            render_formats, sign_key, notify, notify_format, token_file, journal, s3_endpoint,
+            store,
+            prometheus_url,
+            listen,
+            namespaces,
+            all_namespaces,
+            selector,
+            kubeconfig,
+            context,
+            dump,
+            tail,
+            render_formats,
+            sign_key,
+            notify,
+            notify_format,
+            token_file,
+            journal,
+            s3_endpoint,
         )
     )
 

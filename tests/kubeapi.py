@@ -788,7 +788,11 @@ class KubeApiServer:
             meta.setdefault("uid", str(uuid.uuid5(uuid.NAMESPACE_URL, key)))
             meta["resourceVersion"] = str(rv)
             objs = self.store[(group, plural)]
-            at = [i for i, o in enumerate(objs) if (o["metadata"].get("namespace"), o["metadata"]["name"]) == (meta.get("namespace"), meta["name"])]
+            at = [
+                i
+                for i, o in enumerate(objs)
+                if (o["metadata"].get("namespace"), o["metadata"]["name"]) == (meta.get("namespace"), meta["name"])
+            ]
             if at:
                 objs[at[0]] = obj
             else:
@@ -844,7 +848,12 @@ class KubeApiServer:
 
         try:
             if cursor < compacted:
-                chunk({"type": "ERROR", "object": status_body(410, f"too old resource version: {cursor} ({compacted})", reason="Expired")})
+                chunk(
+                    {
+                        "type": "ERROR",
+                        "object": status_body(410, f"too old resource version: {cursor} ({compacted})", reason="Expired"),
+                    }
+                )
                 h.wfile.write(b"0\r\n\r\n")
                 return
             while True:
@@ -871,7 +880,16 @@ class KubeApiServer:
                     if k == key and matches(obj):
                         chunk({"type": kind, "object": self._present(res, copy.deepcopy(obj), in_list=False)})
                 if mark and query.get("allowWatchBookmarks") == "true":
-                    chunk({"type": "BOOKMARK", "object": {"kind": res.kind, "apiVersion": res.api_version, "metadata": {"resourceVersion": str(now_rv)}}})
+                    chunk(
+                        {
+                            "type": "BOOKMARK",
+                            "object": {
+                                "kind": res.kind,
+                                "apiVersion": res.api_version,
+                                "metadata": {"resourceVersion": str(now_rv)},
+                            },
+                        }
+                    )
                 if time.monotonic() >= deadline:
                     h.wfile.write(b"0\r\n\r\n")
                     h.wfile.flush()

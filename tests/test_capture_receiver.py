@@ -28,7 +28,9 @@ from evidence.sources.journal import JournalSource
 TOKEN = "s3cret-token"
 
 
-def payload(message: str = "Advance podinfo.shop canary weight 10", phase: str = "Progressing", ts: int = 1_764_000_000_000) -> dict[str, Any]:
+def payload(
+    message: str = "Advance podinfo.shop canary weight 10", phase: str = "Progressing", ts: int = 1_764_000_000_000
+) -> dict[str, Any]:
     return {
         "name": "podinfo",
         "namespace": "shop",
@@ -46,7 +48,9 @@ class Client:
     def __init__(self, port: int) -> None:
         self.port = port
 
-    def post(self, path: str, body: bytes | dict[str, Any], token: str | None = TOKEN, headers: dict[str, str] | None = None) -> tuple[int, float]:
+    def post(
+        self, path: str, body: bytes | dict[str, Any], token: str | None = TOKEN, headers: dict[str, str] | None = None
+    ) -> tuple[int, float]:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
         h = {"Content-Type": "application/json", **(headers or {})}
@@ -80,7 +84,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Client, Journal, Metrics, list[tupl
 
 
 def test_every_hook_type_is_journalled_and_answered_202(served: Any) -> None:
-    client, journal, metrics, calls = served
+    client, journal, _metrics, calls = served
     assert client.post("/flagger/event", payload())[0] == 202
     assert client.post("/flagger/post-rollout", post_rollout("Succeeded"))[0] == 202
     assert client.post("/flagger/post-rollout", post_rollout("Failed"))[0] == 202
@@ -89,7 +93,10 @@ def test_every_hook_type_is_journalled_and_answered_202(served: Any) -> None:
     recs = journal.records("shop", "podinfo")
     assert [r.source for r in recs] == ["webhook:event"] + ["webhook:post-rollout"] * 3
     assert recs[0].payload == payload()
-    assert calls == [("shop", "podinfo", "Succeeded", "post-rollout webhook"), ("shop", "podinfo", "Failed", "post-rollout webhook")]
+    assert calls == [
+        ("shop", "podinfo", "Succeeded", "post-rollout webhook"),
+        ("shop", "podinfo", "Failed", "post-rollout webhook"),
+    ]
     status, text = client.get("/metrics")
     assert status == 200
     assert 'evidence_webhook_requests_total{code="202"} 3' in text
@@ -119,7 +126,11 @@ def test_bad_requests_are_refused_and_not_journalled(served: Any, body: bytes, t
 def test_a_trickling_client_does_not_delay_others(served: Any) -> None:
     client, journal, _, _ = served
     slow = socket.create_connection(("127.0.0.1", client.port))
-    slow.sendall(b"POST /flagger/event HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\nAuthorization: Bearer " + TOKEN.encode() + b"\r\n\r\n{")
+    slow.sendall(
+        b"POST /flagger/event HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\nAuthorization: Bearer "
+        + TOKEN.encode()
+        + b"\r\n\r\n{"
+    )
     status, seconds = client.post("/flagger/event", payload())
     assert status == 202 and seconds < 1.0
     slow.close()
@@ -192,15 +203,32 @@ def test_compaction_rotates_by_rollout_and_keeps_later_records(tmp_path: Path) -
 def test_sigkill_right_after_202_keeps_the_event(tmp_path: Path, simulated: Callable[[str], Path]) -> None:
     store = tmp_path / "store"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "evidence", "watch", "--store", str(store), "--prometheus", "http://127.0.0.1:9",
-         "--from-dump", str(simulated("rollback-error-rate") / "dump"), "--listen", "127.0.0.1:0", "--tail", "10m"],
-        stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "evidence",
+            "watch",
+            "--store",
+            str(store),
+            "--prometheus",
+            "http://127.0.0.1:9",
+            "--from-dump",
+            str(simulated("rollback-error-rate") / "dump"),
+            "--listen",
+            "127.0.0.1:0",
+            "--tail",
+            "10m",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()
         port = int(json.loads(line)["address"].rpartition(":")[2])
-        body = payload("Halt advancement podinfo-primary.shop waiting for rollout to finish: 1 old replicas are pending termination")
+        body = payload(
+            "Halt advancement podinfo-primary.shop waiting for rollout to finish: 1 old replicas are pending termination"
+        )
         assert Client(port).post("/flagger/event", body, token=None)[0] == 202
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
@@ -222,5 +250,7 @@ def test_collect_reads_the_journal_as_a_lossless_source(tmp_path: Path, simulate
         j.append("webhook:event", "shop", "podinfo", json.loads(ln), body=ln.encode())
     data = JournalSource(DumpSource(sim / "dump"), j).read(CanaryRef("shop", "podinfo"))
     j.close()
-    assert [w["metadata"]["eventMessage"] for w in data.webhook_events] == [json.loads(ln)["metadata"]["eventMessage"] for ln in lines]
+    assert [w["metadata"]["eventMessage"] for w in data.webhook_events] == [
+        json.loads(ln)["metadata"]["eventMessage"] for ln in lines
+    ]
     assert "journal" in data.source

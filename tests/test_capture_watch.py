@@ -124,7 +124,12 @@ def stored(store: Path) -> list[Any]:
 
 
 def test_a_rollout_played_through_watch_and_webhooks_ends_in_one_signed_bundle(
-    api: KubeApiServer, sim: Path, prom: PrometheusServer, truth_of: Callable[[str], dict[str, Any]], keys: tuple[Path, Path], tmp_path: Path
+    api: KubeApiServer,
+    sim: Path,
+    prom: PrometheusServer,
+    truth_of: Callable[[str], dict[str, Any]],
+    keys: tuple[Path, Path],
+    tmp_path: Path,
 ) -> None:
     store = tmp_path / "store"
     final = terminal_canary(api)
@@ -135,11 +140,25 @@ def test_a_rollout_played_through_watch_and_webhooks_ends_in_one_signed_bundle(
         play_webhooks(w, sim)
         api.put("canaries", progressing(final, 20), group="flagger.app")
         api.put("canaries", final, group="flagger.app")  # the terminal phase, seen through the watch
-        assert post(w.receiver.port, "/flagger/post-rollout", json.dumps({"name": "podinfo", "namespace": "shop", "phase": "Failed", "checksum": "x"}).encode()) == 202
+        assert (
+            post(
+                w.receiver.port,
+                "/flagger/post-rollout",
+                json.dumps({"name": "podinfo", "namespace": "shop", "phase": "Failed", "checksum": "x"}).encode(),
+            )
+            == 202
+        )
         wait_for(lambda: len(w.results) >= 1)
         # Repeats of the terminal event and of the webhook change nothing.
         api.put("canaries", final, group="flagger.app")
-        assert post(w.receiver.port, "/flagger/post-rollout", json.dumps({"name": "podinfo", "namespace": "shop", "phase": "Failed", "checksum": "x"}).encode()) == 202
+        assert (
+            post(
+                w.receiver.port,
+                "/flagger/post-rollout",
+                json.dumps({"name": "podinfo", "namespace": "shop", "phase": "Failed", "checksum": "x"}).encode(),
+            )
+            == 202
+        )
         wait_for(lambda: len(w.results) >= 2)
         time.sleep(0.5)
     finally:
@@ -155,7 +174,9 @@ def test_a_rollout_played_through_watch_and_webhooks_ends_in_one_signed_bundle(
     assert len(reports) == 1 and reports[0].endswith(".decision-record.html") and Path(reports[0]).stat().st_size > 10_000
     assert w.results[0]["verdict"] == "abort" and w.results[0]["breached"]
     metrics = w.metrics.render().decode()
-    assert 'evidence_captures_total{outcome="stored"} 1' in metrics and 'evidence_captures_total{outcome="duplicate"} 1' in metrics
+    assert (
+        'evidence_captures_total{outcome="stored"} 1' in metrics and 'evidence_captures_total{outcome="duplicate"} 1' in metrics
+    )
 
 
 def test_restart_mid_rollout_and_after_it_still_one_bundle(
@@ -205,7 +226,9 @@ def test_a_dropped_watch_and_410_gone_recover(
         api.bookmark()
         api.compact()  # every version the watcher knows is now too old
         api.drop_watches()
-        wait_for(lambda: "410" in json.dumps(api.requests) or len([r for r in api.requests if r[2].get("watch") == "true"]) >= 4, 10)
+        wait_for(
+            lambda: "410" in json.dumps(api.requests) or len([r for r in api.requests if r[2].get("watch") == "true"]) >= 4, 10
+        )
         api.put("canaries", final, group="flagger.app")
         wait_for(lambda: len(w.results) >= 1)
     finally:
@@ -241,7 +264,9 @@ def test_expired_events_the_journal_still_has_every_halt(
     truth = [e for e in truth_of(NAME)["events"] if start <= e["ts"] <= end]
     assert len(events) == len(truth)
     for e in truth:
-        hits = events[(events["message"] == e["message"]) & ((events["time"].map(lambda t: t.timestamp()) - e["ts"]).abs() < 0.002)]
+        hits = events[
+            (events["message"] == e["message"]) & ((events["time"].map(lambda t: t.timestamp()) - e["ts"]).abs() < 0.002)
+        ]
         assert len(hits) == 1 and "webhook" in hits.iloc[0]["sources"] and "log" not in hits.iloc[0]["sources"], e
     halts = events[events["action"] == "halt"]
     ro = truth_of(NAME)["rollouts"][-1]
@@ -249,9 +274,7 @@ def test_expired_events_the_journal_still_has_every_halt(
     api.log_lines = api._read_log()
 
 
-def test_two_watcher_processes_on_one_store_make_one_bundle(
-    api: KubeApiServer, prom: PrometheusServer, tmp_path: Path
-) -> None:
+def test_two_watcher_processes_on_one_store_make_one_bundle(api: KubeApiServer, prom: PrometheusServer, tmp_path: Path) -> None:
     store = tmp_path / "store"
     store.mkdir()
     final = terminal_canary(api)
@@ -259,10 +282,26 @@ def test_two_watcher_processes_on_one_store_make_one_bundle(
     procs = []
     for i in range(2):
         cmd = [
-            sys.executable, "-m", "evidence", "watch", "--store", str(store), "--prometheus", prom.url,
-            "--kubeconfig", str(api.kubeconfig), "--context", "test", "--tail", "1s", "--journal", str(tmp_path / f"journal-{i}"),
+            sys.executable,
+            "-m",
+            "evidence",
+            "watch",
+            "--store",
+            str(store),
+            "--prometheus",
+            prom.url,
+            "--kubeconfig",
+            str(api.kubeconfig),
+            "--context",
+            "test",
+            "--tail",
+            "1s",
+            "--journal",
+            str(tmp_path / f"journal-{i}"),
         ]
-        procs.append(subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**__import__("os").environ, "NO_PROXY": "127.0.0.1"}))
+        procs.append(
+            subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**__import__("os").environ, "NO_PROXY": "127.0.0.1"})
+        )
     try:
         wait_for(lambda: len([r for r in api.requests if r[2].get("watch") == "true" and "canaries" in r[1]]) >= 2, 30)
         api.put("canaries", final, group="flagger.app")

@@ -68,7 +68,9 @@ def built(overlay: str | None) -> list[dict[str, Any]]:
     assert k["resources"] == ["../../base"]
     for p in k["patches"]:
         for patch in docs(DEPLOY / "overlays" / overlay / p["path"]):
-            hits = [i for i, o in enumerate(objs) if (o["kind"], o["metadata"]["name"]) == (patch["kind"], patch["metadata"]["name"])]
+            hits = [
+                i for i, o in enumerate(objs) if (o["kind"], o["metadata"]["name"]) == (patch["kind"], patch["metadata"]["name"])
+            ]
             assert len(hits) == 1, f"{p['path']} patches nothing in the base"
             objs[hits[0]] = merge(objs[hits[0]], patch)
     return objs
@@ -79,7 +81,17 @@ def test_manifests_validate_against_the_kubernetes_schemas(overlay: str | None) 
     objs = built(overlay)
     kinds = sorted({o["kind"] for o in objs})
     assert kinds == sorted(
-        ["ClusterRole", "ClusterRoleBinding", "Deployment", "Namespace", "PersistentVolumeClaim", "Role", "RoleBinding", "Service", "ServiceAccount"]
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment",
+            "Namespace",
+            "PersistentVolumeClaim",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount",
+        ]
     )
     for o in objs:
         kubernetes_validate.validate(o, K8S, strict=True)

@@ -88,7 +88,7 @@ class Journal:
         f = self._files.get(stem)
         if f is None:
             path = self.active / f"{stem}.jsonl"
-            f = open(path, "ab+")  # noqa: SIM115 - kept open for the journal's life
+            f = open(path, "ab+")
             size = f.seek(0, os.SEEK_END)
             if size:
                 f.seek(max(0, size - 1))
@@ -106,7 +106,12 @@ class Journal:
         return f
 
     def append(
-        self, source: str, namespace: str, name: str, payload: dict[str, Any], body: bytes | None = None,
+        self,
+        source: str,
+        namespace: str,
+        name: str,
+        payload: dict[str, Any],
+        body: bytes | None = None,
         received_at: dt.datetime | None = None,
     ) -> Record:
         """Write one record and fsync it; return it.  ``body`` is the raw bytes received (hashed)."""
@@ -119,19 +124,22 @@ class Journal:
             meta = payload.get("metadata") or {}
             digest = hashlib.sha256(f"{meta.get('uid')}/{meta.get('resourceVersion')}".encode()).hexdigest()
         rec = Record(when, source, namespace, name, digest, payload)
-        line = json.dumps(
-            {
-                "v": 1,
-                "received_at": rfc3339(when),
-                "source": source,
-                "namespace": namespace,
-                "name": name,
-                "sha256": digest,
-                "payload": payload,
-            },
-            separators=(",", ":"),
-            ensure_ascii=False,
-        ).encode("utf-8") + b"\n"
+        line = (
+            json.dumps(
+                {
+                    "v": 1,
+                    "received_at": rfc3339(when),
+                    "source": source,
+                    "namespace": namespace,
+                    "name": name,
+                    "sha256": digest,
+                    "payload": payload,
+                },
+                separators=(",", ":"),
+                ensure_ascii=False,
+            ).encode("utf-8")
+            + b"\n"
+        )
         with self._lock:
             f = self._open(_stem(namespace, name))
             f.write(line)
@@ -171,7 +179,8 @@ class Journal:
             if not path.is_file():
                 return 0
             lines = [ln for ln in path.read_bytes().split(b"\n") if ln]
-            old, keep = [], []
+            old: list[bytes] = []
+            keep: list[bytes] = []
             for ln in lines:
                 rec = _parse(ln)
                 if rec is None:

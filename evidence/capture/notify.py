@@ -84,7 +84,9 @@ def _lines(f: dict[str, Any]) -> list[tuple[str, str]]:
     ]
     for b in f.get("breached") or []:
         value = "no data" if b["value"] is None else f"{b['value']:.4g}{b.get('unit') or ''}"
-        rows.append((f"Breached: {b['criterion']}", f"{value} (threshold {b['comparator']} {b['threshold']:g}{b.get('unit') or ''})"))
+        rows.append(
+            (f"Breached: {b['criterion']}", f"{value} (threshold {b['comparator']} {b['threshold']:g}{b.get('unit') or ''})")
+        )
     rows.append(("Bundle", f"{f.get('bundle_id')} at {f.get('location')}"))
     return rows
 
@@ -106,7 +108,12 @@ def payload(fmt: str, f: dict[str, Any]) -> dict[str, Any]:
             {"type": "context", "elements": [{"type": "mrkdwn", "text": f"bundle {f.get('bundle_id')}"}]},
         ]
         if linkable:
-            blocks.append({"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Decision record"}, "url": link}]})
+            blocks.append(
+                {
+                    "type": "actions",
+                    "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Decision record"}, "url": link}],
+                }
+            )
         return {"text": title, "blocks": blocks}
     if fmt == "teams":
         card: dict[str, Any] = {
@@ -148,7 +155,7 @@ def post(url: str, body: dict[str, Any], attempts: int = 4, backoff_s: float = 1
         req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"}, method="POST")
         retry_after = None
         try:
-            with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - the user's webhook URL
+            with urllib.request.urlopen(req, timeout=timeout_s) as resp:
                 return int(resp.status)
         except urllib.error.HTTPError as exc:
             status = exc.code
@@ -194,5 +201,11 @@ class Notifier:
                 ok = 200 <= status < 300
                 self.metrics.notification("sent" if ok else "failed")
                 host = urlsplit(url).hostname
-                entry = {"msg": "notification", "format": fmt, "host": host, "status": status, "bundle_id": facts.get("bundle_id")}
+                entry = {
+                    "msg": "notification",
+                    "format": fmt,
+                    "host": host,
+                    "status": status,
+                    "bundle_id": facts.get("bundle_id"),
+                }
                 (log.info if ok else log.warning)(json.dumps(entry))

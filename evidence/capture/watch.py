@@ -28,12 +28,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from evidence.capture.journal import Journal
 from evidence.capture.metrics import Metrics
-from evidence.capture.tracker import TERMINAL, Tracker, run_key
+from evidence.capture.tracker import Tracker, run_key
 from evidence.errors import EvidenceError, UsageError
 from evidence.model import CanaryRef, rfc3339
 from evidence.sources import ClusterSource
@@ -91,7 +92,9 @@ class Watcher:
             try:
                 Path(options.store).mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise UsageError(f"--store {options.store}: {exc.strerror or exc}; give a writable folder or s3://BUCKET/PREFIX") from None
+                raise UsageError(
+                    f"--store {options.store}: {exc.strerror or exc}; give a writable folder or s3://BUCKET/PREFIX"
+                ) from None
         self.store = open_store(options.store, endpoint=options.s3_endpoint)
         if options.journal is not None:
             root = options.journal
@@ -130,18 +133,19 @@ class Watcher:
                 self.journal, self.metrics, self.on_webhook, self.options.listen, self.options.token, ready=self.ready
             ).start()
             host = self.options.listen.rpartition(":")[0] or "0.0.0.0"
-            log.info(json.dumps({"msg": "listening", "address": f"{host}:{self.receiver.port}", "journal": str(self.journal.root)}))
+            log.info(
+                json.dumps({"msg": "listening", "address": f"{host}:{self.receiver.port}", "journal": str(self.journal.root)})
+            )
         self._spawn(self._worker, "evidence-capture")
         if self.options.dump is None:
             from evidence.sources.kube import KubeSource
 
             self._kube = KubeSource(kubeconfig=self.options.kubeconfig, context=self.options.context)
-            for ns in self.options.namespaces or (None,):
-                self._spawn(lambda ns=ns: self._loop("canaries", ns, self._on_canary), f"evidence-watch-canaries-{ns}")
-                for group in ("core", "events.k8s.io"):
-                    self._spawn(
-                        lambda ns=ns, g=group: self._loop(g, ns, self._on_event), f"evidence-watch-{group}-{ns}"
-                    )
+            spaces: tuple[str | None, ...] = self.options.namespaces or (None,)
+            for ns in spaces:
+                for what in ("canaries", "core", "events.k8s.io"):
+                    handle = self._on_canary if what == "canaries" else self._on_event
+                    self._spawn(partial(self._loop, what, ns, handle), f"evidence-watch-{what}-{ns or 'all'}")
         else:
             self._listed.set()
         return self
@@ -242,7 +246,11 @@ class Watcher:
             if self.options.selector:
                 kw["label_selector"] = self.options.selector
             if namespace:
-                return custom.list_namespaced_custom_object, dict(kw, group=g, version=v, namespace=namespace, plural=p), "flagger.app/v1beta1"
+                return (
+                    custom.list_namespaced_custom_object,
+                    dict(kw, group=g, version=v, namespace=namespace, plural=p),
+                    "flagger.app/v1beta1",
+                )
             return custom.list_cluster_custom_object, dict(kw, group=g, version=v, plural=p), "flagger.app/v1beta1"
         if what == "core":
             core = client.CoreV1Api(api)
@@ -277,9 +285,9 @@ class Watcher:
                         self._safely(handle, "LISTED", {"apiVersion": api_version, "kind": kind, **item})
                     if what == "canaries":
                         self._listed.set()
-                w = watch.Watch()
+                w = watch.Watch()  # type: ignore[no-untyped-call]
                 self._streams.add(w)
-                for ev in w.stream(
+                for ev in w.stream(  # type: ignore[no-untyped-call]
                     fn,
                     **kw,
                     resource_version=rv,
@@ -288,7 +296,7 @@ class Watcher:
                     _request_timeout=(10, self.options.read_timeout_s),
                 ):
                     if self.stopping.is_set():
-                        w.stop()
+                        w.stop()  # type: ignore[no-untyped-call]
                         return
                     obj = ev.get("raw_object") or ev.get("object")
                     if ev.get("type") != "BOOKMARK" and isinstance(obj, dict):
@@ -307,7 +315,9 @@ class Watcher:
                 backoff = min(backoff * 2, 30.0)
             except (HTTPError, OSError, ValueError, KeyError) as exc:
                 self.metrics.restart(label)
-                log.warning(json.dumps({"msg": "watch failed", "resource": label, "error": str(exc)[:200], "retry_in_s": backoff}))
+                log.warning(
+                    json.dumps({"msg": "watch failed", "resource": label, "error": str(exc)[:200], "retry_in_s": backoff})
+                )
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
 
@@ -315,7 +325,7 @@ class Watcher:
         try:
             handle(kind, obj)
         except (EvidenceError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+            meta: dict[str, Any] = obj["metadata"] if isinstance(obj.get("metadata"), dict) else {}
             log.warning(json.dumps({"msg": "object skipped", "name": str(meta.get("name")), "error": str(exc)[:200]}))
 
     # -- the capture worker -------------------------------------------------------------------
@@ -355,7 +365,9 @@ class Watcher:
             options = CollectOptions(out=Path("."), tail=self.options.tail, cluster=self.options.cluster, allow_partial=True)
 
             def collect(tmp: Path) -> Path:
-                path = collect_rollout(p.ref, source, self.options.prometheus, replace(options, out=tmp), clock=self.options.clock)
+                path = collect_rollout(
+                    p.ref, source, self.options.prometheus, replace(options, out=tmp), clock=self.options.clock
+                )
                 if self.options.sign_key is not None:
                     from evidence.archive.sign import sign_bundle
 
