@@ -44,6 +44,6 @@ def test_readme_documents_every_watch_option() -> None:
     text = README.read_text(encoding="utf-8")
     section = text[text.index("### `evidence watch") :]
     section = section[: section.index("\nWebhooks:")]
-    documented = set(re.findall(r"`(-[-A-Za-z]+)", section))
+    documented = set(re.findall(r"`(-[-A-Za-z0-9]+)", section))
     options = {o for p in watch.params for o in p.opts}
     assert options <= documented, options - documented
