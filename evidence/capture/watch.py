@@ -306,6 +306,8 @@ class Watcher:
                 backoff = self.options.backoff_s
                 self.metrics.restart(label)
             except ApiException as exc:
+                if self.stopping.is_set():
+                    return
                 self.metrics.restart(label)
                 if exc.status == 410:
                     rv = None  # the remembered version is gone: list again
@@ -314,6 +316,8 @@ class Watcher:
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
             except (HTTPError, OSError, ValueError, KeyError) as exc:
+                if self.stopping.is_set():
+                    return
                 self.metrics.restart(label)
                 log.warning(
                     json.dumps({"msg": "watch failed", "resource": label, "error": str(exc)[:200], "retry_in_s": backoff})
