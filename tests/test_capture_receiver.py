@@ -73,10 +73,10 @@ class Client:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Client, Journal, Metrics, list[tuple[str, str, str, str]]]]:
+def served(tmp_path: Path) -> Iterator[tuple[Client, Journal, Metrics, list[tuple[str, str, str, str, str]]]]:
     journal = Journal(tmp_path / "journal")
     metrics = Metrics(lambda: journal.bytes, lambda: journal.events)
-    calls: list[tuple[str, str, str, str]] = []
+    calls: list[tuple[str, str, str, str, str]] = []
     r = Receiver(journal, metrics, lambda *a: calls.append(a), "127.0.0.1:0", token=TOKEN, max_bytes=64 * 1024).start()
     yield Client(r.port), journal, metrics, calls
     r.stop()
@@ -94,8 +94,8 @@ def test_every_hook_type_is_journalled_and_answered_202(served: Any) -> None:
     assert [r.source for r in recs] == ["webhook:event"] + ["webhook:post-rollout"] * 3
     assert recs[0].payload == payload()
     assert calls == [
-        ("shop", "podinfo", "Succeeded", "post-rollout webhook"),
-        ("shop", "podinfo", "Failed", "post-rollout webhook"),
+        ("shop", "podinfo", "Succeeded", "5d8c9f", "post-rollout webhook"),
+        ("shop", "podinfo", "Failed", "5d8c9f", "post-rollout webhook"),
     ]
     status, text = client.get("/metrics")
     assert status == 200

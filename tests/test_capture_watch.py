@@ -159,8 +159,12 @@ def test_a_rollout_played_through_watch_and_webhooks_ends_in_one_signed_bundle(
             )
             == 202
         )
+        time.sleep(1.0)
+        assert len(w.results) == 1  # the tracker knew both
+        # A post-rollout it cannot match (another checksum) is captured again: the store refuses a second copy.
+        other = json.dumps({"name": "podinfo", "namespace": "shop", "phase": "Failed", "checksum": "y"}).encode()
+        assert post(w.receiver.port, "/flagger/post-rollout", other) == 202
         wait_for(lambda: len(w.results) >= 2)
-        time.sleep(0.5)
     finally:
         w.stop()
     assert [r["outcome"] for r in w.results] == ["stored", "duplicate"]
@@ -211,6 +215,33 @@ def test_restart_mid_rollout_and_after_it_still_one_bundle(
         time.sleep(1.0)
     finally:
         w3.stop()
+    assert w3.results == [] and len(stored(store)) == 1
+
+
+def test_a_post_rollout_journalled_before_a_crash_is_captured_on_restart(
+    api: KubeApiServer, sim: Path, prom: PrometheusServer, truth_of: Callable[[str], dict[str, Any]], tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    replay = {"kubeconfig": None, "context": None, "dump": sim / "dump"}
+    w1 = Watcher(options(store, api, prom, truth_of(NAME), tail=dt.timedelta(minutes=10), **replay)).start()
+    try:
+        play_webhooks(w1, sim)
+        end = json.dumps({"name": "podinfo", "namespace": "shop", "phase": "Failed", "checksum": "294b764dc"}).encode()
+        assert post(w1.receiver.port, "/flagger/post-rollout", end) == 202
+    finally:
+        w1.stop()  # gone before the tail ended, as after a crash right after the 202
+    assert w1.results == [] and not (store / "cluster=unknown").exists()
+    w2 = Watcher(options(store, api, prom, truth_of(NAME), **replay)).start()
+    try:
+        wait_for(lambda: len(w2.results) >= 1)
+    finally:
+        w2.stop()
+    assert [r["outcome"] for r in w2.results] == ["stored"] and w2.results[0]["trigger"] == "journal on start-up"
+    (bundle,) = stored(store)
+    assert any("from the journal" in x for x in read_bundle(bundle.location).manifest["warnings"])
+    w3 = Watcher(options(store, api, prom, truth_of(NAME), **replay)).start()
+    time.sleep(0.8)
+    w3.stop()
     assert w3.results == [] and len(stored(store)) == 1
 
 

@@ -116,7 +116,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(
                     409, f"phase {payload['phase']!r} is not terminal: journalled, no capture (and no rollback signalled)"
                 )
-            r.on_terminal(payload["namespace"], payload["name"], str(payload["phase"]), "post-rollout webhook")
+            r.on_terminal(
+                payload["namespace"],
+                payload["name"],
+                str(payload["phase"]),
+                str(payload.get("checksum") or ""),
+                "post-rollout webhook",
+            )
         self._json(202, "journalled")
 
 
@@ -146,7 +152,7 @@ class Receiver:
         self,
         journal: Journal,
         metrics: Metrics,
-        on_terminal: Callable[[str, str, str, str], None],
+        on_terminal: Callable[[str, str, str, str, str], None],
         listen: str,
         token: str | None = None,
         max_bytes: int = MAX_BYTES,

@@ -34,7 +34,7 @@ from typing import Any
 
 from evidence.capture.journal import Journal
 from evidence.capture.metrics import Metrics
-from evidence.capture.tracker import Tracker, run_key
+from evidence.capture.tracker import TERMINAL, Tracker, run_key
 from evidence.errors import EvidenceError, UsageError
 from evidence.model import CanaryRef, rfc3339
 from evidence.sources import ClusterSource
@@ -136,6 +136,7 @@ class Watcher:
             log.info(
                 json.dumps({"msg": "listening", "address": f"{host}:{self.receiver.port}", "journal": str(self.journal.root)})
             )
+        self._catch_up_journal()
         self._spawn(self._worker, "evidence-capture")
         if self.options.dump is None:
             from evidence.sources.kube import KubeSource
@@ -183,9 +184,23 @@ class Watcher:
 
     # -- triggers -----------------------------------------------------------------------------
 
-    def on_webhook(self, namespace: str, name: str, phase: str, why: str) -> None:
+    def on_webhook(self, namespace: str, name: str, phase: str, checksum: str, why: str, warnings: tuple[str, ...] = ()) -> None:
         """A terminal post-rollout webhook arrived (called from a request thread: only queues)."""
-        self.queue(CanaryRef(namespace, name), why, [], [])
+        key = ("webhook", f"{namespace}/{name}", checksum, phase)
+        if self.tracker.offer(key):
+            self.queue(CanaryRef(namespace, name), why, [self.tracker.text(key)], list(warnings))
+
+    def _catch_up_journal(self) -> None:
+        """Queue the terminal post-rollout webhooks journalled but never captured (a crash after the 202)."""
+        for ns, name in self.journal.canaries():
+            for r in self.journal.records(ns, name, include_done=False):
+                phase = r.payload.get("phase")
+                if r.source == "webhook:post-rollout" and phase in TERMINAL:
+                    note = (
+                        f"captured on start-up from the journal: the post-rollout webhook ({phase}) was received at "
+                        f"{rfc3339(r.received_at)} but not captured before the watcher stopped"
+                    )
+                    self.on_webhook(ns, name, str(phase), str(r.payload.get("checksum") or ""), "journal on start-up", (note,))
 
     def queue(self, ref: CanaryRef, why: str, keys: list[str], warnings: list[str], delay: float | None = None) -> None:
         """Capture ``ref`` after the tail; a canary already queued keeps its earlier due time."""
