@@ -606,8 +606,7 @@ class KubeApiServer:
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         path = parts.path
         length = int(h.headers.get("Content-Length") or 0)
-        if length:
-            h.rfile.read(length)
+        body = h.rfile.read(length) if length else b""
         with self._lock:
             self.requests.append((h.command, path, query))
         fault = self._fault_for(path)
@@ -633,6 +632,8 @@ class KubeApiServer:
         identity = next((i for i in IDENTITIES if auth == f"Bearer {i.token}"), None)
         if identity is None:
             return self._status(h, 401, "Unauthorized")
+        if path.startswith("/apis/coordination.k8s.io/v1/namespaces/"):
+            return self._lease(h, path, body)
         if h.command != "GET":
             return self._status(h, 405, "the server does not allow this method on the requested resource", {})
         if path == "/version":
@@ -896,3 +897,46 @@ class KubeApiServer:
                     return
         except OSError:
             h.close_connection = True
+
+    # -- leases (issue 13): get, create, and update with resourceVersion conflicts ----------
+
+    def _lease(self, h: _Handler, path: str, body: bytes) -> None:
+        seg = path.strip("/").split("/")  # apis coordination.k8s.io v1 namespaces NS leases [NAME]
+        if len(seg) not in (6, 7) or seg[5] != "leases":
+            return self._status(h, 404, NOT_FOUND_PATH, {})
+        ns, name = seg[4], (seg[6] if len(seg) == 7 else None)
+        with self._lock:
+            leases = self.store.setdefault(("coordination.k8s.io", "leases"), [])
+            found = next((o for o in leases if (o["metadata"]["namespace"], o["metadata"]["name"]) == (ns, name)), None)
+            if h.command == "GET" and name is not None:
+                if found is None:
+                    return self._status(
+                        h,
+                        404,
+                        f'leases.coordination.k8s.io "{name}" not found',
+                        {"name": name, "group": "coordination.k8s.io", "kind": "leases"},
+                    )
+                return h.send(200, json.dumps(found).encode())
+            try:
+                obj = json.loads(body)
+            except ValueError:
+                return self._status(h, 400, "the body is not JSON")
+            meta = obj.setdefault("metadata", {})
+            meta["namespace"] = ns
+            rv = str(int(self._resource_version()) + 1)
+            if h.command == "POST" and name is None:
+                if any(o["metadata"]["name"] == meta.get("name") for o in leases if o["metadata"]["namespace"] == ns):
+                    return self._status(
+                        h, 409, f'leases.coordination.k8s.io "{meta.get("name")}" already exists', reason="AlreadyExists"
+                    )
+                meta["resourceVersion"] = rv
+                leases.append(obj)
+                return h.send(201, json.dumps(obj).encode())
+            if h.command == "PUT" and found is not None:
+                if meta.get("resourceVersion") != found["metadata"]["resourceVersion"]:
+                    msg = f'Operation cannot be fulfilled on leases.coordination.k8s.io "{name}": the object has been modified'
+                    return self._status(h, 409, msg, reason="Conflict")
+                meta["resourceVersion"] = rv
+                leases[leases.index(found)] = obj
+                return h.send(200, json.dumps(obj).encode())
+        return self._status(h, 405, "the server does not allow this method on the requested resource", {})

@@ -351,3 +351,28 @@ def test_two_watcher_processes_on_one_store_make_one_bundle(api: KubeApiServer, 
     captures = [json.loads(ln) for out in outs for ln in out.splitlines() if ln.startswith("{") and '"capture"' in ln]
     assert sorted(c["outcome"] for c in captures) == ["duplicate", "stored"], outs
     assert len(stored(store)) == 1
+
+
+def test_with_a_lease_only_the_leader_captures_and_a_follower_takes_over(
+    api: KubeApiServer, prom: PrometheusServer, truth_of: Callable[[str], dict[str, Any]], tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    final = terminal_canary(api)
+    api.put("canaries", progressing(final), group="flagger.app")
+    lease = {"lease": "evidence/evidence-watch", "lease_duration_s": 1, "lease_renew_s": 0.1, "listen": None}
+    a = Watcher(options(store, api, prom, truth_of(NAME), identity="a", journal=tmp_path / "ja", **lease)).start()
+    wait_for(a.ready)
+    b = Watcher(options(store, api, prom, truth_of(NAME), identity="b", journal=tmp_path / "jb", **lease)).start()
+    try:
+        time.sleep(0.5)
+        assert a.ready() and not b.ready()  # the Service sends webhooks to the leader only
+        a.stop()  # the leader goes away before the rollout ends
+        api.put("canaries", final, group="flagger.app")
+        wait_for(lambda: len(b.results) >= 1)  # b takes the Lease over once a's has expired
+        assert b.ready()
+    finally:
+        a.stop()
+        b.stop()
+    assert a.results == [] and [r["outcome"] for r in b.results] == ["stored"] and len(stored(store)) == 1
+    holder = next(o for o in api.store[("coordination.k8s.io", "leases")] if o["metadata"]["name"] == "evidence-watch")
+    assert holder["spec"]["holderIdentity"] == "b" and holder["spec"]["leaseTransitions"] == 1

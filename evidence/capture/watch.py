@@ -65,6 +65,10 @@ class WatchOptions:
     journal: Path | None = None
     s3_endpoint: str | None = None
     cluster: str | None = None
+    lease: str | None = None  # NAMESPACE/NAME of a coordination.k8s.io Lease: only its holder captures
+    identity: str | None = None  # this replica's name in the Lease (default: host name and pid)
+    lease_duration_s: int = 15
+    lease_renew_s: float = 5.0
     # For tests and replays: the collector's clock, the watch timings.
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     watch_timeout_s: int = 240
@@ -115,6 +119,9 @@ class Watcher:
         self.results: list[dict[str, Any]] = []
         self._kube: Any = None
         self._streams: set[Any] = set()  # open kubernetes.watch.Watch objects, stopped by stop()
+        self.elector: Any = None
+        if options.lease and options.dump is not None:
+            raise UsageError("a Lease needs the API server: EVIDENCE_LEASE does not work with --from-dump")
         if options.sign_key is not None:
             from evidence.archive.sign import load_private_key
 
@@ -142,6 +149,16 @@ class Watcher:
             from evidence.sources.kube import KubeSource
 
             self._kube = KubeSource(kubeconfig=self.options.kubeconfig, context=self.options.context)
+            if self.options.lease:
+                import os
+                import socket
+
+                from evidence.capture.lease import LeaseElector
+
+                me = self.options.identity or f"{socket.gethostname()}-{os.getpid()}"
+                self.elector = LeaseElector(
+                    self._kube._client, self.options.lease, me, self.options.lease_duration_s, self.options.lease_renew_s
+                ).start()
             spaces: tuple[str | None, ...] = self.options.namespaces or (None,)
             for ns in spaces:
                 for what in ("canaries", "core", "events.k8s.io"):
@@ -152,7 +169,9 @@ class Watcher:
         return self
 
     def ready(self) -> bool:
-        return self._listed.is_set() and not self.stopping.is_set()
+        """Listed, not stopping, and (with a Lease) the leader: the Service sends webhooks to the leader only."""
+        leader = self.elector is None or self.elector.is_leader
+        return leader and self._listed.is_set() and not self.stopping.is_set()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -160,6 +179,8 @@ class Watcher:
             self._cv.notify_all()
         if self.receiver is not None:
             self.receiver.stop()
+        if self.elector is not None:
+            self.elector.stop()
         for stream in list(self._streams):
             stream.stop()
         for t in self._threads:
@@ -353,7 +374,8 @@ class Watcher:
         while not self.stopping.is_set():
             with self._cv:
                 now = time.monotonic()
-                due = [p for p in self._pending.values() if p.due <= now]
+                follower = self.elector is not None and not self.elector.is_leader
+                due = [] if follower else [p for p in self._pending.values() if p.due <= now]
                 if not due:
                     wait = min((p.due for p in self._pending.values()), default=now + 1.0) - now
                     self._cv.wait(timeout=max(0.01, min(wait, 1.0)))
@@ -464,6 +486,8 @@ def options_from_cli(
     s3_endpoint: str | None,
 ) -> WatchOptions:
     """Check the command line's values and return the options; raise UsageError naming the option."""
+    import os
+
     from evidence.canary import parse_duration
     from evidence.render import FORMATS
     from evidence.sources.prometheus import read_token_file
@@ -499,4 +523,5 @@ def options_from_cli(
         token=read_token_file(token_file) if token_file else None,
         journal=Path(journal) if journal else None,
         s3_endpoint=s3_endpoint,
+        lease=os.environ.get("EVIDENCE_LEASE") or None,
     )
