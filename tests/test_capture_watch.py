@@ -376,3 +376,24 @@ def test_with_a_lease_only_the_leader_captures_and_a_follower_takes_over(
     assert a.results == [] and [r["outcome"] for r in b.results] == ["stored"] and len(stored(store)) == 1
     holder = next(o for o in api.store[("coordination.k8s.io", "leases")] if o["metadata"]["name"] == "evidence-watch")
     assert holder["spec"]["holderIdentity"] == "b" and holder["spec"]["leaseTransitions"] == 1
+
+
+def test_a_failed_capture_is_logged_counted_and_the_worker_carries_on(
+    api: KubeApiServer, sim: Path, prom: PrometheusServer, truth_of: Callable[[str], dict[str, Any]], tmp_path: Path
+) -> None:
+    dead = PrometheusSource("http://127.0.0.1:9")  # nothing listens there
+    opts = options(
+        tmp_path / "store", api, prom, truth_of(NAME), kubeconfig=None, context=None, dump=sim / "dump", prometheus=dead
+    )
+    w = Watcher(opts).start()
+    try:
+        for n, checksum in enumerate(("a", "b"), start=1):
+            end = json.dumps({"name": "podinfo", "namespace": "shop", "phase": "Failed", "checksum": checksum}).encode()
+            assert post(w.receiver.port, "/flagger/post-rollout", end) == 202
+            wait_for(lambda n=n: len(w.results) >= n, 30)
+    finally:
+        w.stop()
+    assert [r["outcome"] for r in w.results] == ["failed", "failed"]
+    assert "127.0.0.1:9" in w.results[0]["error"]
+    assert 'evidence_captures_total{outcome="failed"} 2' in w.metrics.render().decode()
+    assert stored(tmp_path / "store") == []

@@ -429,8 +429,9 @@ class Watcher:
             self.journal.compact(p.ref.namespace, p.ref.name, started_at, str(staged.get("bundle_id") or "unknown"))
             if result.created:
                 self.notifier.send(dict(rec))
-        except EvidenceError as exc:
-            rec.update(outcome="failed", error=str(exc)[:500])
+        except (EvidenceError, OSError, ValueError, KeyError, TypeError) as exc:
+            # One rollout's failure (a source, the store, a malformed object) must not end the worker.
+            rec.update(outcome="failed", error=f"{type(exc).__name__}: {exc}"[:500])
             self.tracker.release(p.keys)  # a later terminal event or webhook may try again
         finally:
             tmp = staged.get("reports_tmp")
