@@ -15,7 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import bench_archive, bench_collect, bench_evaluate, bench_imports, bench_preflight, bench_render, bench_simulator
+from bench import (
+    bench_archive,
+    bench_capture,
+    bench_collect,
+    bench_evaluate,
+    bench_imports,
+    bench_preflight,
+    bench_render,
+    bench_simulator,
+)
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
@@ -28,6 +37,7 @@ BENCHES: dict[str, Callable[[Path], dict[str, Any]]] = {
     "imports": bench_imports.run,
     "preflight": bench_preflight.run,
     "archive": bench_archive.run,
+    "capture": bench_capture.run,
 }
 
 

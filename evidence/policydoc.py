@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from evidence.policy import AGGREGATES, BUILTIN, COMPARATORS, ROLES, Criterion, RolloutLimits, default_policy
+from evidence.routers.traefik import TRAEFIK
 
 SCHEMA_ID = "https://evidence.dev/schemas/policy.schema.json"
 
@@ -53,8 +54,8 @@ criteria:
   # `NAME: false` disables a built-in criterion. A custom criterion has a kind:
   # errors_4xx:
   #   kind: ratio                 # sum of increase(numerator) / sum of increase(denominator) * scale
-  #   numerator:   {{metric: traefik_service_requests_total, role: canary, match: {{code: "4.."}}}}
-  #   denominator: {{metric: traefik_service_requests_total, role: canary}}
+  #   numerator:   {{metric: {TRAEFIK.requests}, role: canary, match: {{code: "4.."}}}}
+  #   denominator: {{metric: {TRAEFIK.requests}, role: canary}}
   #   scale: 100
   #   window: 2m
   #   breach_when: ">="           # one of {", ".join(COMPARATORS)}

@@ -36,6 +36,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -439,6 +440,7 @@ class KubeApiServer:
         self._connections: set[socket.socket] = set()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._watch_init()
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -553,6 +555,7 @@ class KubeApiServer:
             self.faults.clear()
             self.requests.clear()
             self.store = copy.deepcopy(self._pristine)
+        self._watch_init()
 
     def requests_for(self, path: str) -> list[tuple[str, str, dict[str, str]]]:
         """Return the logged requests whose path is ``path`` or lies under it."""
@@ -610,8 +613,7 @@ class KubeApiServer:
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         path = parts.path
         length = int(h.headers.get("Content-Length") or 0)
-        if length:
-            h.rfile.read(length)
+        body = h.rfile.read(length) if length else b""
         with self._lock:
             self.requests.append((h.command, path, query))
         fault = self._fault_for(path)
@@ -637,6 +639,8 @@ class KubeApiServer:
         identity = next((i for i in IDENTITIES if auth == f"Bearer {i.token}"), None)
         if identity is None:
             return self._status(h, 401, "Unauthorized")
+        if path.startswith("/apis/coordination.k8s.io/v1/namespaces/"):
+            return self._lease(h, path, body)
         if h.command != "GET":
             return self._status(h, 405, "the server does not allow this method on the requested resource", {})
         if path == "/version":
@@ -663,7 +667,7 @@ class KubeApiServer:
         sub = rest[2] if len(rest) == 3 else None
         if res is None or (sub is not None and (res is not PODS or sub != "log")) or (name is not None and namespace is None):
             return self._status(h, 404, NOT_FOUND_PATH, {})
-        verb = "get" if name else "list"
+        verb = "get" if name else "watch" if req.query.get("watch") in ("true", "1") else "list"
         resource = f"{res.plural}/{sub}" if sub else res.plural
         if (group, resource) in req.identity.denied:
             where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
@@ -691,6 +695,8 @@ class KubeApiServer:
             if sub == "log":
                 return self._pod_log(h, obj, req.query)
             return h.send(200, json.dumps(self._present(res, obj, in_list=False)).encode())
+        if verb == "watch":
+            return self._watch(h, res, namespace, req.query)
         self._list(h, res, stored, req.query)
 
     def _proxy(self, h: _Handler, namespace: str, service: str, path: str, query: dict[str, str]) -> None:
@@ -783,3 +789,179 @@ class KubeApiServer:
 
     def _status(self, h: _Handler, code: int, message: str, details: dict[str, Any] | None = None) -> None:
         h.send(code, json.dumps(status_body(code, message, details)).encode())
+
+    # -- watch (issue 13): streamed changes, bookmarks, 410 Gone, dropped streams --------------
+    #
+    # ``put`` stores an object under a new resourceVersion and streams ADDED/MODIFIED to open
+    # watches; ``compact()`` forgets the history, so a watch from an older version gets the
+    # in-stream ERROR 410 a real server sends; ``bookmark()`` sends a BOOKMARK to watches that
+    # asked for them; ``drop_watches()`` cuts every open stream mid-chunk.
+
+    def _watch_init(self) -> None:
+        self._history: list[tuple[int, tuple[str, str], str, dict[str, Any]]] = []
+        self._compacted = 0
+        self._drops = 0
+        self._marks = 0
+        self._changed = threading.Condition(self._lock)
+
+    def put(self, plural: str, obj: dict[str, Any], group: str = "") -> str:
+        """Create or replace an object (by namespace and name) under a new resourceVersion; return it."""
+        with self._changed:
+            rv = int(self._resource_version()) + 1
+            obj = copy.deepcopy(obj)
+            meta = obj.setdefault("metadata", {})
+            key = f"{group}/{plural}/{meta.get('namespace', '')}/{meta.get('name', '')}"
+            meta.setdefault("uid", str(uuid.uuid5(uuid.NAMESPACE_URL, key)))
+            meta["resourceVersion"] = str(rv)
+            objs = self.store[(group, plural)]
+            at = [
+                i
+                for i, o in enumerate(objs)
+                if (o["metadata"].get("namespace"), o["metadata"]["name"]) == (meta.get("namespace"), meta["name"])
+            ]
+            if at:
+                objs[at[0]] = obj
+            else:
+                objs.append(obj)
+            self._history.append((rv, (group, plural), "MODIFIED" if at else "ADDED", copy.deepcopy(obj)))
+            self._changed.notify_all()
+            return str(rv)
+
+    def compact(self) -> None:
+        """Forget the watch history: a watch from any version seen so far is answered 410 Gone."""
+        with self._changed:
+            self._compacted = int(self._resource_version()) + 1
+            self._history.clear()
+
+    def bookmark(self) -> None:
+        with self._changed:
+            self._marks += 1
+            self._changed.notify_all()
+
+    def drop_watches(self) -> None:
+        with self._changed:
+            self._drops += 1
+            self._changed.notify_all()
+
+    def _watch(self, h: _Handler, res: Resource, namespace: str | None, query: dict[str, str]) -> None:
+        try:
+            terms = parse_field_selector(query.get("fieldSelector", ""), res)
+            labels = parse_label_selector(query.get("labelSelector", ""))
+        except SelectorError as exc:
+            return self._status(h, 400, str(exc))
+        key = ("", "events") if res is EVENTS_V1 else (res.group, res.plural)
+        with self._lock:
+            current = int(self._resource_version())
+            compacted, drops, marks = self._compacted, self._drops, self._marks
+        asked = query.get("resourceVersion", "")
+        cursor = int(asked) if asked.isdigit() and int(asked) > 0 else current
+        deadline = time.monotonic() + float(query.get("timeoutSeconds") or 1800)
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+
+        def chunk(obj: dict[str, Any]) -> None:
+            data = json.dumps(obj).encode() + b"\n"
+            h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            h.wfile.flush()
+
+        def matches(o: dict[str, Any]) -> bool:
+            if namespace is not None and o["metadata"].get("namespace") != namespace:
+                return False
+            lbl = o["metadata"].get("labels") or {}
+            return all((_field(o, res, f) == v) == eq for f, v, eq in terms) and all(p(lbl) for p in labels)
+
+        try:
+            if cursor < compacted:
+                chunk(
+                    {
+                        "type": "ERROR",
+                        "object": status_body(410, f"too old resource version: {cursor} ({compacted})", reason="Expired"),
+                    }
+                )
+                h.wfile.write(b"0\r\n\r\n")
+                return
+            while True:
+                with self._changed:
+                    while (
+                        not self._stopping.is_set()
+                        and self._drops == drops
+                        and self._marks == marks
+                        and not any(e[0] > cursor for e in self._history)
+                        and time.monotonic() < deadline
+                    ):
+                        self._changed.wait(0.05)
+                    new = [e for e in self._history if e[0] > cursor]
+                    dropped = self._drops != drops or self._stopping.is_set()
+                    mark = self._marks != marks
+                    marks = self._marks
+                    now_rv = int(self._resource_version())
+                if dropped:
+                    h.close_connection = True
+                    h.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                for rv, k, kind, obj in new:
+                    cursor = max(cursor, rv)
+                    if k == key and matches(obj):
+                        chunk({"type": kind, "object": self._present(res, copy.deepcopy(obj), in_list=False)})
+                if mark and query.get("allowWatchBookmarks") == "true":
+                    chunk(
+                        {
+                            "type": "BOOKMARK",
+                            "object": {
+                                "kind": res.kind,
+                                "apiVersion": res.api_version,
+                                "metadata": {"resourceVersion": str(now_rv)},
+                            },
+                        }
+                    )
+                if time.monotonic() >= deadline:
+                    h.wfile.write(b"0\r\n\r\n")
+                    h.wfile.flush()
+                    return
+        except OSError:
+            h.close_connection = True
+
+    # -- leases (issue 13): get, create, and update with resourceVersion conflicts ----------
+
+    def _lease(self, h: _Handler, path: str, body: bytes) -> None:
+        seg = path.strip("/").split("/")  # apis coordination.k8s.io v1 namespaces NS leases [NAME]
+        if len(seg) not in (6, 7) or seg[5] != "leases":
+            return self._status(h, 404, NOT_FOUND_PATH, {})
+        ns, name = seg[4], (seg[6] if len(seg) == 7 else None)
+        with self._lock:
+            leases = self.store.setdefault(("coordination.k8s.io", "leases"), [])
+            found = next((o for o in leases if (o["metadata"]["namespace"], o["metadata"]["name"]) == (ns, name)), None)
+            if h.command == "GET" and name is not None:
+                if found is None:
+                    return self._status(
+                        h,
+                        404,
+                        f'leases.coordination.k8s.io "{name}" not found',
+                        {"name": name, "group": "coordination.k8s.io", "kind": "leases"},
+                    )
+                return h.send(200, json.dumps(found).encode())
+            try:
+                obj = json.loads(body)
+            except ValueError:
+                return self._status(h, 400, "the body is not JSON")
+            meta = obj.setdefault("metadata", {})
+            meta["namespace"] = ns
+            rv = str(int(self._resource_version()) + 1)
+            if h.command == "POST" and name is None:
+                if any(o["metadata"]["name"] == meta.get("name") for o in leases if o["metadata"]["namespace"] == ns):
+                    return self._status(
+                        h, 409, f'leases.coordination.k8s.io "{meta.get("name")}" already exists', reason="AlreadyExists"
+                    )
+                meta["resourceVersion"] = rv
+                leases.append(obj)
+                return h.send(201, json.dumps(obj).encode())
+            if h.command == "PUT" and found is not None:
+                if meta.get("resourceVersion") != found["metadata"]["resourceVersion"]:
+                    msg = f'Operation cannot be fulfilled on leases.coordination.k8s.io "{name}": the object has been modified'
+                    return self._status(h, 409, msg, reason="Conflict")
+                meta["resourceVersion"] = rv
+                leases[leases.index(found)] = obj
+                return h.send(200, json.dumps(obj).encode())
+        return self._status(h, 405, "the server does not allow this method on the requested resource", {})

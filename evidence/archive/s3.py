@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from evidence.bundle import MANIFEST
 from evidence.errors import StoreAuthError, StoreError, UsageError
 
 MULTIPART_BYTES = 64 << 20
+ORPHAN_WAIT_S = 60.0  # how long a second writer of one bundle waits for the first one's manifest
 
 
 def _first_line(exc: BaseException) -> str:
@@ -162,16 +164,30 @@ class S3ArchiveStore:
             headers["x-amz-object-lock-legal-hold"] = "ON"
         client = self._client(headers)
         gen = gens[-1] + 1 if gens else 1
+        # Two writers of one bundle (two watchers) write the same keys in the same order, every file
+        # create-only: the first file decides, and the loser never overwrites (nor deletes) the
+        # winner's files.  Files left by a writer that died before its manifest are overwritten
+        # once no manifest has appeared for ORPHAN_WAIT_S.
+        overwrite = False
         for _ in range(5):
             rel = f"{part}/{entry_name(facts.bundle_id, gen)}"
             written: list[str] = []
+            name = ""
             try:
                 for name in names:
                     key = self._key(f"{rel}/{name}")
-                    self._put(client, key, local / name, create=name == MANIFEST)
+                    self._put(client, key, local / name, create=name == MANIFEST or not overwrite)
                     written.append(key)
             except (AlreadyExistsError, PreconditionError):  # another writer stored this generation first
                 self._cleanup(written)
+                if name != MANIFEST:
+                    if self._manifest_appears(part, facts.bundle_id, gen):
+                        if not supersede:
+                            return PutResult(self._location(rel), created=False)
+                        gen += 1
+                    else:
+                        overwrite = True  # leftovers of a dead writer
+                    continue
                 if not supersede:
                     return PutResult(self._location(rel), created=False)
                 gen += 1
@@ -195,6 +211,16 @@ class S3ArchiveStore:
                 )
             return PutResult(self._location(rel), created=True, supersedes=prev)
         raise StoreError(f"{self.url}: could not find a free generation for bundle {facts.bundle_id}; retry")
+
+    def _manifest_appears(self, part: str, bundle_id: str, gen: int) -> bool:
+        """Wait up to ORPHAN_WAIT_S for another writer's manifest of this generation."""
+        deadline = time.monotonic() + ORPHAN_WAIT_S
+        while True:
+            if gen in self._generations(part, bundle_id):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
 
     def _put(self, client: Any, key: str, data: Path | bytes, create: bool) -> None:
         import obstore

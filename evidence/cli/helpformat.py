@@ -47,6 +47,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "schema": ("evidence policy schema > policy.schema.json",),
     "version": ("evidence version -o json",),
     "completion": ("source <(evidence completion bash)",),
+    "watch": (
+        "evidence watch --store /var/lib/evidence --prometheus http://prometheus:9090 --listen 0.0.0.0:8080 -A",
+        "evidence watch --store s3://audit/evidence --journal /journal --sign-key /keys/evidence.key --notify https://hooks.slack.com/services/…",
+    ),
 }
 
 
