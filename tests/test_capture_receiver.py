@@ -5,11 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -198,48 +194,6 @@ def test_compaction_rotates_by_rollout_and_keeps_later_records(tmp_path: Path) -
     done = (tmp_path / "done" / "shop_podinfo" / f"{'b' * 32}.jsonl").read_bytes().splitlines()
     assert (len(active), len(done)) == (2, 3)
     assert len(j.records("shop", "podinfo")) == 5 and len(j.records("shop", "podinfo", include_done=False)) == 2
-
-
-def test_sigkill_right_after_202_keeps_the_event(tmp_path: Path, simulated: Callable[[str], Path]) -> None:
-    store = tmp_path / "store"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "evidence",
-            "watch",
-            "--store",
-            str(store),
-            "--prometheus",
-            "http://127.0.0.1:9",
-            "--from-dump",
-            str(simulated("rollback-error-rate") / "dump"),
-            "--listen",
-            "127.0.0.1:0",
-            "--tail",
-            "10m",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
-        port = int(json.loads(line)["address"].rpartition(":")[2])
-        body = payload(
-            "Halt advancement podinfo-primary.shop waiting for rollout to finish: 1 old replicas are pending termination"
-        )
-        assert Client(port).post("/flagger/event", body, token=None)[0] == 202
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
-    recs = Journal(store / "journal").records("shop", "podinfo")
-    assert [r.payload for r in recs] == [body]
 
 
 def test_collect_reads_the_journal_as_a_lossless_source(tmp_path: Path, simulated: Callable[[str], Path]) -> None:

@@ -18,8 +18,7 @@ from evidence.capture.watch import Watcher, WatchOptions
 from evidence.sources.prometheus import PrometheusSource
 from fixtures.prom import PrometheusServer
 from fixtures.seaweed import SeaweedServer
-
-from .archive_support import seaweed
+from tests.archive_support import seaweed
 
 __all__ = ["seaweed"]
 NAME = "rollback-error-rate"
