@@ -260,6 +260,11 @@ def _cluster_source(
 )
 @click.option("--allow-partial", is_flag=True, help="Write the bundle even if some queries failed (gaps are recorded).")
 @click.option(
+    "--service-label",
+    metavar="LABEL",
+    help="The label Traefik's service name is stored under (default: detected, also without honorLabels).",
+)
+@click.option(
     "--prometheus-token",
     envvar="EVIDENCE_PROMETHEUS_TOKEN",
     metavar="TOKEN",
@@ -323,6 +328,7 @@ def collect(
     supersede: bool,
     cluster: str | None,
     allow_partial: bool,
+    service_label: str | None,
     prometheus_token: str | None,
     prometheus_token_file: str | None,
     prometheus_user: str | None,
@@ -400,6 +406,7 @@ def collect(
         concurrency=concurrency,
         cluster=cluster,
         legal_hold=legal_hold,
+        service_label=service_label,
     )
     check_options(options, dt.datetime.now(dt.UTC))
     source: ClusterSource = _cluster_source(

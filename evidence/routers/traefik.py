@@ -50,14 +50,21 @@ class TrafficMetrics:
         p = str(port) if port is not None else "[0-9a-zA-Z-]+"
         return f"{re2_escape(namespace)}-{re2_escape(apex)}-{which}-{p}{self.leaf_suffix}"
 
-    def role_of(self, labels: dict[str, str], apex: str) -> Role:
+    def role_of(self, labels: dict[str, str], apex: str, label: str | None = None) -> Role:
         """Return which side of the split a series belongs to (the canary's leaf service, else the primary)."""
-        return Role.CANARY if f"-{apex}-canary-" in labels.get(self.service_label, "") else Role.PRIMARY
+        return Role.CANARY if f"-{apex}-canary-" in labels.get(label or self.service_label, "") else Role.PRIMARY
 
     def is_error(self, code: object) -> bool:
         """Return whether a status-code label is a failure for the success rate."""
         return code is not None and bool(re.fullmatch(self.error_code, str(code)))
 
+
+#: Where Flagger's own series carry the canary's namespace, in order of preference: a scrape without
+#: honorLabels (kube-prometheus-stack's ServiceMonitor) stores the target's namespace in ``namespace``
+#: and Flagger's in ``exported_namespace``.
+FLAGGER_NAMESPACE_LABELS = ("namespace", "exported_namespace")
+#: A Prometheus label name (``--service-label`` must be one).
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 _LEAF = "@kubernetescrd"
 _CANARY = "{{ namespace }}-{{ target }}-canary-[0-9a-zA-Z-]+" + _LEAF
