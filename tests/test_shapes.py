@@ -35,6 +35,17 @@ def _ts(x: float | None) -> dt.datetime | None:
     return None if x is None else dt.datetime.fromtimestamp(x, dt.UTC)
 
 
+def assert_first_breaches_match(ev: Evaluation, truth: dict[str, Any], name: str) -> dict[str, float | None]:
+    """Assert each criterion's first breach is the ground truth's (within a scrape); return the truth's."""
+    ref = policy_first_breaches(truth, list(load_scenario(SCENARIOS / f"{name}.yaml").buckets))
+    for c in ev.criteria:
+        first, want = c.first_breach_at, _ts(ref[c.name])
+        assert (first is None) == (want is None), c.name
+        if first is not None and want is not None:
+            assert abs((first - want).total_seconds()) <= truth["scrape_interval"], c.name
+    return ref
+
+
 @pytest.mark.parametrize("name", [KPS, HONOR])
 def test_labels_are_detected_and_recorded(name: str, bundle_for: Callable[[str], Path]) -> None:
     b = read_bundle(bundle_for(name))
@@ -63,12 +74,7 @@ def test_numbers_match_the_truth(
     assert (ev.blast.canary_requests, ev.blast.canary_errors) == (ro["canary_requests"], ro["canary_errors"])
     assert [h["at"] for h in ro["halts"]] == pytest.approx([h.time.timestamp() for h in ev.timeline.halts], abs=1)
     assert ev.replay_flagger.failed_checks == len(ro["halts"])
-    ref = policy_first_breaches(truth, list(load_scenario(SCENARIOS / f"{name}.yaml").buckets))
-    for c in ev.criteria:
-        first, want = c.first_breach_at, _ts(ref[c.name])
-        assert (first is None) == (want is None), c.name
-        if first is not None and want is not None:
-            assert abs((first - want).total_seconds()) <= truth["scrape_interval"], c.name
+    assert_first_breaches_match(ev, truth, name)
     assert ev.verdict == "abort"
 
 
@@ -99,3 +105,37 @@ def test_service_label_overrides_the_detection(
     assert set(b.table("series")["role"]) == {"flagger"}
     with pytest.raises(UsageError, match="--service-label"):
         collect_rollout(ref, dump, prom, CollectOptions(out=tmp_path, service_label="exported-service"), clock=lambda: now)
+
+
+GRPC = "preflight/grpc"
+
+
+def test_grpc_failures_are_counted_by_their_grpc_codes(
+    evaluated: Callable[[str], Evaluation], truth_of: Callable[[str], dict[str, Any]]
+) -> None:
+    ev, truth = evaluated(GRPC), truth_of(GRPC)
+    ro = truth["rollouts"][-1]
+    assert truth["protocol"] == "grpc" and truth["error_codes"]
+    # Flagger's builtin success rate sees no failure and promotes; the evidence counts code 14 (Unavailable).
+    assert ev.outcome == ro["outcome"] == "promoted"
+    assert (ev.blast.canary_requests, ev.blast.canary_errors) == (ro["canary_requests"], ro["canary_errors"])
+    assert ev.blast.canary_errors > 0
+    assert assert_first_breaches_match(ev, truth, GRPC)["success_rate"] is not None
+    assert ev.verdict == "abort"
+    codes = {f.code for f in ev.findings}
+    assert {"grpc-builtin-blind", "promoted-despite-breach"} <= codes
+    blind = next(f for f in ev.findings if f.code == "grpc-builtin-blind")
+    assert all(c in blind.message for c in TRAEFIK.grpc_error_codes)
+
+
+def test_http_canaries_get_no_grpc_finding(evaluated: Callable[[str], Evaluation]) -> None:
+    assert "grpc-builtin-blind" not in {f.code for f in evaluated(HONOR).findings}
+
+
+@pytest.mark.parametrize(
+    ("code", "protocol", "error"),
+    [("500", "http", True), ("200", "http", False), ("14", "grpc", True), ("13", "grpc-web", True),
+     ("0", "grpc", False), ("5", "grpc", False), ("500", "grpc", False), ("14", "http", False), ("503", None, True)],
+)  # fmt: skip
+def test_what_counts_as_an_error(code: str, protocol: str | None, error: bool) -> None:
+    assert TRAEFIK.is_error(code, protocol) is error
