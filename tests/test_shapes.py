@@ -17,12 +17,14 @@ import pytest
 from evidence.bundle import read_bundle
 from evidence.collect import CollectOptions, collect_rollout
 from evidence.errors import UsageError
-from evidence.evaluate import Evaluation
+from evidence.evaluate import Evaluation, evaluate_bundle
 from evidence.model import CanaryRef
+from evidence.policy import default_policy
 from evidence.render.evaluation import evaluation_to_json
 from evidence.routers import FLAGGER_NAMESPACE_LABELS, TRAEFIK
 from evidence.sources.dump import DumpSource
 from evidence.sources.prometheus import PrometheusSource
+from fixtures.dumpstyles import UNUSABLE, kubectl_style_dump
 from fixtures.groundtruth import policy_first_breaches
 from fixtures.prom import PrometheusServer
 from fixtures.scenario import load_scenario
@@ -139,3 +141,36 @@ def test_http_canaries_get_no_grpc_finding(evaluated: Callable[[str], Evaluation
 )  # fmt: skip
 def test_what_counts_as_an_error(code: str, protocol: str | None, error: bool) -> None:
     assert TRAEFIK.is_error(code, protocol) is error
+
+
+DEMO = "rollback-error-rate"
+
+
+def test_a_dump_saved_as_people_save_it_gives_the_same_evidence(
+    simulated: Callable[[str], Path],
+    prometheus_for: Callable[[str], PrometheusServer],
+    truth_of: Callable[[str], dict[str, Any]],
+    bundle_for: Callable[[str], Path],
+    evaluated: Callable[[str], Evaluation],
+    tmp_path: Path,
+) -> None:
+    made = kubectl_style_dump(simulated(DEMO) / "dump", tmp_path / "dump")
+    assert {"get-canary.out", "events.txt", "deploy.yaml", "flagger.log.1", "logs.txt", UNUSABLE} <= set(made)
+    truth = truth_of(DEMO)
+    now = dt.datetime.fromtimestamp(truth["snapshot_at"], dt.UTC)
+    path = collect_rollout(
+        CanaryRef.parse(truth["canary"]),
+        DumpSource(tmp_path / "dump"),
+        PrometheusSource(prometheus_for(DEMO).url),
+        CollectOptions(out=tmp_path / "out"),
+        clock=lambda: now,
+    )
+    b, tidy = read_bundle(path), read_bundle(bundle_for(DEMO))
+    # Every log line once although the two files overlap; the same events and objects.
+    assert b.record.counts == tidy.record.counts
+    assert b.record.sources.events == tidy.record.sources.events
+    skipped = [w for w in b.record.warnings if w.startswith("skipped ")]
+    assert skipped == [w for w in skipped if w.startswith(f"skipped {UNUSABLE} ")] and len(skipped) == 1
+    got, want = evaluation_to_json(evaluate_bundle(b, default_policy())), evaluation_to_json(evaluated(DEMO))
+    for key in ("outcome", "verdict", "criteria", "flagger", "blast_radius", "replay", "timeline"):
+        assert got[key] == want[key], key
