@@ -219,14 +219,14 @@ def load_dump(dump: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
     return store
 
 
-def flagger_pod() -> dict[str, Any]:
-    """Return the Pod that Flagger's log belongs to."""
+def flagger_pod(namespace: str = FLAGGER_NAMESPACE, restarts: int = 0) -> dict[str, Any]:
+    """Return the Pod that Flagger's log belongs to (in ``namespace``, its container restarted ``restarts`` times)."""
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": FLAGGER_POD,
-            "namespace": FLAGGER_NAMESPACE,
+            "namespace": namespace,
             "labels": dict(FLAGGER_LABELS),
             "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, FLAGGER_POD)),
             "creationTimestamp": "2026-11-01T00:00:00Z",
@@ -235,7 +235,7 @@ def flagger_pod() -> dict[str, Any]:
             "serviceAccountName": "flagger",
             "containers": [{"name": "flagger", "image": "ghcr.io/fluxcd/flagger:1.44.0"}],
         },
-        "status": {"phase": "Running", "containerStatuses": [{"name": "flagger", "ready": True, "restartCount": 0}]},
+        "status": {"phase": "Running", "containerStatuses": [{"name": "flagger", "ready": True, "restartCount": restarts}]},
     }
 
 
@@ -416,8 +416,19 @@ class _Request:
 class KubeApiServer:
     """A kube-apiserver look-alike over a simulator dump; HTTPS on 127.0.0.1, a context manager."""
 
-    def __init__(self, dump: Path, workdir: Path | None = None, certificates: Certificates | None = None) -> None:
+    def __init__(
+        self,
+        dump: Path,
+        workdir: Path | None = None,
+        certificates: Certificates | None = None,
+        *,
+        flagger_namespace: str = FLAGGER_NAMESPACE,
+        flagger_restarted: bool = False,
+    ) -> None:
+        """Serve ``dump``; Flagger's pod runs in ``flagger_namespace``; ``flagger_restarted``: its container
+        restarted halfway through the log, so the first half is only in the previous container's log."""
         self.dump = Path(dump)
+        self.flagger_restarted = flagger_restarted
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="kubeapi-")
@@ -432,7 +443,7 @@ class KubeApiServer:
         self.proxies: dict[tuple[str, str], str] = {}
         self.log_lines = self._read_log()
         self._pristine = load_dump(self.dump)
-        self._pristine[("", "pods")].append(flagger_pod())
+        self._pristine[("", "pods")].append(flagger_pod(flagger_namespace, 1 if flagger_restarted else 0))
         self._fill_metadata(self._pristine)
         self.store = copy.deepcopy(self._pristine)
         self._lock = threading.Lock()
@@ -779,9 +790,14 @@ class KubeApiServer:
             return self._status(h, 400, f"a container name must be specified for pod {name}, choose one of: {containers}")
         if container not in containers:
             return self._status(h, 400, f"container {container} is not valid for pod {name}")
-        if query.get("previous") == "true":
-            return self._status(h, 400, f'previous terminated container "{container}" in pod "{name}" not found')
         lines = self.log_lines if name == FLAGGER_POD else []
+        half = len(lines) // 2 if self.flagger_restarted else 0
+        if query.get("previous") == "true":
+            if not half:
+                return self._status(h, 400, f'previous terminated container "{container}" in pod "{name}" not found')
+            lines = lines[:half]
+        else:
+            lines = lines[half:]
         if query.get("tailLines", "").isdigit():
             lines = lines[len(lines) - int(query["tailLines"]) :] if int(query["tailLines"]) else []
         text = "".join(line + "\n" for line in lines)

@@ -138,7 +138,9 @@ _KUBECONFIG = click.option(
 )
 _CONTEXT = click.option("--context", metavar="NAME", help="Kubeconfig context to use.")
 _FLAGGER_NAMESPACE = click.option(
-    "--flagger-namespace", default="flagger-system", show_default=True, help="Where Flagger runs (its logs are read from there)."
+    "--flagger-namespace",
+    metavar="NS",
+    help="Where Flagger runs, to read its logs (default: found by its pod labels in any namespace, else flagger-system).",
 )
 _FLAGGER_SELECTOR = click.option(
     "--flagger-selector", default="app.kubernetes.io/name=flagger", show_default=True, help="Label selector of Flagger's pods."
@@ -184,7 +186,7 @@ def _cluster_source(
     kubeconfig: str | None,
     context: str | None,
     request_timeout: float,
-    flagger_namespace: str = "flagger-system",
+    flagger_namespace: str | None = None,
     flagger_selector: str = "app.kubernetes.io/name=flagger",
 ) -> Any:
     """Return the folder (--from-dump) or the live cluster as a source (DumpSource or KubeSource)."""
@@ -313,7 +315,7 @@ def collect(
     dump: str | None,
     kubeconfig: str | None,
     context: str | None,
-    flagger_namespace: str,
+    flagger_namespace: str | None,
     flagger_selector: str,
     start: dt.datetime | None,
     end: dt.datetime | None,
