@@ -221,24 +221,8 @@ class KubeSource:
         api = client.AppsV1Api(self._client)
         selector = selector or self.flagger_selector
 
-        def everywhere(token: str | None) -> Any:
-            return api.list_deployment_for_all_namespaces(
-                label_selector=selector,
-                limit=self.page_size,
-                _continue=token,
-                _preload_content=False,
-                _request_timeout=self.request_timeout,
-            )
-
-        def namespaced(token: str | None) -> Any:
-            return api.list_namespaced_deployment(
-                self.flagger_namespace,
-                label_selector=selector,
-                limit=self.page_size,
-                _continue=token,
-                _preload_content=False,
-                _request_timeout=self.request_timeout,
-            )
+        everywhere = self._pager(api.list_deployment_for_all_namespaces, selector=selector)
+        namespaced = self._pager(api.list_namespaced_deployment, self.flagger_namespace, selector=selector)
 
         try:
             return self._list(_Call("list", "deployments", "apps", "(all namespaces)"), everywhere, "apps/v1", "Deployment")
@@ -395,41 +379,43 @@ class KubeSource:
         api = client.CoreV1Api(self._client)
         selectors = [self.flagger_selector, *(s for s in FLAGGER_SELECTORS if s != self.flagger_selector)]
 
-        def namespaced(selector: str, token: str | None) -> Any:
-            return api.list_namespaced_pod(
-                self.flagger_namespace,
-                label_selector=selector,
-                limit=self.page_size,
-                _continue=token,
-                _preload_content=False,
-                _request_timeout=self.request_timeout,
-            )
+        def namespaced(selector: str) -> Callable[[str | None], Any]:
+            return self._pager(api.list_namespaced_pod, self.flagger_namespace, selector=selector)
 
-        def everywhere(selector: str, token: str | None) -> Any:
-            return api.list_pod_for_all_namespaces(
-                label_selector=selector,
-                limit=self.page_size,
-                _continue=token,
-                _preload_content=False,
-                _request_timeout=self.request_timeout,
-            )
+        def everywhere(selector: str) -> Callable[[str | None], Any]:
+            return self._pager(api.list_pod_for_all_namespaces, selector=selector)
 
         ns_call = _Call("list", "pods", "", self.flagger_namespace)
         if self.flagger_namespace_given:
-            return self._list(ns_call, partial(namespaced, self.flagger_selector), "v1", "Pod"), (
+            return self._list(ns_call, namespaced(self.flagger_selector), "v1", "Pod"), (
                 f"namespace {self.flagger_namespace} by {self.flagger_selector!r}"
             )
         try:
             for selector in selectors:
-                pods = self._list(_Call("list", "pods", "", "(all namespaces)"), partial(everywhere, selector), "v1", "Pod")
+                pods = self._list(_Call("list", "pods", "", "(all namespaces)"), everywhere(selector), "v1", "Pod")
                 if pods:
                     return pods, f"any namespace by {selector!r}"
             return [], "any namespace by " + " or ".join(repr(s) for s in selectors)
         except _Forbidden:
             # A role that may not list pods cluster-wide still finds Flagger in its usual namespace.
-            return self._list(ns_call, partial(namespaced, self.flagger_selector), "v1", "Pod"), (
+            return self._list(ns_call, namespaced(self.flagger_selector), "v1", "Pod"), (
                 f"namespace {self.flagger_namespace} by {self.flagger_selector!r} (pods may not be listed in all namespaces)"
             )
+
+    def _pager(self, fn: Callable[..., Any], *args: Any, selector: str) -> Callable[[str | None], Any]:
+        """Return a page function for ``_list``: ``fn(*args)`` by a label selector, one page per continue token."""
+
+        def page(token: str | None) -> Any:
+            return fn(
+                *args,
+                label_selector=selector,
+                limit=self.page_size,
+                _continue=token,
+                _preload_content=False,
+                _request_timeout=self.request_timeout,
+            )
+
+        return page
 
     def _flagger_log(self, warnings: list[str]) -> list[str]:
         from kubernetes import client
