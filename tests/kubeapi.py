@@ -157,6 +157,8 @@ class Fault:
     seconds: float = 0.0
     times: int | None = 1  # None: for ever
     message: str = "injected fault"
+    retry_after: int | None = None  # a 429's Retry-After header, in seconds
+    continued: bool = False  # only requests with a continue token (a list's later pages)
 
 
 @dataclass
@@ -390,10 +392,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_GET  # answered 405 after authentication
 
-    def send(self, code: int, body: bytes, content_type: str = "application/json") -> None:
+    def send(self, code: int, body: bytes, content_type: str = "application/json", headers: dict[str, str] | None = None) -> None:
         """Write one response with a Content-Length (keep-alive needs it)."""
         try:
             self.send_response(code)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-cache, private")
@@ -539,10 +543,25 @@ class KubeApiServer:
         with self._lock:
             self.proxies[(namespace, service)] = upstream.rstrip("/")
 
-    def fail(self, path: str, status: int = 500, times: int | None = 1, message: str = "injected fault") -> None:
-        """Answer the next ``times`` requests for ``path`` (None: all) with a Status of ``status``."""
+    def fail(
+        self,
+        path: str,
+        status: int = 500,
+        times: int | None = 1,
+        message: str = "injected fault",
+        *,
+        retry_after: int | None = None,
+        continued: bool = False,
+    ) -> None:
+        """Answer the next ``times`` requests for ``path`` (None: all) with a Status of ``status``.
+
+        ``retry_after``: with a ``Retry-After`` header, as API priority and fairness sends with 429;
+        ``continued``: only requests carrying a continue token (410 Expired on a compacted one).
+        """
         with self._lock:
-            self.faults.append(Fault(path, "status", status=status, times=times, message=message))
+            self.faults.append(
+                Fault(path, "status", status=status, times=times, message=message, retry_after=retry_after, continued=continued)
+            )
 
     def hang(self, path: str, seconds: float = 30.0, times: int | None = None) -> None:
         """Hold requests for ``path`` for ``seconds`` before answering (stop() releases them)."""
@@ -610,9 +629,11 @@ class KubeApiServer:
         ]
         return str(max(rvs, default=1))
 
-    def _fault_for(self, path: str) -> Fault | None:
+    def _fault_for(self, path: str, query: dict[str, str]) -> Fault | None:
         with self._lock:
             for fault in self.faults:
+                if fault.continued and not query.get("continue"):
+                    continue
                 if fault.path == path and (fault.times is None or fault.times > 0):
                     if fault.times is not None:
                         fault.times -= 1
@@ -627,7 +648,7 @@ class KubeApiServer:
         body = h.rfile.read(length) if length else b""
         with self._lock:
             self.requests.append((h.command, path, query))
-        fault = self._fault_for(path)
+        fault = self._fault_for(path, query)
         if fault is not None:
             if fault.action == "drop":
                 h.close_connection = True
@@ -642,6 +663,9 @@ class KubeApiServer:
                 if fault.status >= 500:
                     msg = f"Internal error occurred: {fault.message}"
                     return self._status(h, fault.status, msg, {"causes": [{"message": fault.message}]})
+                if fault.retry_after is not None:
+                    body = json.dumps(status_body(fault.status, fault.message, {"retryAfterSeconds": fault.retry_after}))
+                    return h.send(fault.status, body.encode(), headers={"Retry-After": str(fault.retry_after)})
                 return self._status(h, fault.status, fault.message, {})
             if self._stopping.wait(fault.seconds):
                 h.close_connection = True

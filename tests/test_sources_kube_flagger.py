@@ -1,4 +1,4 @@
-"""Flagger found where it runs: its pods in any namespace, the previous container's log after a restart.
+"""Flagger found where it runs (its pods in any namespace, the previous container's log), and lists that survive 429 and 410.
 
 Against the loopback API server (tests/kubeapi.py) over a simulator dump, with Flagger installed as
 its Traefik tutorial does (namespace ``traefik``) and restarted halfway through the rollout.
@@ -6,11 +6,13 @@ its Traefik tutorial does (namespace ``traefik``) and restarted halfway through 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from evidence.errors import KubeError
 from evidence.model import CanaryRef
 from evidence.sources.kube import KubeSource
 from tests.kubeapi import FLAGGER_NAMESPACE, KubeApiServer
@@ -62,3 +64,39 @@ def test_a_log_that_cannot_be_read_is_said(tutorial: KubeApiServer) -> None:
         data = src.read(REF)
     assert data.log_lines == []
     assert any(w.startswith("Flagger's") and "403" in w for w in data.warnings), data.warnings
+
+
+CANARY_PATH = "/apis/flagger.app/v1beta1/namespaces/shop/canaries/podinfo"
+EVENTS_PATH = "/api/v1/namespaces/shop/events"
+
+
+def test_a_429_is_retried_after_the_time_the_server_asks(tutorial: KubeApiServer) -> None:
+    tutorial.reset()
+    tutorial.fail(CANARY_PATH, status=429, message="too many requests, please try again later", retry_after=1)
+    started = time.monotonic()
+    with _source(tutorial) as src:
+        data = src.read(REF)
+    assert time.monotonic() - started >= 1.0  # Retry-After: 1, not the 0.01 s backoff
+    assert data.canary["metadata"]["name"] == REF.name
+    assert len(tutorial.requests_for(CANARY_PATH)) == 2
+
+
+def test_an_expired_continue_token_restarts_the_list(tutorial: KubeApiServer) -> None:
+    tutorial.reset()
+    with _source(tutorial, page_size=2) as src:
+        whole = src.read(REF).events
+    tutorial.reset()
+    expired = "The provided continue parameter is too old to display a consistent list result."
+    tutorial.fail(EVENTS_PATH, status=410, message=expired, continued=True)
+    with _source(tutorial, page_size=2) as src:
+        again = src.read(REF).events
+    assert len(whole) > 2 and [e["metadata"]["name"] for e in again] == [e["metadata"]["name"] for e in whole]
+    firsts = [q for _, _, q in tutorial.requests_for(EVENTS_PATH) if not q.get("continue")]
+    assert len(firsts) == 2  # the list started once more from its first page
+
+
+def test_a_list_that_keeps_expiring_is_an_error(tutorial: KubeApiServer) -> None:
+    tutorial.reset()
+    tutorial.fail(EVENTS_PATH, status=410, message="too old", times=None, continued=True)
+    with _source(tutorial, page_size=2) as src, pytest.raises(KubeError, match="410"):
+        src.read(REF)

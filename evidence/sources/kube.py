@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 DEFAULT_KUBECONFIG = "~/.kube/config"
 DEFAULT_PAGE_SIZE = 250
 DEFAULT_FLAGGER_NAMESPACE = "flagger-system"
+#: The longest wait a 429's Retry-After is honoured for, in seconds; and how often an expired list restarts.
+MAX_RETRY_AFTER = 30.0
+MAX_LIST_RESTARTS = 3
 #: The labels Flagger's pods carry: its Helm chart's, then its kustomize manifests'.
 FLAGGER_SELECTORS = ("app.kubernetes.io/name=flagger", "app=flagger")
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -459,8 +462,18 @@ class KubeSource:
         items: list[dict[str, Any]] = []
         token: str | None = None
         seen: set[str] = set()
+        restarts = 0
         while True:
-            body = self._json(call, partial(page, token))
+            try:
+                body = self._json(call, partial(page, token))
+            except _Expired:
+                # The continue token expired (etcd compacted it) between pages: start the list again,
+                # as client-go's pager does; a list that keeps expiring is an error.
+                if token is None or restarts >= MAX_LIST_RESTARTS:
+                    raise
+                restarts += 1
+                items, token, seen = [], None, set()
+                continue
             for item in body.get("items") or []:
                 rest = {k: v for k, v in item.items() if k not in ("apiVersion", "kind")}
                 items.append({"apiVersion": item.get("apiVersion") or api_version, "kind": item.get("kind") or kind, **rest})
@@ -504,6 +517,10 @@ class KubeSource:
                     raise KubeError(self._tls_message(call, str(exc.reason))) from None
                 if status >= 500 and retry:
                     time.sleep(self.backoff * 2 ** (attempt - 1))
+                    continue
+                if status == 429 and retry:
+                    # API priority and fairness: wait as long as the server asks (bounded), then try again.
+                    time.sleep(min(MAX_RETRY_AFTER, _retry_after(exc, self.backoff * 2 ** (attempt - 1))))
                     continue
                 raise self._api_error(call, status, exc, attempt) from None
             except urllib3.exceptions.HTTPError as exc:
@@ -555,6 +572,8 @@ class KubeSource:
             details = body.get("details") or {}
             # A missing object's Status names it; an unknown resource's has empty details.
             return _Missing(call, served=bool(details.get("name")))
+        if status == 410:
+            return _Expired(f"the API server {self.server} answered 410 {exc.reason} to {call.describe()}: {message}")
         if status >= 500:
             return KubeError(
                 f"the API server {self.server} failed to {call.describe()} with {status} {exc.reason} after {attempts} attempts: "
@@ -587,6 +606,10 @@ class KubeSource:
 
 class _Forbidden(KubeError):
     """A 403 answer; a KubeError that optional reads may downgrade to a warning."""
+
+
+class _Expired(KubeError):
+    """A 410 answer: a list's continue token expired; ``_list`` starts the list again."""
 
 
 def _refs(entries: Any, key: str, namespace: str) -> list[tuple[str, str]]:
@@ -658,6 +681,16 @@ def _check_context(paths: list[Path], context: str | None, where: str) -> tuple[
         raise KubeError(f"{where}: current-context {current!r} is not defined; pass --context, one of: {available}")
     chosen = context if context is not None else current
     return clusters.get(chosen), namespaces.get(chosen)
+
+
+def _retry_after(exc: Any, default: float) -> float:
+    """Return the seconds a 429's ``Retry-After`` header asks for (``default`` when absent or not a number)."""
+    headers = getattr(exc, "headers", None) or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return max(0.0, float(value)) if value is not None else default
+    except ValueError:
+        return default
 
 
 def _public_url(url: str) -> str:
