@@ -42,6 +42,7 @@ from evidence.model import (
     QueryRecord,
     Redaction,
     RolloutSpan,
+    ScrapeLabels,
     Window,
     parse_stored_time,
     rfc3339,
@@ -607,6 +608,18 @@ def _gap_from_json(g: Mapping[str, Any]) -> Gap:
     )
 
 
+def _labels_from_json(value: Any) -> ScrapeLabels | None:
+    lab = _map(value)
+    if not lab:
+        return None
+    return ScrapeLabels(str(lab.get("service") or ""), str(lab.get("namespace") or ""), str(lab.get("chosen") or ""))
+
+
+def scrape_labels_to_json(labels: ScrapeLabels) -> dict[str, str]:
+    """Return the manifest's ``sources.labels`` record."""
+    return {"service": labels.service, "namespace": labels.namespace, "chosen": labels.chosen}
+
+
 def manifest_from_json(m: Mapping[str, Any]) -> Manifest:
     """Return a manifest's typed records; a malformed field reads as absent (``read_bundle`` has checked the essentials)."""
     can, win, roll, ana, src, red = (_map(m.get(k)) for k in ("canary", "window", "rollout", "analysis", "sources", "redaction"))
@@ -637,7 +650,12 @@ def manifest_from_json(m: Mapping[str, Any]) -> Manifest:
         threshold=threshold if isinstance(threshold, int) and not isinstance(threshold, bool) else None,
         collected_at=parse_stored_time(m.get("collected_at")),
         tool={str(k): str(v) for k, v in _map(m.get("tool")).items()},
-        sources=Provenance(_map(src.get("kubernetes")), _map(src.get("prometheus")), _map(src.get("events"))),
+        sources=Provenance(
+            _map(src.get("kubernetes")),
+            _map(src.get("prometheus")),
+            _map(src.get("events")),
+            _labels_from_json(src.get("labels")),
+        ),
         queries=tuple(_query_from_json(q) for q in m.get("queries") or [] if isinstance(q, Mapping)),
         gaps=tuple(_gap_from_json(g) for g in m.get("gaps") or [] if isinstance(g, Mapping)),
         warnings=tuple(str(w) for w in m.get("warnings") or []),
@@ -696,7 +714,8 @@ def manifest_to_json(m: Manifest) -> dict[str, Any]:
         "analysis": {"interval_seconds": m.interval_seconds, "threshold": m.threshold},
         "collected_at": rfc3339(m.collected_at),
         "tool": m.tool,
-        "sources": {"kubernetes": m.sources.kubernetes, "prometheus": m.sources.prometheus, "events": m.sources.events},
+        "sources": {"kubernetes": m.sources.kubernetes, "prometheus": m.sources.prometheus, "events": m.sources.events}
+        | ({"labels": scrape_labels_to_json(m.sources.labels)} if m.sources.labels is not None else {}),
         "queries": [_query_to_json(q) for q in m.queries],
         "gaps": [_gap_to_json(g) for g in m.gaps],
         "warnings": list(m.warnings),

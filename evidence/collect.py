@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from evidence import __version__
-from evidence.bundle import SCHEMA, SCHEMA_VERSION, bundle_dirname, bundle_writer
+from evidence.bundle import SCHEMA, SCHEMA_VERSION, bundle_dirname, bundle_writer, scrape_labels_to_json
 from evidence.canary import CanarySpec, canary_spec, normalise_canary
 from evidence.errors import NotFoundError, PartialError, UsageError
 from evidence.events import (
@@ -32,8 +32,9 @@ from evidence.flagger import promql_string
 from evidence.identity import UNKNOWN_CLUSTER, bundle_id_for, rollout_id
 from evidence.model import CanaryRef, Window, rfc3339
 from evidence.progress import Progress
-from evidence.queries import build_checks, build_series, empty_hint, plan_queries, run_queries, scrape_gaps
+from evidence.queries import build_checks, build_series, detect_labels, empty_hint, plan_queries, run_queries, scrape_gaps
 from evidence.redact import Redactions, redact_log_line, redact_object, scrub_text, workload_identity
+from evidence.routers import FLAGGER_NAMESPACE_LABELS, LABEL_NAME, TRAEFIK
 from evidence.sources import ClusterData, ClusterSource
 from evidence.sources.prometheus import MAX_POINTS, PrometheusSource
 
@@ -59,6 +60,7 @@ class CollectOptions:
     lookback: dt.timedelta = dt.timedelta(days=1)
     cluster: str | None = None  # default: the source's cluster name (the kubeconfig context's cluster)
     legal_hold: bool = False  # recorded in the manifest; an S3 store then puts the bundle under legal hold
+    service_label: str | None = None  # --service-label: the label Traefik's service is stored under (default: detected)
 
 
 def decide_window(
@@ -102,7 +104,12 @@ def decide_window(
 
 
 def check_options(options: CollectOptions, now: dt.datetime) -> None:
-    """Refuse an impossible explicit window: the user's mistake, said before touching any service."""
+    """Refuse an impossible explicit window or label: the user's mistake, said before touching any service."""
+    if options.service_label is not None and not LABEL_NAME.fullmatch(options.service_label):
+        raise UsageError(
+            f"--service-label {options.service_label!r} is not a Prometheus label name; give the label Traefik's "
+            f"service name is stored under, e.g. {' or '.join(TRAEFIK.service_labels)}"
+        )
     if options.start is None and options.end is None:
         return
     if options.start is None:
@@ -128,7 +135,9 @@ def rollout_from_weights(
     spec: CanarySpec, prom: PrometheusSource, start: dt.datetime, end: dt.datetime
 ) -> tuple[dt.datetime, dt.datetime | None] | None:
     """Find the latest period with canary weight above 0 from Flagger's weight gauge."""
-    q = f"flagger_canary_weight{{namespace={promql_string(spec.ref.namespace)},workload={promql_string(spec.target)}}}"
+    # Either label form of Flagger's namespace (a scrape without honorLabels renames it): the first that has series.
+    nsq, wl = promql_string(spec.ref.namespace), promql_string(spec.target)
+    q = " or ".join(f"max(flagger_canary_weight{{{lab}={nsq},workload={wl}}})" for lab in FLAGGER_NAMESPACE_LABELS)
     step = max(15.0, (end - start).total_seconds() / (MAX_POINTS - 1))
     res = prom.range(q, start, end, step)
     points = sorted((float(t), float(v)) for r in res for t, v in r.get("values") or [])
@@ -206,7 +215,9 @@ def collect_rollout(
                 m = dict(m, _template_query=(t.get("spec") or {}).get("query"))
         metrics.append(m)
     spec = replace(spec, metrics=metrics)
-    queries, plan_warnings = plan_queries(spec, window, rollout["start"])
+    scrape, label_warnings = detect_labels(prom, spec, window, options.service_label)
+    queries, plan_warnings = plan_queries(spec, window, rollout["start"], scrape)
+    plan_warnings = label_warnings + plan_warnings
     # The cluster-side tables are built while Prometheus answers.
     crashed: list[BaseException] = []
     cancel = threading.Event()
@@ -250,7 +261,7 @@ def collect_rollout(
             f"nothing was written — {again} pass --allow-partial to write the bundle with these gaps recorded"
         )
     progress.say("writing the bundle")
-    series_rows, samples = build_series(queries, spec)
+    series_rows, samples = build_series(queries, spec, scrape)
     check_rows = build_checks(queries)
 
     gaps: list[dict[str, Any]] = []
@@ -313,6 +324,7 @@ def collect_rollout(
             "sources": {
                 "kubernetes": {"kind": data.source_kind, "location": data.source},
                 "prometheus": {"url": prom.describe(), "auth": prom.auth.kinds(), "headers": sorted(prom.auth.headers)},
+                "labels": scrape_labels_to_json(scrape),
                 "events": {
                     "webhook": len(hook_rows),
                     "log": len(log_rows),

@@ -24,11 +24,18 @@ from evidence.analysis.blast import BlastRadius, blast_radius
 from evidence.analysis.components import Components, criterion_components
 from evidence.analysis.counters import CounterTable, prepare_counters, to_ms
 from evidence.analysis.criteria import CriterionResult, evaluate_criteria
-from evidence.analysis.findings import Finding, check_rollout_limits, rollout_findings
+from evidence.analysis.findings import Finding, check_rollout_limits, grpc_findings, rollout_findings
 from evidence.analysis.lag import DetectionLag, detection_lag
 from evidence.analysis.replay import Replay, analysis_ticks, replay_flagger, replay_policy
 from evidence.analysis.timeline import MANIFEST_START, Timeline, build_timeline, rollout_span
-from evidence.analysis.traffic import WeightSeries, canary_active, scrape_times, status_gauge, weight_gauge
+from evidence.analysis.traffic import (
+    WeightSeries,
+    canary_active,
+    grpc_protocols,
+    scrape_times,
+    status_gauge,
+    weight_gauge,
+)
 from evidence.canary import CanarySpec
 from evidence.errors import BundleError
 from evidence.model import GapKind, Manifest, epoch_ms, rfc3339
@@ -210,6 +217,7 @@ def evaluate_rollout(
 
     findings = list(check_rollout_limits(canary, policy.limits, timeline.max_weight if timeline.outcome != "failed" else None))
     findings.extend(rollout_findings(timeline, criteria, blast, lag, rf, rp, verdict, sufficient))
+    findings.extend(grpc_findings(spec, grpc_protocols(table, "canary")))
     notes.extend(timeline.notes)
     notes.extend(blast.notes)
     notes.extend(_gap_notes(manifest, span_start, span_end))

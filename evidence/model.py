@@ -322,12 +322,22 @@ class Gap:
 
 
 @dataclass(frozen=True)
+class ScrapeLabels:
+    """The labels the router's and Flagger's series were read by (a scrape may rename them, e.g. ``exported_service``)."""
+
+    service: str  # the label holding the router's service name
+    namespace: str  # the label holding the namespace on Flagger's own series
+    chosen: str  # "detected" | "--service-label" | "default" (nothing matched either form)
+
+
+@dataclass(frozen=True)
 class Provenance:
     """Where the bundle's data came from: the Kubernetes side, Prometheus (no credentials), event counts."""
 
     kubernetes: dict[str, Any]
     prometheus: dict[str, Any]
     events: dict[str, Any]
+    labels: ScrapeLabels | None = None  # None: a bundle written before labels were recorded
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ import numpy as np
 from evidence.canary import CanarySpec
 from evidence.errors import PrometheusError, PrometheusInvalidQuery, PrometheusTimeout
 from evidence.flagger import TemplateError, promql_string, re2_escape, render_query
-from evidence.model import Role, Window, rfc3339
+from evidence.model import Role, ScrapeLabels, Window, rfc3339
 from evidence.progress import Progress
-from evidence.routers import TRAEFIK
+from evidence.routers import FLAGGER_NAMESPACE_LABELS, TRAEFIK
 from evidence.sources.prometheus import MAX_POINTS, PrometheusSource, range_chunks
 
 UTC = dt.UTC
@@ -89,12 +89,55 @@ class Query:
         return out
 
 
-def plan_queries(spec: CanarySpec, window: Window, rollout_start: dt.datetime | None) -> tuple[list[Query], list[str]]:
+DEFAULT_LABELS = ScrapeLabels(TRAEFIK.service_label, FLAGGER_NAMESPACE_LABELS[0], "default")
+
+
+def detect_labels(
+    prom: PrometheusSource, spec: CanarySpec, window: Window, service_label: str | None = None
+) -> tuple[ScrapeLabels, list[str]]:
+    """Return the labels the canary's router and Flagger series are stored under, and warnings.
+
+    A scrape without honorLabels (kube-prometheus-stack's ServiceMonitor) keeps the target's own
+    ``service``/``namespace`` and moves Traefik's and Flagger's to ``exported_service`` /
+    ``exported_namespace``: each form is asked for the canary's series in the window, the first
+    that has them wins. ``service_label`` (``--service-label``) overrides the router's label.
+    """
+    secs = max(1, math.ceil((window.end - window.start).total_seconds()))
+    ns = spec.ref.namespace
+    svc_re = promql_string(TRAEFIK.services_regex(ns, spec.apex, spec.port, (Role.PRIMARY, Role.CANARY)))
+    warnings: list[str] = []
+
+    def has(selector: str) -> bool:
+        try:
+            return bool(prom.instant(f"count(count_over_time({selector}[{secs}s]))", window.end))
+        except PrometheusError as exc:
+            warnings.append(f"the scrape labels could not be detected ({exc}); the defaults are used")
+            return False
+
+    service = service_label
+    if service is None:
+        service = next((lab for lab in TRAEFIK.service_labels if has(f"{TRAEFIK.requests}{{{lab}=~{svc_re}}}")), None)
+    nsq, tgt = promql_string(ns), promql_string(spec.target)
+    namespace = next((lab for lab in FLAGGER_NAMESPACE_LABELS if has(f"flagger_canary_status{{{lab}={nsq},name={tgt}}}")), None)
+    chosen = "--service-label" if service_label else "detected" if service or namespace else "default"
+    if service and service != TRAEFIK.service_label and not service_label:
+        warnings.append(
+            f"Traefik's service label is stored as `{service}` (a scrape without honorLabels, e.g. kube-prometheus-stack's "
+            f"ServiceMonitor): the raw samples were read by `{service}`, but Flagger's builtin queries select "
+            f"`{TRAEFIK.service_label}=~…` and see nothing; set honorLabels: true on the ServiceMonitor"
+        )
+    found = ScrapeLabels(service or DEFAULT_LABELS.service, namespace or DEFAULT_LABELS.namespace, chosen)
+    return found, list(dict.fromkeys(warnings))
+
+
+def plan_queries(
+    spec: CanarySpec, window: Window, rollout_start: dt.datetime | None, labels: ScrapeLabels = DEFAULT_LABELS
+) -> tuple[list[Query], list[str]]:
     """Return the queries to run for a rollout window, and warnings about the plan."""
     warnings: list[str] = []
     ns = spec.ref.namespace
     svc_re = TRAEFIK.services_regex(ns, spec.apex, spec.port, (Role.PRIMARY, Role.CANARY))
-    selector = "{" + TRAEFIK.service_label + "=~" + promql_string(svc_re) + "}"
+    selector = "{" + labels.service + "=~" + promql_string(svc_re) + "}"
     qs: list[Query] = []
     for raw_metric in TRAEFIK.raw_metrics:
         qs.append(
@@ -114,7 +157,7 @@ def plan_queries(spec: CanarySpec, window: Window, rollout_start: dt.datetime | 
         Query(
             "raw:flagger_canary_weight",
             "Flagger's weights (canary and primary)",
-            f"flagger_canary_weight{{namespace={nsq},workload=~{wl}}}",
+            f"flagger_canary_weight{{{labels.namespace}={nsq},workload=~{wl}}}",
             "raw",
             window.start,
             window.end,
@@ -124,7 +167,7 @@ def plan_queries(spec: CanarySpec, window: Window, rollout_start: dt.datetime | 
         Query(
             "raw:flagger_canary_status",
             "Flagger's status gauge",
-            f"flagger_canary_status{{namespace={nsq},name={tgt}}}",
+            f"flagger_canary_status{{{labels.namespace}={nsq},name={tgt}}}",
             "raw",
             window.start,
             window.end,
@@ -134,7 +177,7 @@ def plan_queries(spec: CanarySpec, window: Window, rollout_start: dt.datetime | 
         Query(
             "raw:flagger_canary_metric_analysis",
             "Flagger's last analysis value per metric",
-            f"flagger_canary_metric_analysis{{namespace={nsq},name={tgt}}}",
+            f"flagger_canary_metric_analysis{{{labels.namespace}={nsq},name={tgt}}}",
             "raw",
             window.start,
             window.end,
@@ -297,13 +340,15 @@ def run_queries(
             q.status = "ok" if q.results else "empty"
 
 
-def _role(metric: str, labels: dict[str, str], spec: CanarySpec) -> str:
+def _role(metric: str, labels: dict[str, str], spec: CanarySpec, service_label: str) -> str:
     if metric.startswith("flagger_"):
         return "flagger"
-    return TRAEFIK.role_of(labels, spec.apex).value
+    return TRAEFIK.role_of(labels, spec.apex, service_label).value
 
 
-def build_series(queries: list[Query], spec: CanarySpec) -> tuple[list[dict[str, Any]], Any]:
+def build_series(
+    queries: list[Query], spec: CanarySpec, scrape: ScrapeLabels = DEFAULT_LABELS
+) -> tuple[list[dict[str, Any]], Any]:
     """Turn raw query results into series rows and a samples frame, deduplicated by (series, time)."""
     import pandas as pd
 
@@ -327,8 +372,8 @@ def build_series(queries: list[Query], spec: CanarySpec) -> tuple[list[dict[str,
                     {
                         "series_id": sid,
                         "metric": metric,
-                        "role": _role(metric, labels, spec),
-                        "service": labels.get(TRAEFIK.service_label),
+                        "role": _role(metric, labels, spec, scrape.service),
+                        "service": labels.get(scrape.service),
                         "code": labels.get(TRAEFIK.code_label),
                         "le": labels.get(TRAEFIK.bucket_label),
                         "labels": json.dumps(dict(sorted(labels.items())), separators=(",", ":")),

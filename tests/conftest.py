@@ -90,7 +90,7 @@ def bundle_for(
             truth = truth_of(name)
             ref = CanaryRef.parse(truth["canary"])
             now = dt.datetime.fromtimestamp(truth["snapshot_at"], dt.UTC)
-            out = tmp_path_factory.mktemp(f"bundle-{name}")
+            out = tmp_path_factory.mktemp(f"bundle-{name.replace('/', '-')}")
             cache[name] = collect_rollout(
                 ref,
                 DumpSource(simulated(name) / "dump"),
@@ -101,3 +101,20 @@ def bundle_for(
         return cache[name]
 
     return collect
+
+
+@pytest.fixture(scope="session")
+def evaluated(bundle_for: Callable[[str], Path]) -> Callable[[str], Any]:
+    """Evaluate each scenario's bundle once per session with the default policy."""
+    from evidence.bundle import read_bundle
+    from evidence.evaluate import evaluate_bundle
+    from evidence.policy import default_policy
+
+    cache: dict[str, Any] = {}
+
+    def get(name: str) -> Any:
+        if name not in cache:
+            cache[name] = evaluate_bundle(read_bundle(bundle_for(name)), default_policy())
+        return cache[name]
+
+    return get

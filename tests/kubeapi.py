@@ -157,6 +157,8 @@ class Fault:
     seconds: float = 0.0
     times: int | None = 1  # None: for ever
     message: str = "injected fault"
+    retry_after: int | None = None  # a 429's Retry-After header, in seconds
+    continued: bool = False  # only requests with a continue token (a list's later pages)
 
 
 @dataclass
@@ -219,14 +221,14 @@ def load_dump(dump: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
     return store
 
 
-def flagger_pod() -> dict[str, Any]:
-    """Return the Pod that Flagger's log belongs to."""
+def flagger_pod(namespace: str = FLAGGER_NAMESPACE, restarts: int = 0) -> dict[str, Any]:
+    """Return the Pod that Flagger's log belongs to (in ``namespace``, its container restarted ``restarts`` times)."""
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": FLAGGER_POD,
-            "namespace": FLAGGER_NAMESPACE,
+            "namespace": namespace,
             "labels": dict(FLAGGER_LABELS),
             "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, FLAGGER_POD)),
             "creationTimestamp": "2026-11-01T00:00:00Z",
@@ -235,7 +237,7 @@ def flagger_pod() -> dict[str, Any]:
             "serviceAccountName": "flagger",
             "containers": [{"name": "flagger", "image": "ghcr.io/fluxcd/flagger:1.44.0"}],
         },
-        "status": {"phase": "Running", "containerStatuses": [{"name": "flagger", "ready": True, "restartCount": 0}]},
+        "status": {"phase": "Running", "containerStatuses": [{"name": "flagger", "ready": True, "restartCount": restarts}]},
     }
 
 
@@ -390,10 +392,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_GET  # answered 405 after authentication
 
-    def send(self, code: int, body: bytes, content_type: str = "application/json") -> None:
+    def send(self, code: int, body: bytes, content_type: str = "application/json", headers: dict[str, str] | None = None) -> None:
         """Write one response with a Content-Length (keep-alive needs it)."""
         try:
             self.send_response(code)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-cache, private")
@@ -416,8 +420,19 @@ class _Request:
 class KubeApiServer:
     """A kube-apiserver look-alike over a simulator dump; HTTPS on 127.0.0.1, a context manager."""
 
-    def __init__(self, dump: Path, workdir: Path | None = None, certificates: Certificates | None = None) -> None:
+    def __init__(
+        self,
+        dump: Path,
+        workdir: Path | None = None,
+        certificates: Certificates | None = None,
+        *,
+        flagger_namespace: str = FLAGGER_NAMESPACE,
+        flagger_restarted: bool = False,
+    ) -> None:
+        """Serve ``dump``; Flagger's pod runs in ``flagger_namespace``; ``flagger_restarted``: its container
+        restarted halfway through the log, so the first half is only in the previous container's log."""
         self.dump = Path(dump)
+        self.flagger_restarted = flagger_restarted
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="kubeapi-")
@@ -432,7 +447,7 @@ class KubeApiServer:
         self.proxies: dict[tuple[str, str], str] = {}
         self.log_lines = self._read_log()
         self._pristine = load_dump(self.dump)
-        self._pristine[("", "pods")].append(flagger_pod())
+        self._pristine[("", "pods")].append(flagger_pod(flagger_namespace, 1 if flagger_restarted else 0))
         self._fill_metadata(self._pristine)
         self.store = copy.deepcopy(self._pristine)
         self._lock = threading.Lock()
@@ -528,10 +543,25 @@ class KubeApiServer:
         with self._lock:
             self.proxies[(namespace, service)] = upstream.rstrip("/")
 
-    def fail(self, path: str, status: int = 500, times: int | None = 1, message: str = "injected fault") -> None:
-        """Answer the next ``times`` requests for ``path`` (None: all) with a Status of ``status``."""
+    def fail(
+        self,
+        path: str,
+        status: int = 500,
+        times: int | None = 1,
+        message: str = "injected fault",
+        *,
+        retry_after: int | None = None,
+        continued: bool = False,
+    ) -> None:
+        """Answer the next ``times`` requests for ``path`` (None: all) with a Status of ``status``.
+
+        ``retry_after``: with a ``Retry-After`` header, as API priority and fairness sends with 429;
+        ``continued``: only requests carrying a continue token (410 Expired on a compacted one).
+        """
         with self._lock:
-            self.faults.append(Fault(path, "status", status=status, times=times, message=message))
+            self.faults.append(
+                Fault(path, "status", status=status, times=times, message=message, retry_after=retry_after, continued=continued)
+            )
 
     def hang(self, path: str, seconds: float = 30.0, times: int | None = None) -> None:
         """Hold requests for ``path`` for ``seconds`` before answering (stop() releases them)."""
@@ -599,9 +629,11 @@ class KubeApiServer:
         ]
         return str(max(rvs, default=1))
 
-    def _fault_for(self, path: str) -> Fault | None:
+    def _fault_for(self, path: str, query: dict[str, str]) -> Fault | None:
         with self._lock:
             for fault in self.faults:
+                if fault.continued and not query.get("continue"):
+                    continue
                 if fault.path == path and (fault.times is None or fault.times > 0):
                     if fault.times is not None:
                         fault.times -= 1
@@ -616,7 +648,7 @@ class KubeApiServer:
         body = h.rfile.read(length) if length else b""
         with self._lock:
             self.requests.append((h.command, path, query))
-        fault = self._fault_for(path)
+        fault = self._fault_for(path, query)
         if fault is not None:
             if fault.action == "drop":
                 h.close_connection = True
@@ -631,6 +663,9 @@ class KubeApiServer:
                 if fault.status >= 500:
                     msg = f"Internal error occurred: {fault.message}"
                     return self._status(h, fault.status, msg, {"causes": [{"message": fault.message}]})
+                if fault.retry_after is not None:
+                    body = json.dumps(status_body(fault.status, fault.message, {"retryAfterSeconds": fault.retry_after}))
+                    return h.send(fault.status, body.encode(), headers={"Retry-After": str(fault.retry_after)})
                 return self._status(h, fault.status, fault.message, {})
             if self._stopping.wait(fault.seconds):
                 h.close_connection = True
@@ -779,9 +814,14 @@ class KubeApiServer:
             return self._status(h, 400, f"a container name must be specified for pod {name}, choose one of: {containers}")
         if container not in containers:
             return self._status(h, 400, f"container {container} is not valid for pod {name}")
-        if query.get("previous") == "true":
-            return self._status(h, 400, f'previous terminated container "{container}" in pod "{name}" not found')
         lines = self.log_lines if name == FLAGGER_POD else []
+        half = len(lines) // 2 if self.flagger_restarted else 0
+        if query.get("previous") == "true":
+            if not half:
+                return self._status(h, 400, f'previous terminated container "{container}" in pod "{name}" not found')
+            lines = lines[:half]
+        else:
+            lines = lines[half:]
         if query.get("tailLines", "").isdigit():
             lines = lines[len(lines) - int(query["tailLines"]) :] if int(query["tailLines"]) else []
         text = "".join(line + "\n" for line in lines)

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from evidence.bundle import read_bundle
-from evidence.evaluate import Evaluation, evaluate_bundle
-from evidence.policy import default_policy
+from evidence.evaluate import Evaluation
 from evidence.render.evaluation import evaluation_to_json
 from fixtures.groundtruth import policy_first_breaches
 from fixtures.scenario import load_scenario
@@ -40,18 +37,6 @@ def close(a: dt.datetime | None, b: dt.datetime | None, seconds: float) -> bool:
     if a is None or b is None:
         return a is b
     return abs((a - b).total_seconds()) <= seconds
-
-
-@pytest.fixture(scope="module")
-def evaluated(bundle_for: Callable[[str], Path]) -> Callable[[str], Evaluation]:
-    cache: dict[str, Evaluation] = {}
-
-    def get(name: str) -> Evaluation:
-        if name not in cache:
-            cache[name] = evaluate_bundle(read_bundle(bundle_for(name)), default_policy())
-        return cache[name]
-
-    return get
 
 
 @pytest.mark.parametrize("name", SMALL_SCENARIOS)

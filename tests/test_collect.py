@@ -383,7 +383,7 @@ def test_dump_with_junk_files_names_them(
     assert res.returncode == 0, res.stderr
     m = json.loads((Path(res.stdout.strip().splitlines()[-1]) / "manifest.json").read_text())
     text = "\n".join(m["warnings"])
-    assert "skipped notes.json (not a Kubernetes object or List)" in text
+    assert "skipped notes.json (not a Kubernetes object or List;" in text
     assert "skipped broken.yaml" in text and "skipped binary.log" in text
     assert "Warning: skipped broken.yaml" in res.stderr  # said, not only recorded
 

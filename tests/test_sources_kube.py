@@ -138,7 +138,8 @@ def test_flaggers_log_lines_are_returned(api: KubeApiServer, source_for: Callabl
     data = source_for().read(REF)
 
     assert data.log_lines == (dump / "flagger.log").read_text(encoding="utf-8").splitlines()
-    [(_, _, query)] = api.requests_for(f"/api/v1/namespaces/{FLAGGER_NAMESPACE}/pods")[:1]
+    # Without --flagger-namespace, Flagger's pods are looked for in every namespace by their labels.
+    [(_, _, query)] = api.requests_for("/api/v1/pods")[:1]
     assert query["labelSelector"] == "app.kubernetes.io/name=flagger"
 
 

@@ -245,7 +245,9 @@ def prepare_counters(series: pd.DataFrame, samples: pd.DataFrame) -> CounterTabl
     for col in ("service", "code", "le"):
         if col in sdf:
             for i, v in enumerate(sdf[col].tolist()):
-                if isinstance(v, str) and col not in maps[i]:
+                # The column wins: collect read the service from the label the scrape stored it under
+                # (``exported_service`` without honorLabels, where ``service`` names the scrape target).
+                if isinstance(v, str) and (col == "service" or col not in maps[i]):
                     maps[i][col] = v
     metric_names = sdf["metric"].astype(str).tolist() if "metric" in sdf else [""] * n_series
     sdf["group"] = [f"{name}\x00{m.get('job', '')}\x00{m.get('instance', '')}" for name, m in zip(metric_names, maps)]

@@ -113,7 +113,8 @@ def status_gauge(table: CounterTable, target: str) -> StatusSeries:
 
 
 def request_positions(table: CounterTable, role: str, *, errors: bool = False) -> IntArray:
-    """Return the request-counter series of a role (5xx only with ``errors``).
+    """Return the request-counter series of a role (failures only with ``errors``: 5xx, or for gRPC
+    series the gRPC codes the gRPC HTTP mapping sends to 5xx).
 
     The router's request counter when the bundle has it, else its duration histogram's
     ``+Inf`` bucket, which counts the same requests.
@@ -123,8 +124,15 @@ def request_positions(table: CounterTable, role: str, *, errors: bool = False) -
         pos = table.select(BUCKETS, role=role, match={TRAEFIK.bucket_label: r"\+?Inf"})
     if errors and pos.size:
         codes = table.label(pos, TRAEFIK.code_label)
-        pos = pos[np.array([TRAEFIK.is_error(c) for c in codes], dtype=bool)]
+        protocols = table.label(pos, TRAEFIK.protocol_label)
+        pos = pos[np.array([TRAEFIK.is_error(c, p) for c, p in zip(codes, protocols, strict=True)], dtype=bool)]
     return pos
+
+
+def grpc_protocols(table: CounterTable, role: str) -> list[str]:
+    """Return the gRPC ``protocol`` values of a role's request series (Traefik v3 puts gRPC codes in ``code``)."""
+    pos = request_positions(table, role)
+    return sorted({str(p) for p in table.label(pos, TRAEFIK.protocol_label) if TRAEFIK.is_grpc(p)})
 
 
 def scrape_times(table: CounterTable, start: int, end: int) -> IntArray:

@@ -146,9 +146,12 @@ class Watcher:
         self._catch_up_journal()
         self._spawn(self._worker, "evidence-capture")
         if self.options.dump is None:
-            from evidence.sources.kube import KubeSource
+            from evidence.sources.kube import DEFAULT_FLAGGER_NAMESPACE, KubeSource
 
-            self._kube = KubeSource(kubeconfig=self.options.kubeconfig, context=self.options.context)
+            # The deployed watcher's RBAC grants Flagger's pods in its namespace only (deploy/base/role-flagger.yaml).
+            self._kube = KubeSource(
+                kubeconfig=self.options.kubeconfig, context=self.options.context, flagger_namespace=DEFAULT_FLAGGER_NAMESPACE
+            )
             if self.options.lease:
                 import os
                 import socket

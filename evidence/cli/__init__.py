@@ -138,7 +138,9 @@ _KUBECONFIG = click.option(
 )
 _CONTEXT = click.option("--context", metavar="NAME", help="Kubeconfig context to use.")
 _FLAGGER_NAMESPACE = click.option(
-    "--flagger-namespace", default="flagger-system", show_default=True, help="Where Flagger runs (its logs are read from there)."
+    "--flagger-namespace",
+    metavar="NS",
+    help="Where Flagger runs, to read its logs (default: found by its pod labels in any namespace, else flagger-system).",
 )
 _FLAGGER_SELECTOR = click.option(
     "--flagger-selector", default="app.kubernetes.io/name=flagger", show_default=True, help="Label selector of Flagger's pods."
@@ -184,7 +186,7 @@ def _cluster_source(
     kubeconfig: str | None,
     context: str | None,
     request_timeout: float,
-    flagger_namespace: str = "flagger-system",
+    flagger_namespace: str | None = None,
     flagger_selector: str = "app.kubernetes.io/name=flagger",
 ) -> Any:
     """Return the folder (--from-dump) or the live cluster as a source (DumpSource or KubeSource)."""
@@ -260,6 +262,11 @@ def _cluster_source(
 )
 @click.option("--allow-partial", is_flag=True, help="Write the bundle even if some queries failed (gaps are recorded).")
 @click.option(
+    "--service-label",
+    metavar="LABEL",
+    help="The label Traefik's service name is stored under (default: detected, also without honorLabels).",
+)
+@click.option(
     "--prometheus-token",
     envvar="EVIDENCE_PROMETHEUS_TOKEN",
     metavar="TOKEN",
@@ -308,7 +315,7 @@ def collect(
     dump: str | None,
     kubeconfig: str | None,
     context: str | None,
-    flagger_namespace: str,
+    flagger_namespace: str | None,
     flagger_selector: str,
     start: dt.datetime | None,
     end: dt.datetime | None,
@@ -323,6 +330,7 @@ def collect(
     supersede: bool,
     cluster: str | None,
     allow_partial: bool,
+    service_label: str | None,
     prometheus_token: str | None,
     prometheus_token_file: str | None,
     prometheus_user: str | None,
@@ -400,6 +408,7 @@ def collect(
         concurrency=concurrency,
         cluster=cluster,
         legal_hold=legal_hold,
+        service_label=service_label,
     )
     check_options(options, dt.datetime.now(dt.UTC))
     source: ClusterSource = _cluster_source(

@@ -56,7 +56,7 @@ def list_(
     kubeconfig: str | None,
     context: str | None,
     request_timeout: float | None,
-    flagger_namespace: str,
+    flagger_namespace: str | None,
     flagger_selector: str,
     out: str,
     s3_endpoint: str | None,

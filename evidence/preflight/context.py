@@ -145,7 +145,15 @@ class Context:
         except PrometheusError:
             les = []
         le = TRAEFIK.bucket_label
-        buckets = sorted({str(r["metric"].get(le)) for r in les if r.get("metric", {}).get(le)})
+        # `le` compared as numbers: Prometheus 3 stores Traefik's le="5" as le="5.0" (§6.1), one bucket.
+        by_bound: dict[float, str] = {}
+        for r in les:
+            text = str((r.get("metric") or {}).get(le) or "")
+            try:
+                by_bound.setdefault(float(text), text)
+            except ValueError:
+                continue
+        buckets = [by_bound[b] for b in sorted(by_bound)]
         return PrimaryTraffic(
             label,
             tuple(services),

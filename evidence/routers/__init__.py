@@ -6,8 +6,8 @@ Only Traefik exists today; Gateway API or Istio would be ``gatewayapi.py`` / ``i
 
 from __future__ import annotations
 
-from evidence.routers.traefik import TRAEFIK, TrafficMetrics
+from evidence.routers.traefik import FLAGGER_NAMESPACE_LABELS, LABEL_NAME, TRAEFIK, TrafficMetrics
 
 ROUTERS: dict[str, TrafficMetrics] = {TRAEFIK.name: TRAEFIK}
 
-__all__ = ["ROUTERS", "TRAEFIK", "TrafficMetrics"]
+__all__ = ["FLAGGER_NAMESPACE_LABELS", "LABEL_NAME", "ROUTERS", "TRAEFIK", "TrafficMetrics"]

@@ -33,6 +33,12 @@ class TrafficMetrics:
     bucket_label: str
     error_code: str  # the status codes the criteria count as errors (a regex; Flagger's query says code!~"5..")
     leaf_suffix: str  # after "<ns>-<apex>-<role>-<port>"
+    protocol_label: str = "protocol"
+    # Traefik v3 puts the gRPC status in `code` for these protocols (reference §6.2).
+    grpc_protocols: tuple[str, ...] = ()
+    # The gRPC codes the gRPC HTTP mapping sends to 5xx: Unknown 2, DeadlineExceeded 4,
+    # Unimplemented 12, Internal 13, Unavailable 14, DataLoss 15.
+    grpc_error_codes: tuple[str, ...] = ()
     builtin_queries: dict[str, str] = field(default_factory=dict)  # Flagger's builtin checks, Go templates
 
     @property
@@ -50,14 +56,29 @@ class TrafficMetrics:
         p = str(port) if port is not None else "[0-9a-zA-Z-]+"
         return f"{re2_escape(namespace)}-{re2_escape(apex)}-{which}-{p}{self.leaf_suffix}"
 
-    def role_of(self, labels: dict[str, str], apex: str) -> Role:
+    def role_of(self, labels: dict[str, str], apex: str, label: str | None = None) -> Role:
         """Return which side of the split a series belongs to (the canary's leaf service, else the primary)."""
-        return Role.CANARY if f"-{apex}-canary-" in labels.get(self.service_label, "") else Role.PRIMARY
+        return Role.CANARY if f"-{apex}-canary-" in labels.get(label or self.service_label, "") else Role.PRIMARY
 
-    def is_error(self, code: object) -> bool:
-        """Return whether a status-code label is a failure for the success rate."""
-        return code is not None and bool(re.fullmatch(self.error_code, str(code)))
+    def is_grpc(self, protocol: object) -> bool:
+        """Return whether a ``protocol`` label says the ``code`` label holds a gRPC status."""
+        return protocol is not None and str(protocol) in self.grpc_protocols
 
+    def is_error(self, code: object, protocol: object = None) -> bool:
+        """Return whether a status-code label (of a series with this ``protocol``) is a failure for the success rate."""
+        if code is None:
+            return False
+        if self.is_grpc(protocol):
+            return str(code) in self.grpc_error_codes
+        return bool(re.fullmatch(self.error_code, str(code)))
+
+
+#: Where Flagger's own series carry the canary's namespace, in order of preference: a scrape without
+#: honorLabels (kube-prometheus-stack's ServiceMonitor) stores the target's namespace in ``namespace``
+#: and Flagger's in ``exported_namespace``.
+FLAGGER_NAMESPACE_LABELS = ("namespace", "exported_namespace")
+#: A Prometheus label name (``--service-label`` must be one).
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 _LEAF = "@kubernetescrd"
 _CANARY = "{{ namespace }}-{{ target }}-canary-[0-9a-zA-Z-]+" + _LEAF
@@ -76,6 +97,8 @@ TRAEFIK = TrafficMetrics(
     bucket_label="le",
     error_code=r"5\d\d",
     leaf_suffix=_LEAF,
+    grpc_protocols=("grpc", "grpc-web"),
+    grpc_error_codes=("2", "4", "12", "13", "14", "15"),
     builtin_queries={
         "request-success-rate": (
             f'sum(rate({_BUCKETS}{{service=~"{_CANARY}",code!~"5..",le="+Inf"}}[{{{{ interval }}}}])) / '

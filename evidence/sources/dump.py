@@ -1,15 +1,19 @@
 """A folder of kubectl output as a cluster source (``--from-dump DIR``).
 
-Any ``*.json`` / ``*.yaml`` / ``*.yml`` file holding Kubernetes objects or ``List``s is read
-and recognised by ``kind``, not by file name; ``*.log`` / ``*.txt`` / ``*.jsonl`` files are
-read as Flagger's zap JSON log lines or as event-webhook payloads (one JSON object a line).
-Files that are unreadable or not Kubernetes are named in a warning and skipped; Secrets are
+Every file is recognised by its content, never by its name or extension (``get-canary.out``,
+``events.txt`` and ``flagger.log.1`` are all fine): JSON or YAML (multi-document too) holding
+Kubernetes objects or ``List``s; else lines of Flagger's zap JSON log or of event-webhook
+payloads (one JSON object a line), also as ``kubectl logs --timestamps`` and/or ``--prefix``
+write them, and rotated or concatenated logs of several pods (a line seen twice is kept once).
+Files that are unreadable or none of these are named in a warning and skipped; Secrets are
 never read into memory beyond recognising their kind.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +21,15 @@ from evidence.errors import DumpError, NotFoundError
 from evidence.model import CanaryRef
 from evidence.sources import ClusterData
 
-OBJECT_SUFFIXES = {".json", ".yaml", ".yml"}
-LINE_SUFFIXES = {".log", ".txt", ".jsonl", ".ndjson"}
 MAX_FILE_BYTES = 512 * 1024 * 1024
+# `kubectl logs --prefix` writes `[pod/NAME/CONTAINER] `, `--timestamps` an RFC 3339 time and a
+# space, before each line; with both, the prefix comes first.
+_KUBECTL_PREFIX = re.compile(r"^\[[^\]\s]*\] ")
+_KUBECTL_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d) ")
 
 
 class DumpSource:
-    """Reads a folder written by ``kubectl get … -o json`` and ``kubectl logs``."""
+    """Reads a folder written by ``kubectl get … -o json|yaml`` and ``kubectl logs``."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
@@ -31,61 +37,57 @@ class DumpSource:
     def describe(self) -> str:
         return f"dump {self.folder}"
 
-    def read(self, ref: CanaryRef) -> ClusterData:
-        """Read every file once and keep what concerns ``ref``."""
+    def _files(self) -> Iterator[tuple[Path, str | None, str | None]]:
+        """Yield each file's path relative to the folder, its text, and why it cannot be read (text None)."""
         if not self.folder.is_dir():
             raise DumpError(f"--from-dump {self.folder}: not a folder; pass the folder holding the kubectl output")
+        for path in sorted(p for p in self.folder.rglob("*") if p.is_file()):
+            rel = path.relative_to(self.folder)
+            try:
+                if path.stat().st_size > MAX_FILE_BYTES:
+                    yield rel, None, f"larger than {MAX_FILE_BYTES // 2**20} MiB"
+                    continue
+                yield rel, path.read_text(encoding="utf-8"), None
+            except UnicodeDecodeError:
+                yield rel, None, "not UTF-8 text"
+            except OSError as exc:
+                yield rel, None, f"unreadable: {exc.strerror or exc}"
+
+    def read(self, ref: CanaryRef) -> ClusterData:
+        """Read every file once and keep what concerns ``ref``."""
         objects: list[dict[str, Any]] = []
         lines: list[str] = []
         webhooks: list[dict[str, Any]] = []
         warnings: list[str] = []
         usable = 0
-        files = sorted(p for p in self.folder.rglob("*") if p.is_file())
-        for path in files:
-            rel = path.relative_to(self.folder)
-            suffix = path.suffix.lower()
-            if suffix not in OBJECT_SUFFIXES | LINE_SUFFIXES:
-                warnings.append(f"skipped {rel} (not .json, .yaml, .log or .jsonl)")
+        for rel, text, why in self._files():
+            if text is None:
+                warnings.append(f"skipped {rel} ({why})")
                 continue
-            try:
-                if path.stat().st_size > MAX_FILE_BYTES:
-                    warnings.append(f"skipped {rel} (larger than {MAX_FILE_BYTES // 2**20} MiB)")
-                    continue
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                warnings.append(f"skipped {rel} (unreadable: {getattr(exc, 'strerror', None) or exc})")
-                continue
-            if suffix in OBJECT_SUFFIXES:
-                found = _objects_from_text(text, suffix)
-                if found is None:
-                    # A .json file may also be a JSON-lines log.
-                    jl = _json_lines(text)
-                    if jl is not None:
-                        n_logs, n_hooks = _classify_lines(jl, lines, webhooks)
-                        if n_logs or n_hooks:
-                            usable += 1
-                            continue
-                    warnings.append(f"skipped {rel} (not a Kubernetes object or List{_parse_error(text, suffix)})")
-                    continue
+            found = _objects_from_text(text)
+            if found is not None:
                 usable += 1
                 skipped_secrets = sum(1 for o in found if o.get("kind") == "Secret")
                 if skipped_secrets:
                     warnings.append(f"ignored {skipped_secrets} Secret object(s) in {rel} (secrets never enter a bundle)")
                 objects.extend(o for o in found if o.get("kind") != "Secret")
-            else:
-                jl = _json_lines(text, tolerate=True)
-                n_logs, n_hooks = _classify_lines(jl or [], lines, webhooks)
-                if n_logs or n_hooks:
-                    usable += 1
-                else:
-                    warnings.append(f"skipped {rel} (no Flagger JSON log lines or webhook payloads)")
+                continue
+            n_logs, n_hooks = _classify_lines(_json_lines(text), lines, webhooks)
+            if n_logs or n_hooks:
+                usable += 1
+                continue
+            warnings.append(
+                f"skipped {rel} (not a Kubernetes object or List{_parse_error(text)}; "
+                "no Flagger JSON log lines or webhook payloads either)"
+            )
         if usable == 0:
             detail = "; ".join(warnings[:5]) or "the folder is empty"
             raise DumpError(
                 f"--from-dump {self.folder}: nothing usable ({detail}); save e.g. `kubectl get canary NAME -o json`, "
                 "`kubectl get events -o json` and `kubectl logs deploy/flagger` into it"
             )
-        return _select(ref, objects, lines, webhooks, warnings, str(self.folder))
+        # Rotated or concatenated logs repeat lines: each distinct line once, in the order first seen.
+        return _select(ref, objects, list(dict.fromkeys(lines)), webhooks, warnings, str(self.folder))
 
     # -- preflight (issue 14): the canary's objects, and Flagger's own Deployment in any namespace -
 
@@ -119,26 +121,24 @@ class DumpSource:
         ]
 
     def _objects_of(self, kind: str) -> list[dict[str, Any]]:
-        """Return the dump's objects of ``kind``; unreadable files are skipped (read() names them)."""
+        """Return the dump's objects of ``kind``; unusable files are skipped (read() names them)."""
         found: list[dict[str, Any]] = []
-        if not self.folder.is_dir():
-            raise DumpError(f"--from-dump {self.folder}: not a folder; pass the folder holding the kubectl output")
-        for path in sorted(p for p in self.folder.rglob("*") if p.is_file() and p.suffix.lower() in OBJECT_SUFFIXES):
-            try:
-                objects = _objects_from_text(path.read_text(encoding="utf-8"), path.suffix.lower()) or []
-            except (OSError, UnicodeDecodeError):
-                continue
-            found.extend(o for o in objects if o.get("kind") == kind)
+        for _, text, _ in self._files():
+            found.extend(o for o in (_objects_from_text(text) or [] if text is not None else []) if o.get("kind") == kind)
         return found
 
 
-def _parse_error(text: str, suffix: str) -> str:
+def _looks_like_json(text: str) -> bool:
+    return text.lstrip()[:1] in ("{", "[")
+
+
+def _parse_error(text: str) -> str:
     """Return ``: <why it does not parse>`` for a file that is not valid JSON/YAML, else ``""``."""
-    if suffix == ".json":
+    if _looks_like_json(text):
         try:
             json.loads(text)
         except ValueError as exc:
-            return f": not valid JSON: {exc}"
+            return f"; not valid JSON: {exc}"
         return ""
     import yaml
 
@@ -147,25 +147,30 @@ def _parse_error(text: str, suffix: str) -> str:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        return f": not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"
+        return f"; not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"
     return ""
 
 
-def _objects_from_text(text: str, suffix: str) -> list[dict[str, Any]] | None:
-    docs: list[Any]
-    if suffix == ".json":
+def _objects_from_text(text: str) -> list[dict[str, Any]] | None:
+    """Return the Kubernetes objects of a JSON or (multi-document) YAML text, None when it holds none."""
+    docs: list[Any] | None = None
+    if _looks_like_json(text):
         try:
             docs = [json.loads(text)]
         except ValueError:
-            return None
-    else:
+            docs = None  # JSON lines, or YAML flow style: tried below
+    if docs is None and _starts_as_log(text):
+        return None  # JSON lines or kubectl-prefixed lines: not parsed as YAML (slow on a big log)
+    if docs is None:
         import yaml
 
         try:
             docs = [d for d in yaml.safe_load_all(text) if d is not None]
         except yaml.YAMLError:
             return None
-    out: list[dict[str, Any]] = []
+    if not docs:
+        return None
+    out: list[dict[str, Any]] = []  # an empty List is a usable answer: nothing of that kind
     for d in docs:
         if not isinstance(d, dict) or "kind" not in d:
             return None
@@ -181,18 +186,35 @@ def _objects_from_text(text: str, suffix: str) -> list[dict[str, Any]] | None:
     return out
 
 
-def _json_lines(text: str, tolerate: bool = False) -> list[dict[str, Any]] | None:
+def _starts_as_log(text: str) -> bool:
+    """Return whether a text's first line is a whole JSON object or carries kubectl's log prefix or timestamp."""
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if _unprefixed(first) != first:
+        return True
+    try:
+        return isinstance(json.loads(first), dict)
+    except ValueError:
+        return False
+
+
+def _unprefixed(line: str) -> str:
+    """Return a log line without the prefix and timestamp ``kubectl logs --prefix --timestamps`` put before it."""
+    line = _KUBECTL_PREFIX.sub("", line, count=1)
+    line = _KUBECTL_TIMESTAMP.sub("", line, count=1)
+    return _KUBECTL_PREFIX.sub("", line, count=1)
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    """Return the JSON objects of a text's lines (other lines skipped)."""
     rows = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
+    for raw in text.splitlines():
+        line = _unprefixed(raw.strip())
+        if not line.startswith("{"):
             continue
         try:
             v = json.loads(line)
         except ValueError:
-            if tolerate:
-                continue
-            return None
+            continue
         if isinstance(v, dict):
             rows.append(v)
     return rows

@@ -33,6 +33,12 @@ if TYPE_CHECKING:
 
 DEFAULT_KUBECONFIG = "~/.kube/config"
 DEFAULT_PAGE_SIZE = 250
+DEFAULT_FLAGGER_NAMESPACE = "flagger-system"
+#: The longest wait a 429's Retry-After is honoured for, in seconds; and how often an expired list restarts.
+MAX_RETRY_AFTER = 30.0
+MAX_LIST_RESTARTS = 3
+#: The labels Flagger's pods carry: its Helm chart's, then its kustomize manifests'.
+FLAGGER_SELECTORS = ("app.kubernetes.io/name=flagger", "app=flagger")
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
@@ -72,8 +78,8 @@ class KubeSource:
         self,
         kubeconfig: str | None = None,
         context: str | None = None,
-        flagger_namespace: str = "flagger-system",
-        flagger_selector: str = "app.kubernetes.io/name=flagger",
+        flagger_namespace: str | None = None,
+        flagger_selector: str = FLAGGER_SELECTORS[0],
         request_timeout: float = 30.0,
         *,
         page_size: int = DEFAULT_PAGE_SIZE,
@@ -82,7 +88,9 @@ class KubeSource:
     ) -> None:
         if request_timeout <= 0:
             raise KubeError(f"request timeout must be positive, got {request_timeout}")
-        self.flagger_namespace = flagger_namespace
+        # None: Flagger's pods are looked for in every namespace (its tutorial installs it in `traefik`).
+        self.flagger_namespace = flagger_namespace or DEFAULT_FLAGGER_NAMESPACE
+        self.flagger_namespace_given = flagger_namespace is not None
         self.flagger_selector = flagger_selector
         self.request_timeout = float(request_timeout)
         self.page_size = max(1, int(page_size))
@@ -216,24 +224,8 @@ class KubeSource:
         api = client.AppsV1Api(self._client)
         selector = selector or self.flagger_selector
 
-        def everywhere(token: str | None) -> Any:
-            return api.list_deployment_for_all_namespaces(
-                label_selector=selector,
-                limit=self.page_size,
-                _continue=token,
-                _preload_content=False,
-                _request_timeout=self.request_timeout,
-            )
-
-        def namespaced(token: str | None) -> Any:
-            return api.list_namespaced_deployment(
-                self.flagger_namespace,
-                label_selector=selector,
-                limit=self.page_size,
-                _continue=token,
-                _preload_content=False,
-                _request_timeout=self.request_timeout,
-            )
+        everywhere = self._pager(api.list_deployment_for_all_namespaces, selector=selector)
+        namespaced = self._pager(api.list_namespaced_deployment, self.flagger_namespace, selector=selector)
 
         try:
             return self._list(_Call("list", "deployments", "apps", "(all namespaces)"), everywhere, "apps/v1", "Deployment")
@@ -378,16 +370,47 @@ class KubeSource:
             warnings.append(f"events.k8s.io/v1 events not read ({exc}); the core/v1 events were read")
             return []
 
-    def _flagger_log(self, warnings: list[str]) -> list[str]:
+    def _flagger_pods(self) -> tuple[list[dict[str, Any]], str]:
+        """Return Flagger's pods and where they were looked for.
+
+        With ``--flagger-namespace`` only there; else in every namespace by the selector, then by
+        the other labels Flagger's manifests set (Helm ``app.kubernetes.io/name``, kustomize ``app``),
+        falling back to ``flagger-system`` when pods may not be listed cluster-wide.
+        """
         from kubernetes import client
 
         api = client.CoreV1Api(self._client)
-        ns, selector = self.flagger_namespace, self.flagger_selector
-        call = _Call("list", "pods", "", ns)
+        selectors = [self.flagger_selector, *(s for s in FLAGGER_SELECTORS if s != self.flagger_selector)]
+
+        def namespaced(selector: str) -> Callable[[str | None], Any]:
+            return self._pager(api.list_namespaced_pod, self.flagger_namespace, selector=selector)
+
+        def everywhere(selector: str) -> Callable[[str | None], Any]:
+            return self._pager(api.list_pod_for_all_namespaces, selector=selector)
+
+        ns_call = _Call("list", "pods", "", self.flagger_namespace)
+        if self.flagger_namespace_given:
+            return self._list(ns_call, namespaced(self.flagger_selector), "v1", "Pod"), (
+                f"namespace {self.flagger_namespace} by {self.flagger_selector!r}"
+            )
+        try:
+            for selector in selectors:
+                pods = self._list(_Call("list", "pods", "", "(all namespaces)"), everywhere(selector), "v1", "Pod")
+                if pods:
+                    return pods, f"any namespace by {selector!r}"
+            return [], "any namespace by " + " or ".join(repr(s) for s in selectors)
+        except _Forbidden:
+            # A role that may not list pods cluster-wide still finds Flagger in its usual namespace.
+            return self._list(ns_call, namespaced(self.flagger_selector), "v1", "Pod"), (
+                f"namespace {self.flagger_namespace} by {self.flagger_selector!r} (pods may not be listed in all namespaces)"
+            )
+
+    def _pager(self, fn: Callable[..., Any], *args: Any, selector: str) -> Callable[[str | None], Any]:
+        """Return a page function for ``_list``: ``fn(*args)`` by a label selector, one page per continue token."""
 
         def page(token: str | None) -> Any:
-            return api.list_namespaced_pod(
-                ns,
+            return fn(
+                *args,
                 label_selector=selector,
                 limit=self.page_size,
                 _continue=token,
@@ -395,29 +418,43 @@ class KubeSource:
                 _request_timeout=self.request_timeout,
             )
 
+        return page
+
+    def _flagger_log(self, warnings: list[str]) -> list[str]:
+        from kubernetes import client
+
+        api = client.CoreV1Api(self._client)
         try:
-            pods = self._list(call, page, "v1", "Pod")
+            pods, where = self._flagger_pods()
         except (KubeError, _Missing) as exc:
             warnings.append(f"Flagger's log not read: {exc}")
             return []
         if not pods:
             warnings.append(
-                f"Flagger's log not read: no pod in namespace {ns} matches {selector!r}; pass --flagger-namespace with the namespace Flagger runs in"
+                f"Flagger's log not read: no pod found in {where}; pass --flagger-namespace (and --flagger-selector) "
+                "with where Flagger runs"
             )
             return []
         lines: list[str] = []
-        for pod in sorted(pods, key=lambda p: str(p["metadata"]["name"])):
-            name = str(pod["metadata"]["name"])
+        for pod in sorted(pods, key=lambda p: (str(p["metadata"].get("namespace")), str(p["metadata"]["name"]))):
+            name, ns = str(pod["metadata"]["name"]), str(pod["metadata"].get("namespace") or self.flagger_namespace)
             containers = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []]
             container = "flagger" if "flagger" in containers else (containers[0] if containers else None)
+            statuses = (pod.get("status") or {}).get("containerStatuses") or []
+            restarted = any(st.get("name") == container and int(st.get("restartCount") or 0) > 0 for st in statuses)
             lcall = _Call("get", "pods/log", "", ns, name)
-            try:
-                read = partial(api.read_namespaced_pod_log, name, ns, container=container, _preload_content=False)
-                data = self._send(lcall, partial(read, _request_timeout=self.request_timeout))
-            except (KubeError, _Missing) as exc:
-                warnings.append(f"Flagger's log of pod {ns}/{name} not read: {exc}")
-                continue
-            lines += [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+            # After a restart the previous container's log holds what came before it: read it first.
+            for previous in (True, False) if restarted else (False,):
+                try:
+                    read = partial(
+                        api.read_namespaced_pod_log, name, ns, container=container, previous=previous, _preload_content=False
+                    )
+                    data = self._send(lcall, partial(read, _request_timeout=self.request_timeout))
+                except (KubeError, _Missing) as exc:
+                    which = "previous container's log" if previous else "log"
+                    warnings.append(f"Flagger's {which} of pod {ns}/{name} not read: {exc}")
+                    continue
+                lines += [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
         return lines
 
     def _list(self, call: _Call, page: Callable[[str | None], Any], api_version: str, kind: str) -> list[dict[str, Any]]:
@@ -425,8 +462,18 @@ class KubeSource:
         items: list[dict[str, Any]] = []
         token: str | None = None
         seen: set[str] = set()
+        restarts = 0
         while True:
-            body = self._json(call, partial(page, token))
+            try:
+                body = self._json(call, partial(page, token))
+            except _Expired:
+                # The continue token expired (etcd compacted it) between pages: start the list again,
+                # as client-go's pager does; a list that keeps expiring is an error.
+                if token is None or restarts >= MAX_LIST_RESTARTS:
+                    raise
+                restarts += 1
+                items, token, seen = [], None, set()
+                continue
             for item in body.get("items") or []:
                 rest = {k: v for k, v in item.items() if k not in ("apiVersion", "kind")}
                 items.append({"apiVersion": item.get("apiVersion") or api_version, "kind": item.get("kind") or kind, **rest})
@@ -470,6 +517,10 @@ class KubeSource:
                     raise KubeError(self._tls_message(call, str(exc.reason))) from None
                 if status >= 500 and retry:
                     time.sleep(self.backoff * 2 ** (attempt - 1))
+                    continue
+                if status == 429 and retry:
+                    # API priority and fairness: wait as long as the server asks (bounded), then try again.
+                    time.sleep(min(MAX_RETRY_AFTER, _retry_after(exc, self.backoff * 2 ** (attempt - 1))))
                     continue
                 raise self._api_error(call, status, exc, attempt) from None
             except urllib3.exceptions.HTTPError as exc:
@@ -521,6 +572,8 @@ class KubeSource:
             details = body.get("details") or {}
             # A missing object's Status names it; an unknown resource's has empty details.
             return _Missing(call, served=bool(details.get("name")))
+        if status == 410:
+            return _Expired(f"the API server {self.server} answered 410 {exc.reason} to {call.describe()}: {message}")
         if status >= 500:
             return KubeError(
                 f"the API server {self.server} failed to {call.describe()} with {status} {exc.reason} after {attempts} attempts: "
@@ -553,6 +606,10 @@ class KubeSource:
 
 class _Forbidden(KubeError):
     """A 403 answer; a KubeError that optional reads may downgrade to a warning."""
+
+
+class _Expired(KubeError):
+    """A 410 answer: a list's continue token expired; ``_list`` starts the list again."""
 
 
 def _refs(entries: Any, key: str, namespace: str) -> list[tuple[str, str]]:
@@ -624,6 +681,16 @@ def _check_context(paths: list[Path], context: str | None, where: str) -> tuple[
         raise KubeError(f"{where}: current-context {current!r} is not defined; pass --context, one of: {available}")
     chosen = context if context is not None else current
     return clusters.get(chosen), namespaces.get(chosen)
+
+
+def _retry_after(exc: Any, default: float) -> float:
+    """Return the seconds a 429's ``Retry-After`` header asks for (``default`` when absent or not a number)."""
+    headers = getattr(exc, "headers", None) or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return max(0.0, float(value)) if value is not None else default
+    except ValueError:
+        return default
 
 
 def _public_url(url: str) -> str:
