@@ -167,6 +167,16 @@ def rollout_findings(
                 tl.failed_at,
             )
         )
+    if tl.outcome_cause == OutcomeCause.METRICS_UNAVAILABLE:
+        out.append(
+            Finding(
+                "metrics-unavailable",
+                "warning",
+                f"Flagger rolled back after {tl.failed_checks} failed check(s), each a metrics query that failed "
+                "(the metrics server was unreachable or refused it): the canary was not measured bad",
+                tl.rollback_at,
+            )
+        )
     if any(e.action == "promotion-failed" for e in tl.entries):
         out.append(
             Finding(
