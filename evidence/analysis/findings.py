@@ -226,7 +226,7 @@ def rollout_findings(
             Finding(
                 "halt-without-breach",
                 "info",
-                f"Flagger halted {len(tl.halts)} time(s) although no policy criterion was breached",
+                f"Flagger recorded {len(tl.halts)} failed check(s) although no policy criterion was breached",
                 tl.first_halt_at,
             )
         )

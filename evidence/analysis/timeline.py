@@ -81,7 +81,7 @@ from evidence.analysis.records import (
 )
 from evidence.analysis.traffic import StatusSeries, WeightSeries
 from evidence.canary import CanarySpec
-from evidence.flagger import FAILED_CHECK_ACTIONS
+from evidence.flagger import FAILED_CHECK_ACTIONS, parse_message, strip_combined
 from evidence.model import epoch_ms, from_epoch_ms, rfc3339
 
 __all__ = [
@@ -100,6 +100,10 @@ __all__ = [
     "build_timeline",
     "rollout_span",
 ]
+
+
+# Actions an older bundle may hold for messages Flagger counts as failed checks.
+_REPARSED = ("other", "error")
 
 
 def _entries(events: pd.DataFrame) -> list[TimelineEntry]:
@@ -131,6 +135,12 @@ def _entries(events: pd.DataFrame) -> list[TimelineEntry]:
         action = opt_str(act) or "other"
         weight = opt_int(wt)
         message = opt_str(msg) or ""
+        if action in _REPARSED:
+            # A bundle written before its message was known (``404s percentage``, query errors): read it again.
+            p = parse_message(strip_combined(message)[0])
+            if p.action.value != action:
+                action, metric, value, threshold, comparator = p.action.value, p.metric, p.value, p.threshold, p.comparator
+                weight = p.weight if p.weight is not None else weight
         if action == "promote-step" and weight is None:
             m = PRIMARY_WEIGHT.search(message)
             weight = 100 - int(m.group(1)) if m else None
