@@ -34,6 +34,7 @@ from evidence.model import CanaryRef, Window, rfc3339
 from evidence.progress import Progress
 from evidence.queries import build_checks, build_series, empty_hint, plan_queries, run_queries, scrape_gaps
 from evidence.redact import Redactions, redact_log_line, redact_object, scrub_text, workload_identity
+from evidence.routers import TRAEFIK
 from evidence.sources import ClusterData, ClusterSource
 from evidence.sources.prometheus import MAX_POINTS, PrometheusSource
 
@@ -251,6 +252,15 @@ def collect_rollout(
         )
     progress.say("writing the bundle")
     series_rows, samples = build_series(queries, spec)
+    if not any(r["metric"] in TRAEFIK.raw_metrics for r in series_rows):
+        missing = (
+            f"no {TRAEFIK.name} series for {ref} in the window (neither {spec.primary_service} nor {spec.canary_service}): "
+            "the bundle would hold no traffic evidence. Likely causes: " + "; ".join(TRAEFIK.no_series_causes)
+        )
+        if not options.allow_partial:
+            progress.done()
+            raise PartialError(missing + ". Nothing was written — pass --allow-partial to write the bundle without them")
+        plan_warnings.append(missing)
     check_rows = build_checks(queries)
 
     gaps: list[dict[str, Any]] = []

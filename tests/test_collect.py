@@ -407,7 +407,8 @@ def test_hostile_names_are_escaped_not_injected(
     evil = 'podinfo"} or vector(1) or up{x=".*'
     canary["spec"]["targetRef"]["name"] = evil
     (dump / "canary.json").write_text(json.dumps(canary))
-    res = run(*collect_args(dump, prometheus_for("healthy-promotion").url, tmp_path / "out"))
+    # No Traefik series has that name: --allow-partial writes the bundle anyway.
+    res = run(*collect_args(dump, prometheus_for("healthy-promotion").url, tmp_path / "out"), "--allow-partial")
     assert res.returncode == 0, res.stderr
     bundle = Path(res.stdout.strip().splitlines()[-1])
     m = json.loads((bundle / "manifest.json").read_text())
@@ -766,3 +767,25 @@ def test_the_same_rollout_collected_twice_is_one_bundle(
     assert other.returncode == 0, other.stderr
     m2 = json.loads((Path(other.stdout.strip().splitlines()[-1]) / "manifest.json").read_text())
     assert m2["cluster"] == {"name": "prod-eu", "from": "--cluster"} and m2["bundle_id"] != m["bundle_id"]
+
+
+def test_no_traefik_series_for_the_canary_is_an_error_naming_the_causes(
+    simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer], tmp_path: Path
+) -> None:
+    dump = tmp_path / "dump"
+    shutil.copytree(simulated("healthy-promotion") / "dump", dump)
+    canary = json.loads((dump / "canary.json").read_text())
+    canary["spec"]["service"]["port"] = 8081  # Traefik names the leaf services by another port
+    (dump / "canary.json").write_text(json.dumps(canary))
+    url = prometheus_for("healthy-promotion").url
+    res = run(*collect_args(dump, url, tmp_path / "out"))
+    assert res.returncode == 1
+    assert "no traefik series" in res.stderr and "Nothing was written" in res.stderr
+    for cause in ("honorLabels", "exported_service", "addServicesLabels", "per-router", "port"):
+        assert cause in res.stderr, cause
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    ok = run(*collect_args(dump, url, tmp_path / "out"), "--allow-partial")
+    assert ok.returncode == 0, ok.stderr
+    m = json.loads((Path(ok.stdout.strip().splitlines()[-1]) / "manifest.json").read_text())
+    assert any(w.startswith("no traefik series") for w in m["warnings"])
+    assert "Warning: no traefik series" in ok.stderr
