@@ -17,6 +17,20 @@ from typing import Any
 from evidence.model import Action, parse_go_duration
 
 COMBINED_PREFIX = "(combined from similar events): "
+#: MetricTemplate ``spec.provider.type`` values (crd.yaml's enum; reference §7.2).
+METRIC_PROVIDERS = (
+    "prometheus",
+    "influxdb",
+    "datadog",
+    "externalmetrics",
+    "stackdriver",
+    "cloudwatch",
+    "newrelic",
+    "graphite",
+    "dynatrace",
+    "keptn",
+    "splunk",
+)
 
 _N = r"(?P<obj>[^\s]+)"  # "name.namespace" as Flagger prints it
 # Go's %.2f and %v: a sign, digits, an exponent (``1e-07``), or ``+Inf`` / ``-Inf`` / ``NaN``.
