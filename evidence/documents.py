@@ -25,7 +25,9 @@ def dumps(doc: Mapping[str, Any], fmt: str) -> str:
     if fmt == "yaml":
         import yaml
 
-        return str(yaml.safe_dump(dict(doc), sort_keys=False, allow_unicode=False, width=1000))
+        # Through JSON values first, so YAML says exactly what JSON says (enums are their strings).
+        plain = json.loads(json.dumps(doc))
+        return str(yaml.safe_dump(plain, sort_keys=False, allow_unicode=False, width=1000))
     if fmt == "json":
         return json.dumps(doc, indent=2, ensure_ascii=True) + "\n"
     raise ValueError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
