@@ -18,7 +18,7 @@ from typing import Any
 from evidence import __version__
 from evidence.bundle import SCHEMA, SCHEMA_VERSION, bundle_dirname, bundle_writer, scrape_labels_to_json
 from evidence.canary import CanarySpec, canary_spec, normalise_canary
-from evidence.errors import NotFoundError, PartialError, UsageError
+from evidence.errors import EvidenceError, NotFoundError, PartialError, UsageError
 from evidence.events import (
     attach_k8s,
     find_latest_rollout,
@@ -32,7 +32,16 @@ from evidence.flagger import promql_string
 from evidence.identity import UNKNOWN_CLUSTER, bundle_id_for, rollout_id
 from evidence.model import CanaryRef, Window, rfc3339
 from evidence.progress import Progress
-from evidence.queries import build_checks, build_series, detect_labels, empty_hint, plan_queries, run_queries, scrape_gaps
+from evidence.queries import (
+    Query,
+    build_checks,
+    build_series,
+    detect_labels,
+    empty_hint,
+    plan_queries,
+    run_queries,
+    scrape_gaps,
+)
 from evidence.redact import Redactions, redact_log_line, redact_object, scrub_text, workload_identity
 from evidence.routers import FLAGGER_NAMESPACE_LABELS, LABEL_NAME, TRAEFIK
 from evidence.sources import ClusterData, ClusterSource
@@ -212,19 +221,22 @@ def collect_rollout(
         if isinstance(tref, dict):
             t = templates.get((tref.get("namespace") or ref.namespace, tref.get("name")))
             if t is not None:
-                m = dict(m, _template_query=(t.get("spec") or {}).get("query"))
+                tspec = t.get("spec") or {}
+                provider = tspec.get("provider") if isinstance(tspec.get("provider"), dict) else {}
+                m = dict(m, _template_query=tspec.get("query"), _template_provider=provider)
         metrics.append(m)
     spec = replace(spec, metrics=metrics)
     scrape, label_warnings = detect_labels(prom, spec, window, options.service_label)
     queries, plan_warnings = plan_queries(spec, window, rollout["start"], scrape)
     plan_warnings = label_warnings + plan_warnings
+    sources = _template_sources(prom, queries, plan_warnings)
     # The cluster-side tables are built while Prometheus answers.
     crashed: list[BaseException] = []
     cancel = threading.Event()
 
     def fetch_all() -> None:
         try:
-            run_queries(prom, queries, options.concurrency, progress, cancel)
+            run_queries(prom, queries, options.concurrency, progress, cancel, sources)
         except BaseException as exc:  # re-raised below: a bundle must never look complete without its data
             crashed.append(exc)
 
@@ -262,6 +274,15 @@ def collect_rollout(
         )
     progress.say("writing the bundle")
     series_rows, samples = build_series(queries, spec, scrape)
+    if not any(r["metric"] in TRAEFIK.raw_metrics for r in series_rows):
+        missing = (
+            f"no {TRAEFIK.name} series for {ref} in the window (neither {spec.primary_service} nor {spec.canary_service}): "
+            "the bundle would hold no traffic evidence. Likely causes: " + "; ".join(TRAEFIK.no_series_causes)
+        )
+        if not options.allow_partial:
+            progress.done()
+            raise PartialError(missing + ". Nothing was written — pass --allow-partial to write the bundle without them")
+        plan_warnings.append(missing)
     check_rows = build_checks(queries)
 
     gaps: list[dict[str, Any]] = []
@@ -357,6 +378,28 @@ def collect_rollout(
 
 #: At most this many warnings and gaps are printed; the manifest keeps them all.
 MAX_ANNOUNCED = 25
+
+
+def _template_sources(prom: PrometheusSource, queries: list[Query], warnings: list[str]) -> dict[str, PrometheusSource]:
+    """Return a source per MetricTemplate ``provider.address`` that differs from --prometheus and answers.
+
+    An address that does not answer from here (an in-cluster name, usually) is warned about,
+    and its checks go to --prometheus: often the same Prometheus, port-forwarded.
+    """
+    out: dict[str, PrometheusSource] = {}
+    for address in sorted({q.address for q in queries if q.address and q.address != prom.url.rstrip("/")}):
+        names = ", ".join(sorted(str(q.metric) for q in queries if q.address == address))
+        try:
+            other = prom.at(address)
+            other.ping()
+        except EvidenceError as exc:
+            warnings.append(
+                f"metric {names}: its MetricTemplate's provider.address {address} did not answer from here ({exc}); "
+                f"the check was queried at --prometheus {prom.url} instead — pass that Prometheus as --prometheus if it differs"
+            )
+            continue
+        out[address] = other
+    return out
 
 
 def announce(progress: Progress, warnings: list[str], gaps: list[dict[str, Any]]) -> None:

@@ -143,6 +143,8 @@ _WARNING_ACTIONS = {
     "wait",
     "hook-rollback",
     "hook-failed",
+    "query-failed",
+    "check-error",
     "error",
 }
 

@@ -17,10 +17,30 @@ from typing import Any
 from evidence.model import Action, parse_go_duration
 
 COMBINED_PREFIX = "(combined from similar events): "
+#: MetricTemplate ``spec.provider.type`` values (crd.yaml's enum; reference §7.2).
+METRIC_PROVIDERS = (
+    "prometheus",
+    "influxdb",
+    "datadog",
+    "externalmetrics",
+    "stackdriver",
+    "cloudwatch",
+    "newrelic",
+    "graphite",
+    "dynatrace",
+    "keptn",
+    "splunk",
+)
 
 _N = r"(?P<obj>[^\s]+)"  # "name.namespace" as Flagger prints it
-_NUM = r"(?P<value>-?[0-9.]+(?:e[+-]?[0-9]+)?)"
-_THR = r"(?P<threshold>-?[0-9.]+(?:e[+-]?[0-9]+)?)"
+# Go's %.2f and %v: a sign, digits, an exponent (``1e-07``), or ``+Inf`` / ``-Inf`` / ``NaN``.
+_FLOAT = r"[+-]?(?:Inf|NaN|[0-9.]+(?:e[+-]?[0-9]+)?)"
+_NUM = r"(?P<value>" + _FLOAT + ")"
+_THR = r"(?P<threshold>" + _FLOAT + ")"
+
+#: The actions Flagger adds 1 to ``failedChecks`` for (reference §2.2, "Messages that add 1"):
+#: every ``Halt`` but the approval gates (those are ``wait``), and the query and template errors.
+FAILED_CHECK_ACTIONS = frozenset({Action.HALT, Action.QUERY_FAILED, Action.CHECK_ERROR})
 
 
 @dataclass(frozen=True)
@@ -35,6 +55,11 @@ class Parsed:
     comparator: str | None = None
     failed_checks: int | None = None
     detail: str | None = None
+
+    @property
+    def failed_check(self) -> bool:
+        """Return whether Flagger added 1 to ``failedChecks`` for this message."""
+        return self.action in FAILED_CHECK_ACTIONS
 
 
 def _go_duration_ms(text: str) -> float | None:
@@ -87,7 +112,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     ),
     (re.compile(r"^Halt advancement no values found for metric: (?P<metric>.+)$"), "halt:no-values"),
     (re.compile(r"^halt " + _N + r" advancement: (?P<detail>primary deployment is scaled to zero)$"), "primary-not-ready"),
-    (re.compile(r"^Halt " + _N + r" advancement (?P<metric>\S+) " + _NUM + r" (?P<cmp>[<>]) " + _THR + r"$"), "halt:custom"),
+    # A custom metric's name is a free string (``404s percentage`` in Flagger's Traefik tutorial).
+    (re.compile(r"^Halt " + _N + r" advancement (?P<metric>.+) " + _NUM + r" (?P<cmp>[<>]) " + _THR + r"$", re.S), "halt:custom"),
     (re.compile(r"^Rolling back " + _N + r" failed checks threshold reached (?P<failed>\d+)$"), "rollback"),
     (re.compile(r"^Rolling back " + _N + r" manual webhook invoked$"), "rollback-manual"),
     (re.compile(r"^Rolling back " + _N + r" progress deadline exceeded (?P<detail>.*)$", re.S), "rollback-deadline"),
@@ -107,9 +133,23 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^all the metrics providers are available!$"), "providers-ok"),
     (re.compile(r"^skipping canary run as object is suspended$"), "suspended"),
     (re.compile(r"^Terminat(?:ing|ed) canary " + _N + r"$"), "terminating"),
+    # Failed checks without "Halt" (scheduler_metrics.go): the metrics server failed the query ...
+    (re.compile(r"^Prometheus query failed for (?P<metric>.+?): (?P<detail>.*)$", re.S), "query-failed"),
+    (re.compile(r"^Prometheus query failed: (?P<detail>.*)$", re.S), "query-failed"),
+    (re.compile(r"^(?P<detail>Metric query failed for no usable metrics template and query were configured)$"), "check-error"),
+    (re.compile(r"^Metric query failed for (?P<metric>.+?): (?P<detail>.*)$", re.S), "query-failed"),
+    (re.compile(r"^Error building Prometheus client for (?P<detail>.*)$", re.S), "query-failed"),
+    # ... or the check could not be built.
     (
         re.compile(
-            r"^(?:Prometheus query failed|Metric query failed|Error checking metric providers|Metric template|Error building Prometheus client|TraefikService|RoutingRule|scaling down canary)(?P<detail>.*)$",
+            r"^Metric template (?P<template>\S+) (?P<detail>(?:secret \S+ |provider \S+ |query render )?error: .*)$", re.S
+        ),
+        "check-error",
+    ),
+    (re.compile(r"^(?P<detail>Error fetching Knative service .*)$", re.S), "check-error"),
+    (
+        re.compile(
+            r"^(?:Error checking metric providers|TraefikService|RoutingRule|scaling down canary)(?P<detail>.*)$",
             re.S,
         ),
         "error",
@@ -159,6 +199,9 @@ def parse_message(message: str) -> Parsed:
             return Parsed(
                 Action.HALT, metric=g["metric"], detail="no values found" + (f": {g['detail']}" if g.get("detail") else "")
             )
+        if action in ("query-failed", "check-error"):
+            metric = g.get("metric") or (f"template:{g['template']}" if g.get("template") else None)
+            return Parsed(Action(action), metric=metric, detail=g.get("detail") or None)
         if action == "rollback":
             return Parsed(Action.ROLLBACK, failed_checks=int(g["failed"]), weight=0)
         if action in ("rollback-manual", "rollback-deadline"):

@@ -83,6 +83,8 @@ class Action(StrEnum):
     PROMOTED = "promoted"
     PROMOTION_FAILED = "promotion-failed"
     HALT = "halt"  # a failed check: a metric, a webhook or no values (``metric`` says which)
+    QUERY_FAILED = "query-failed"  # a failed check: the metrics server did not answer the query (no "Halt")
+    CHECK_ERROR = "check-error"  # a failed check: a template, its secret or provider is wrong (no "Halt")
     WAIT = "wait"
     PRIMARY_NOT_READY = "primary-not-ready"
     NOT_READY = "not-ready"
@@ -132,6 +134,7 @@ class OutcomeCause(StrEnum):
     DEADLINE_EXCEEDED = "deadline_exceeded"
     MANUAL = "manual"
     HALTS = "halts"  # rolled back after halts, the rollback's own line missing
+    METRICS_UNAVAILABLE = "metrics_unavailable"  # rolled back: every failed check was a query the metrics server failed
     RUNNING = "running"
     UNKNOWN = "unknown"
 

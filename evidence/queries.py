@@ -23,7 +23,7 @@ import numpy as np
 
 from evidence.canary import CanarySpec
 from evidence.errors import PrometheusError, PrometheusInvalidQuery, PrometheusTimeout
-from evidence.flagger import TemplateError, promql_string, re2_escape, render_query
+from evidence.flagger import METRIC_PROVIDERS, TemplateError, promql_string, re2_escape, render_query
 from evidence.model import Role, ScrapeLabels, Window, rfc3339
 from evidence.progress import Progress
 from evidence.routers import FLAGGER_NAMESPACE_LABELS, TRAEFIK
@@ -35,6 +35,9 @@ RAW_CHUNK = dt.timedelta(hours=2)
 #: After this many timed-out chunks of one query, its remaining chunks are not attempted.
 MAX_TIMEOUTS = 2
 BUILTIN_QUERIES = TRAEFIK.builtin_queries
+#: MetricTemplate provider types that are not Prometheus (crd.yaml's enum); an unknown type is
+#: Prometheus to Flagger (``pkg/metrics/providers/factory.go`` falls back with a warning).
+OTHER_PROVIDERS = frozenset(METRIC_PROVIDERS) - {"prometheus"}
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Query:
     threshold_min: float | None = None
     threshold_max: float | None = None
     unit: str | None = None
+    address: str | None = None  # the MetricTemplate's provider.address; None: --prometheus
     status: str = "pending"
     error: str | None = None
     invalid: bool = False  # Prometheus rejected the query itself (400 bad_data): permanent
@@ -80,6 +84,8 @@ class Query:
             out["step_seconds"] = self.step_s
         if self.metric is not None:
             out["metric"] = self.metric
+        if self.address is not None:
+            out["address"] = self.address
         if self.error:
             out["error"] = self.error
         if self.invalid:
@@ -222,6 +228,14 @@ def plan_queries(
             else:
                 hi = m["threshold"]
         variables = {str(k2): str(v) for k2, v in (m.get("templateVariables") or {}).items()}
+        provider = m.get("_template_provider") or {}
+        ptype = str(provider.get("type") or "prometheus").lower()
+        if m.get("templateRef") and ptype in OTHER_PROVIDERS:
+            warnings.append(
+                f"metric {mname}: its MetricTemplate's provider is {ptype}, not Prometheus: the check is not re-runnable here "
+                "(its spec is kept in the bundle's objects); Flagger's own verdicts on it are in its events"
+            )
+            continue
         template = None
         if mname in BUILTIN_QUERIES and not m.get("templateRef") and not m.get("query"):
             template = BUILTIN_QUERIES[mname]
@@ -254,6 +268,7 @@ def plan_queries(
                 threshold_min=float(lo) if lo is not None else None,
                 threshold_max=float(hi) if hi is not None else None,
                 unit=unit,
+                address=str(provider["address"]).rstrip("/") if m.get("templateRef") and provider.get("address") else None,
             )
         )
     return qs, warnings
@@ -265,11 +280,13 @@ def run_queries(
     concurrency: int,
     progress: Progress,
     cancel: threading.Event | None = None,
+    sources: dict[str, PrometheusSource] | None = None,
 ) -> None:
     """Run every query's chunks concurrently; record status, counts and errors on each query.
 
     Setting ``cancel`` makes every chunk not yet started return at once (Ctrl-C, SIGTERM): the
-    chunks in flight finish within their timeout, the queued ones are never sent.
+    chunks in flight finish within their timeout, the queued ones are never sent.  A query with
+    an ``address`` goes to ``sources[address]`` when there is one, else to ``prom``.
     """
     tasks: list[tuple[Query, dt.datetime, dt.datetime]] = []
     for q in queries:
@@ -303,13 +320,14 @@ def run_queries(
         if invalid:
             return q, None, "not attempted: Prometheus rejected this query as invalid", 0.0
         t0 = time.monotonic()
+        src = (sources or {}).get(q.address or "", prom)
         try:
             if q.kind == "raw":
                 secs = max(1, math.ceil((e - s).total_seconds()))
-                res = prom.instant(f"{q.promql}[{secs}s]", e)
+                res = src.instant(f"{q.promql}[{secs}s]", e)
             else:
                 assert q.step_s is not None
-                res = prom.range(q.promql, s, e, q.step_s)
+                res = src.range(q.promql, s, e, q.step_s)
             return q, res, None, time.monotonic() - t0
         except PrometheusTimeout as exc:
             with lock:

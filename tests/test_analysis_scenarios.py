@@ -12,7 +12,10 @@ from typing import Any
 
 import pytest
 
-from evidence.evaluate import Evaluation
+from evidence.bundle import read_bundle
+from evidence.evaluate import Evaluation, evaluate_bundle
+from evidence.model import Action, OutcomeCause
+from evidence.policy import default_policy
 from evidence.render.evaluation import evaluation_to_json
 from fixtures.groundtruth import policy_first_breaches
 from fixtures.scenario import load_scenario
@@ -26,6 +29,9 @@ VERDICTS = {
     "promoted-despite-breach": "abort",
     "rollback-error-rate": "abort",
     "rollback-latency": "abort",
+    "metrics-outage": "pass",
+    "tutorial-404s": "abort",
+    "datadog-template": "pass",
 }
 
 
@@ -114,3 +120,26 @@ def test_silent_and_no_traffic_cases(evaluated: Callable[[str], Evaluation]) -> 
     assert all(c["status"] == "no_data" for c in nt["criteria"])
     pd_ = evaluation_to_json(evaluated("promoted-despite-breach"))
     assert any(f["code"] == "promoted-despite-breach" for f in pd_["findings"])
+
+
+@pytest.mark.parametrize("name", SMALL_SCENARIOS)
+def test_failed_checks_are_counted_as_flagger_counts_them(
+    name: str, evaluated: Callable[[str], Evaluation], truth_of: Callable[[str], dict[str, Any]]
+) -> None:
+    ev, truth = evaluated(name), truth_of(name)
+    ro = truth["rollouts"][-1]
+    # The simulator's halts are its failed checks (Halt messages and query failures alike).
+    assert ev.timeline.failed_checks == len(ro["halts"])
+    assert [h.time.timestamp() for h in ev.timeline.halts] == pytest.approx([h["at"] for h in ro["halts"]], abs=0.01)
+
+
+def test_a_rollback_during_a_metrics_outage_is_explained_as_one(evaluated: Callable[[str], Evaluation]) -> None:
+    ev = evaluated("metrics-outage")
+    assert ev.timeline.outcome_cause is OutcomeCause.METRICS_UNAVAILABLE
+    assert {h.kind for h in ev.timeline.halts} == {Action.QUERY_FAILED}
+    assert "metrics-unavailable" in {f.code for f in ev.findings}
+    # A measured breach is not an outage.
+    other = evaluated("tutorial-404s")
+    assert other.timeline.outcome_cause is OutcomeCause.THRESHOLD_REACHED
+    assert {h.metric for h in other.timeline.halts} == {"404s percentage"}
+    assert "metrics-unavailable" not in {f.code for f in other.findings}

@@ -413,3 +413,35 @@ def test_events_and_a_canary_status_of_the_span_come_before_the_status_gauge() -
     tl = build_timeline(events_frame(start_rows()), at(0), at(600), canary=stale, status=failed)
     assert (tl.outcome, tl.outcome_source, tl.rollback_at) == ("rolled_back", "status-gauge", at(315))
     assert any("predates" in n for n in tl.notes)
+
+
+def test_an_older_bundles_unparsed_failed_checks_are_read_again() -> None:
+    import pandas as pd
+
+    from evidence.analysis.timeline import build_timeline
+
+    t0 = pd.Timestamp("2026-11-20T10:00:07Z")
+    rows = [
+        ("New revision detected! Scaling up podinfo.test", "new-revision", 0),
+        ("Advance podinfo.test canary weight 10", "advance", 60),
+        ("Halt podinfo.test advancement 404s percentage 6.20 > 5", "other", 120),
+        ("Metric query failed for 404s percentage: 503 Service Unavailable", "error", 180),
+        ("Halt podinfo.test advancement waiting for promotion approval gate", "wait", 240),
+        ("Canary failed! Scaling down podinfo.test", "failed", 300),
+    ]
+    events = pd.DataFrame(
+        {
+            "time": [t0 + pd.Timedelta(seconds=s) for _, _, s in rows],
+            "message": [m for m, _, _ in rows],
+            "action": [a for _, a, _ in rows],
+            "sources": ["log"] * len(rows),
+            "type": ["Warning"] * len(rows),
+        }
+    )
+    tl = build_timeline(events)
+    assert tl.failed_checks == 2
+    assert [(h.kind, h.metric, h.value) for h in tl.halts] == [
+        ("halt", "404s percentage", 6.2),
+        ("query-failed", "404s percentage", None),
+    ]
+    assert tl.outcome == "rolled_back" and tl.outcome_cause == "halts"

@@ -96,3 +96,53 @@ def test_not_a_bundle_and_usage(tmp_path: Path) -> None:
     assert res.returncode == 1 and "no manifest.json" in res.stderr
     res = run("evaluate")
     assert res.returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "fail_on", "code", "named"),
+    [
+        ("never-ready", "breach", 0, ""),
+        ("never-ready", "breach,silent-failure", 3, "silent-failure"),
+        ("no-traffic", "no-data", 3, "no-data"),
+        ("healthy-promotion", "no-data,silent-failure,promoted-despite-breach,low-confidence,unverified", 0, ""),
+        ("promoted-despite-breach", "promoted-despite-breach", 3, "promoted-despite-breach"),
+        ("metrics-outage", "breach", 0, ""),
+    ],
+)
+def test_fail_on_turns_findings_into_exit_3(
+    name: str, fail_on: str, code: int, named: str, bundle_for: Callable[[str], Path]
+) -> None:
+    res = run("evaluate", str(bundle_for(name)), "--json", "--fail-on", fail_on)
+    assert res.returncode == code, res.stderr
+    out = json.loads(res.stdout)
+    if named and named != "breach":
+        assert f"failing on {named}" in res.stderr
+    if named in ("silent-failure", "promoted-despite-breach"):
+        assert named in {f["code"] for f in out["findings"]}
+    if name == "metrics-outage":
+        # Flagger rolled back, but only because its queries failed: no breach, explained by cause.
+        assert out["outcome"] == "rolled_back" and out["verdict"] == "pass"
+        assert out["flagger"]["failed_checks"] == out["flagger"]["failed_checks_reported"] == 3
+        assert "metrics-unavailable" in {f["code"] for f in out["findings"]}
+
+
+def test_fail_on_unverified_and_unknown_conditions(bundle_for: Callable[[str], Path], tmp_path: Path) -> None:
+    b = tmp_path / "b"
+    shutil.copytree(bundle_for("healthy-promotion"), b)
+    (b / "manifest.json").write_text((b / "manifest.json").read_text().replace('"healthy-promotion"', '"tampered"', 1) + " ")
+    assert run("evaluate", str(b), "--allow-unverified", "--fail-on", "breach").returncode == 0
+    res = run("evaluate", str(b), "--allow-unverified", "--fail-on", "breach,unverified")
+    assert res.returncode == 3 and "failing on unverified" in res.stderr
+    bad = run("evaluate", str(b), "--fail-on", "breach,typo")
+    assert bad.returncode == 2 and "typo" in bad.stderr and "silent-failure" in bad.stderr
+
+
+def test_readme_documents_every_finding_code() -> None:
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    source = "\n".join(p.read_text() for p in (root / "evidence").rglob("*.py"))
+    codes = set(re.findall(r'Finding\(\s*"([a-z][a-z-]+)"', source))
+    assert len(codes) >= 15
+    readme = (root / "README.md").read_text()
+    assert [c for c in sorted(codes) if f"| `{c}` |" not in readme] == []

@@ -407,7 +407,8 @@ def test_hostile_names_are_escaped_not_injected(
     evil = 'podinfo"} or vector(1) or up{x=".*'
     canary["spec"]["targetRef"]["name"] = evil
     (dump / "canary.json").write_text(json.dumps(canary))
-    res = run(*collect_args(dump, prometheus_for("healthy-promotion").url, tmp_path / "out"))
+    # No Traefik series has that name: --allow-partial writes the bundle anyway.
+    res = run(*collect_args(dump, prometheus_for("healthy-promotion").url, tmp_path / "out"), "--allow-partial")
     assert res.returncode == 0, res.stderr
     bundle = Path(res.stdout.strip().splitlines()[-1])
     m = json.loads((bundle / "manifest.json").read_text())
@@ -766,3 +767,72 @@ def test_the_same_rollout_collected_twice_is_one_bundle(
     assert other.returncode == 0, other.stderr
     m2 = json.loads((Path(other.stdout.strip().splitlines()[-1]) / "manifest.json").read_text())
     assert m2["cluster"] == {"name": "prod-eu", "from": "--cluster"} and m2["bundle_id"] != m["bundle_id"]
+
+
+def test_no_traefik_series_for_the_canary_is_an_error_naming_the_causes(
+    simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer], tmp_path: Path
+) -> None:
+    dump = tmp_path / "dump"
+    shutil.copytree(simulated("healthy-promotion") / "dump", dump)
+    canary = json.loads((dump / "canary.json").read_text())
+    canary["spec"]["service"]["port"] = 8081  # Traefik names the leaf services by another port
+    (dump / "canary.json").write_text(json.dumps(canary))
+    url = prometheus_for("healthy-promotion").url
+    res = run(*collect_args(dump, url, tmp_path / "out"))
+    assert res.returncode == 1
+    assert "no traefik series" in res.stderr and "Nothing was written" in res.stderr
+    for cause in ("honorLabels", "exported_service", "addServicesLabels", "per-router", "port"):
+        assert cause in res.stderr, cause
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    ok = run(*collect_args(dump, url, tmp_path / "out"), "--allow-partial")
+    assert ok.returncode == 0, ok.stderr
+    m = json.loads((Path(ok.stdout.strip().splitlines()[-1]) / "manifest.json").read_text())
+    assert any(w.startswith("no traefik series") for w in m["warnings"])
+    assert "Warning: no traefik series" in ok.stderr
+
+
+def test_a_datadog_template_is_kept_and_its_check_marked_not_rerunnable(bundle_for: Callable[[str], Path]) -> None:
+    b = bundle_for("datadog-template")
+    m = json.loads((b / "manifest.json").read_text())
+    text = "\n".join(m["warnings"])
+    assert (
+        "metric error-rate: its MetricTemplate's provider is datadog, not Prometheus: the check is not re-runnable here" in text
+    )
+    checks = {q["id"] for q in m["queries"] if q["id"].startswith("check:")}
+    assert checks == {"check:request-success-rate"}
+    import pandas as pd
+
+    objects = pd.read_parquet(b / "objects.parquet")
+    template = objects[objects["kind"] == "MetricTemplate"]
+    assert len(template) == 1
+    assert '"datadog"' in template.iloc[0]["body"] and "api.datadoghq.eu" in template.iloc[0]["body"]
+
+
+def test_a_template_address_is_queried_where_it_answers(
+    simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer], tmp_path: Path
+) -> None:
+    def cart(args: list[str]) -> list[str]:
+        return [args[0], "shop/cart", *args[2:]]
+
+    dump = tmp_path / "dump"
+    shutil.copytree(simulated("promoted-despite-breach") / "dump", dump)
+    url = prometheus_for("promoted-despite-breach").url
+    # In the simulator the template names the in-cluster address, which does not answer from here.
+    res = run(*cart(collect_args(dump, url, tmp_path / "out")))
+    assert res.returncode == 0, res.stderr
+    m = json.loads((Path(res.stdout.strip().splitlines()[-1]) / "manifest.json").read_text())
+    q = next(q for q in m["queries"] if q["id"] == "check:error-percentage")
+    assert q["address"] == "http://prometheus.monitoring:9090" and q["status"] == "ok"
+    assert any("provider.address http://prometheus.monitoring:9090 did not answer from here" in w for w in m["warnings"])
+    # The template names a Prometheus that answers (the same one under another name): it is queried there.
+    other = url.replace("127.0.0.1", "localhost")
+    assert other != url
+    templates = json.loads((dump / "metrictemplates.json").read_text())
+    templates["items"][0]["spec"]["provider"]["address"] = other
+    (dump / "metrictemplates.json").write_text(json.dumps(templates))
+    res = run(*cart(collect_args(dump, url, tmp_path / "out2")))
+    assert res.returncode == 0, res.stderr
+    m = json.loads((Path(res.stdout.strip().splitlines()[-1]) / "manifest.json").read_text())
+    q = next(q for q in m["queries"] if q["id"] == "check:error-percentage")
+    assert q["address"] == other.rstrip("/") and q["status"] == "ok" and q["samples"] > 0
+    assert not any("did not answer" in w for w in m["warnings"])

@@ -82,6 +82,9 @@ def test_every_small_scenario_has_its_outcome(truth_of: Callable[[str], dict[str
         "promoted-despite-breach": "promoted",
         "never-ready": "failed",
         "no-traffic": "rolled_back",
+        "metrics-outage": "rolled_back",
+        "tutorial-404s": "rolled_back",
+        "datadog-template": "promoted",
     }
     assert sorted(expected) == SMALL_SCENARIOS
     for name, outcome in expected.items():

@@ -191,6 +191,16 @@ def rollout_findings(
                 tl.failed_at,
             )
         )
+    if tl.outcome_cause == OutcomeCause.METRICS_UNAVAILABLE:
+        out.append(
+            Finding(
+                "metrics-unavailable",
+                "warning",
+                f"Flagger rolled back after {tl.failed_checks} failed check(s), each a metrics query that failed "
+                "(the metrics server was unreachable or refused it): the canary was not measured bad",
+                tl.rollback_at,
+            )
+        )
     if any(e.action == "promotion-failed" for e in tl.entries):
         out.append(
             Finding(
@@ -240,7 +250,7 @@ def rollout_findings(
             Finding(
                 "halt-without-breach",
                 "info",
-                f"Flagger halted {len(tl.halts)} time(s) although no policy criterion was breached",
+                f"Flagger recorded {len(tl.halts)} failed check(s) although no policy criterion was breached",
                 tl.first_halt_at,
             )
         )

@@ -26,7 +26,7 @@ from evidence.analysis.records import (
 )
 from evidence.analysis.traffic import StatusSeries
 from evidence.canary import CanarySpec
-from evidence.model import OutcomeCause, OutcomeSource, epoch_ms, from_epoch_ms, rfc3339
+from evidence.model import Action, OutcomeCause, OutcomeSource, epoch_ms, from_epoch_ms, rfc3339
 
 
 def status_change(status: StatusSeries | None, start: dt.datetime | None, end: dt.datetime | None) -> StatusChange | None:
@@ -182,12 +182,15 @@ def classify(
             return "rolled_back", "manual rollback webhook invoked", OutcomeSource.EVENTS, OutcomeCause.MANUAL
         if a == "rollback" or "rollback" in actions:
             n = next((e for e in entries if e.action == "rollback"), None)
-            return (
-                "rolled_back",
-                "failed checks threshold reached" + (f" ({_count_text(n)})" if n else ""),
-                OutcomeSource.EVENTS,
-                OutcomeCause.THRESHOLD_REACHED,
-            )
+            text = "failed checks threshold reached" + (f" ({_count_text(n)})" if n else "")
+            if _metrics_unavailable(halts):
+                return (
+                    "rolled_back",
+                    text + f": {_OUTAGE}",
+                    OutcomeSource.EVENTS,
+                    OutcomeCause.METRICS_UNAVAILABLE,
+                )
+            return "rolled_back", text, OutcomeSource.EVENTS, OutcomeCause.THRESHOLD_REACHED
         if a == "rollback-deadline":
             return "failed", "progress deadline exceeded", OutcomeSource.EVENTS, OutcomeCause.DEADLINE_EXCEEDED
         # "Canary failed!" without a "Rolling back" line.
@@ -202,9 +205,10 @@ def classify(
         if halts:
             return (
                 "rolled_back",
-                f"inferred: 'Canary failed!' after {len(halts)} halt(s); the 'Rolling back' line is missing from the record",
+                f"inferred: 'Canary failed!' after {len(halts)} failed check(s); the 'Rolling back' line is missing from the record"
+                + (f"; {_OUTAGE}" if _metrics_unavailable(halts) else ""),
                 OutcomeSource.EVENTS,
-                OutcomeCause.HALTS,
+                OutcomeCause.METRICS_UNAVAILABLE if _metrics_unavailable(halts) else OutcomeCause.HALTS,
             )
         return "failed", "inferred: 'Canary failed!' with no recorded cause", OutcomeSource.EVENTS, OutcomeCause.UNKNOWN
     # No terminal event: the Canary's status is the fallback, when it belongs to this span.
@@ -298,6 +302,16 @@ def classify(
         OutcomeSource.NONE,
         OutcomeCause.UNKNOWN,
     )
+
+
+_OUTAGE = (
+    "every failed check was a metrics query that failed (the metrics server was unreachable or refused it), not a measured breach"
+)
+
+
+def _metrics_unavailable(halts: tuple[Halt, ...]) -> bool:
+    """Return whether every failed check of the rollout was a query the metrics server failed."""
+    return bool(halts) and all(h.kind == Action.QUERY_FAILED for h in halts)
 
 
 def _count_text(e: TimelineEntry) -> str:

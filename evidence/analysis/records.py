@@ -54,7 +54,7 @@ class TimelineEntry:
 
 @dataclass(frozen=True)
 class Halt:
-    """A ``Halt …`` event: which check failed, its value and threshold."""
+    """A failed check (a ``Halt …`` or a query/template error, reference §2.2): which check failed, its value and threshold."""
 
     time: dt.datetime
     metric: str | None
@@ -63,6 +63,7 @@ class Halt:
     comparator: str | None
     message: str
     occurrences: int  # >1 when a Kubernetes Event merged several identical halts
+    kind: str = "halt"  # the action: halt, query-failed (the metrics server failed the query) or check-error
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,9 @@ class Timeline:
     traffic_to_primary_at: dt.datetime | None  # Flagger set the canary's weight back to 0
     max_weight: int
     failed_checks_reported: int | None
+    failed_checks: (
+        int | None
+    )  # Flagger's failedChecks for the rollout: N of "threshold reached N", else the failed-check messages
     restarts: int
     weight_steps: tuple[WeightStep, ...]
     halts: tuple[Halt, ...]

@@ -80,6 +80,8 @@ from evidence.analysis.records import (
     reported_checks,
 )
 from evidence.analysis.traffic import StatusSeries, WeightSeries
+from evidence.canary import CanarySpec
+from evidence.flagger import FAILED_CHECK_ACTIONS, parse_message, strip_combined
 from evidence.model import epoch_ms, from_epoch_ms, rfc3339
 
 __all__ = [
@@ -98,6 +100,10 @@ __all__ = [
     "build_timeline",
     "rollout_span",
 ]
+
+
+# Actions an older bundle may hold for messages Flagger counts as failed checks.
+_REPARSED = ("other", "error")
 
 
 def _entries(events: pd.DataFrame) -> list[TimelineEntry]:
@@ -129,6 +135,12 @@ def _entries(events: pd.DataFrame) -> list[TimelineEntry]:
         action = opt_str(act) or "other"
         weight = opt_int(wt)
         message = opt_str(msg) or ""
+        if action in _REPARSED:
+            # A bundle written before its message was known (``404s percentage``, query errors): read it again.
+            p = parse_message(strip_combined(message)[0])
+            if p.action.value != action:
+                action, metric, value, threshold, comparator = p.action.value, p.metric, p.value, p.threshold, p.comparator
+                weight = p.weight if p.weight is not None else weight
         if action == "promote-step" and weight is None:
             m = PRIMARY_WEIGHT.search(message)
             weight = 100 - int(m.group(1)) if m else None
@@ -264,9 +276,10 @@ def build_timeline(
             e.comparator,
             e.message,
             e.count if (e.lossy and e.count and e.count > 1 and not e.cross_rollout) else 1,
+            e.action,
         )
         for e in entries
-        if e.action == "halt"
+        if e.action in FAILED_CHECK_ACTIONS
     )
     first = {a: next((e for e in entries if e.action == a), None) for a in (*TERMINAL, "promote-start")}
     rollback_ev = next((e for e in entries if e.action in ROLLBACK_ACTIONS), None)
@@ -276,6 +289,7 @@ def build_timeline(
     # Back at 0 for good: the last step, when it is 0 (a restart drops to 0 and climbs again).
     back = steps[-1] if steps and steps[-1].weight == 0 and first_up is not None and steps[-1].time > first_up.time else None
     reported = reported_checks(rollback_ev)
+    failed_checks = count_failed_checks(entries, reported, CanarySpec.from_object(dict(canary or {})).interval_s)
 
     change = status_change(status, start, end)
     fallback = StatusFallback(change, steps, back, int(max_weight), promotion_weight(canary))
@@ -345,6 +359,7 @@ def build_timeline(
         traffic_to_primary_at=back.time if back else None,
         max_weight=int(max_weight),
         failed_checks_reported=reported,
+        failed_checks=failed_checks,
         restarts=restarts,
         weight_steps=tuple(steps),
         halts=halts,
@@ -352,6 +367,31 @@ def build_timeline(
         confidence=confidence,
         notes=tuple(notes),
     )
+
+
+def count_failed_checks(entries: list[TimelineEntry], reported: int | None, interval_s: float) -> int | None:
+    """Return the failed checks Flagger counted in the rollout, None when the record holds no event of it.
+
+    ``Rolling back … threshold reached N`` states it: N.  Otherwise the failed-check messages
+    (reference §2.2: the ``Halt``s but the approval gates, and the query and template errors)
+    since the last start or restart of the analysis (a restart resets the count), at most one
+    per tick: Flagger stops a tick at its first failure, so two within half an analysis
+    interval are one tick seen twice.  A Kubernetes Event's ``count`` adds its repeats.
+    """
+    if reported is not None:
+        return reported
+    if not entries:
+        return None
+    restart = max((i for i, e in enumerate(entries) if e.action == "restart"), default=-1)
+    n, last = 0, None
+    for e in entries[restart + 1 :]:
+        if e.action not in FAILED_CHECK_ACTIONS:
+            continue
+        if last is not None and (e.time - last).total_seconds() < interval_s / 2:
+            continue
+        n += e.count if (e.lossy and e.count and e.count > 1 and not e.cross_rollout) else 1
+        last = e.time
+    return n
 
 
 def _gauge_drop(gauge: WeightSeries, after: int, hi: int) -> dt.datetime | None:

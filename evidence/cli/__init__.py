@@ -492,28 +492,41 @@ def show(bundle: str, allow_unverified: bool, output: str) -> None:
 )
 @_output_option(("text", "json", "yaml"), "text")
 @click.option("--json", "as_json", is_flag=True, help="Same as -o json.")
+@click.option(
+    "--fail-on",
+    metavar="LIST",
+    default="breach",
+    show_default=True,
+    help="Exit 3 when any of these holds (comma-separated): breach, promoted-despite-breach, silent-failure, "
+    "no-data, low-confidence, unverified.",
+)
 @_ALLOW_UNVERIFIED
 @handle_errors
-def evaluate(bundle: str, policy_file: str | None, output: str, as_json: bool, allow_unverified: bool) -> None:
+def evaluate(bundle: str, policy_file: str | None, output: str, as_json: bool, fail_on: str, allow_unverified: bool) -> None:
     """Judge BUNDLE against the abort policy and reconstruct what Flagger did.
 
     \b
-    Exit codes: 0 no abort criterion breached, 3 at least one breached,
-    1 error, 2 usage.
+    Exit codes: 0 none of the --fail-on conditions holds (by default: no
+    abort criterion breached), 3 at least one holds, 1 error, 2 usage.
     """
     from evidence.bundle import open_bundle
     from evidence.documents import document, dumps
     from evidence.evaluate import evaluate_bundle
+    from evidence.gate import failing_conditions, parse_fail_on
     from evidence.policy import default_policy, load_policy
     from evidence.render.evaluation import evaluation_to_json, format_evaluation
 
+    conditions = parse_fail_on(fail_on)
     policy = load_policy(policy_file) if policy_file else default_policy()
     ev = evaluate_bundle(open_bundle(bundle, allow_unverified), policy)
     if as_json or output != "text":
         click.echo(dumps(document("Evaluation", evaluation_to_json(ev)), "json" if as_json else output), nl=False)
     else:
         click.echo(_printable(format_evaluation(ev)), nl=False)
-    sys.exit(3 if ev.verdict == "abort" else 0)
+    failing = failing_conditions(ev, conditions)
+    if failing and failing != ["breach"]:
+        click.echo("evaluate: failing on " + ", ".join(failing) + " (--fail-on)", err=True)
+    sys.exit(3 if failing else 0)
 
 
 @cli.command(short_help="Write the HTML/PDF decision record and the postmortem pack.")

@@ -12,24 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from evidence.errors import PrometheusError
-from evidence.flagger import TemplateError, render_query
+from evidence.flagger import METRIC_PROVIDERS, TemplateError, render_query
 from evidence.preflight.context import Context
 from evidence.preflight.model import CheckResult
 
 CODE = "metric-templates"
-KNOWN_PROVIDERS = (
-    "prometheus",
-    "influxdb",
-    "datadog",
-    "externalmetrics",
-    "stackdriver",
-    "cloudwatch",
-    "newrelic",
-    "graphite",
-    "dynatrace",
-    "keptn",
-    "splunk",
-)
+KNOWN_PROVIDERS = METRIC_PROVIDERS
 
 
 def check_templates(ctx: Context) -> list[CheckResult]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from evidence import __version__
 from evidence.canary import CanarySpec
+from evidence.model import OutcomeCause
 from evidence.render.formatting import (
     FRIENDLY,
     OUTCOME_LABEL,
@@ -309,7 +310,7 @@ def summary_sentences(ev: Evaluation) -> list[str]:
     """Return the decision summary in plain words."""
     tl, lag, blast = ev.timeline, ev.lag, ev.blast
     out = []
-    n_failed = tl.failed_checks_reported if tl.failed_checks_reported is not None else len(tl.halts)
+    n_failed = tl.failed_checks if tl.failed_checks is not None else len(tl.halts)
     if ev.outcome == "rolled_back" and tl.failed_checks_reported is None and not tl.halts:
         # No rollback event and no halt in the record: how many checks failed is unknown, not 0.
         first = f"Rolled back by Flagger at {fmt_time(tl.rollback_at)} ({tl.outcome_reason})"
@@ -317,10 +318,12 @@ def summary_sentences(ev: Evaluation) -> list[str]:
         first = (
             f"Rolled back by Flagger at {fmt_time(tl.rollback_at)} after {n_failed} failed check{'s' if n_failed != 1 else ''}"
         )
+        if tl.outcome_cause == OutcomeCause.METRICS_UNAVAILABLE:
+            first += ", each a metrics query that failed (the metrics server was unavailable), not a measured breach"
     elif ev.outcome == "promoted":
         first = f"Promoted by Flagger at {fmt_time(tl.promoted_at)} after reaching {tl.max_weight} % canary weight"
-        if tl.halts:
-            first += f" ({len(tl.halts)} failed check{'s' if len(tl.halts) != 1 else ''} on the way)"
+        if n_failed:
+            first += f" ({n_failed} failed check{'s' if n_failed != 1 else ''} on the way)"
     elif ev.outcome == "failed":
         first = f"Failed at {fmt_time(tl.failed_at or tl.rollback_at)}: {tl.outcome_reason}"
     elif ev.outcome == "in_progress":

@@ -115,6 +115,7 @@ def evaluation_to_json(ev: Evaluation, *, include_series: bool = False) -> dict[
             "failed_at": rfc3339(tl.failed_at),
             "traffic_to_primary_at": rfc3339(tl.traffic_to_primary_at),
             "failed_checks_reported": tl.failed_checks_reported,
+            "failed_checks": tl.failed_checks,
             "restarts": tl.restarts,
             "halts": [
                 {
@@ -124,6 +125,7 @@ def evaluation_to_json(ev: Evaluation, *, include_series: bool = False) -> dict[
                     "threshold": _num(h.threshold),
                     "comparator": h.comparator,
                     "occurrences": h.occurrences,
+                    "kind": h.kind,
                     "message": h.message,
                 }
                 for h in tl.halts

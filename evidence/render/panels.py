@@ -26,6 +26,8 @@ MARKER_KIND = {
     "advance": "advance",
     "promote-step": "promote",
     "halt": "halt",
+    "query-failed": "halt",
+    "check-error": "halt",
     "rollback": "rollback",
     "rollback-manual": "rollback",
     "rollback-deadline": "rollback",

@@ -173,6 +173,8 @@ _POSTMORTEM_ACTIONS = (
     "start",
     "advance",
     "halt",
+    "query-failed",
+    "check-error",
     "rollback",
     "rollback-manual",
     "rollback-deadline",

@@ -40,6 +40,7 @@ class TrafficMetrics:
     # Unimplemented 12, Internal 13, Unavailable 14, DataLoss 15.
     grpc_error_codes: tuple[str, ...] = ()
     builtin_queries: dict[str, str] = field(default_factory=dict)  # Flagger's builtin checks, Go templates
+    no_series_causes: tuple[str, ...] = ()  # why a scrape shows no series for a service, most likely first
 
     @property
     def raw_metrics(self) -> tuple[str, ...]:
@@ -99,6 +100,16 @@ TRAEFIK = TrafficMetrics(
     leaf_suffix=_LEAF,
     grpc_protocols=("grpc", "grpc-web"),
     grpc_error_codes=("2", "4", "12", "13", "14", "15"),
+    no_series_causes=(
+        "Prometheus scrapes Traefik without honorLabels (kube-prometheus-stack's ServiceMonitor): its `service` label "
+        "arrives as `exported_service` — set honorLabels: true on the ServiceMonitor",
+        "Traefik does not export service metrics: set --metrics.prometheus.addServicesLabels=true",
+        "Traefik v3 with per-router/per-service metrics switched off (observability.metrics: false on the routers, or "
+        "--metrics.prometheus.addServicesLabels unset)",
+        "the route does not go through Flagger's TraefikService, or spec.service.port is not the port Traefik names "
+        "the leaf services by (<namespace>-<service>-primary-<port>@kubernetescrd)",
+        "--prometheus is not the Prometheus that scrapes this Traefik",
+    ),
     builtin_queries={
         "request-success-rate": (
             f'sum(rate({_BUCKETS}{{service=~"{_CANARY}",code!~"5..",le="+Inf"}}[{{{{ interval }}}}])) / '

@@ -154,6 +154,14 @@ class PrometheusSource:
                 self._session = self._new_session()
             return self._session
 
+    def at(self, url: str, timeout: float = 5.0) -> PrometheusSource:
+        """Return a source for another Prometheus (a MetricTemplate's ``provider.address``): same bounds, no credentials.
+
+        This source's credentials are never sent to another host, and none are read from
+        Kubernetes Secrets; ``timeout`` caps the probe of an address that may not be reachable from here.
+        """
+        return PrometheusSource(url, None, min(self.timeout, timeout), 0, self.max_bytes, self.backoff)
+
     def ping(self) -> None:
         """Check that the API answers (``vector(1)``, under the same time and size bounds); raise PrometheusError otherwise."""
         result = self._query("a test query (vector(1))", "/api/v1/query", {"query": "vector(1)"})
