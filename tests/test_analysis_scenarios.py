@@ -12,10 +12,8 @@ from typing import Any
 
 import pytest
 
-from evidence.bundle import read_bundle
-from evidence.evaluate import Evaluation, evaluate_bundle
+from evidence.evaluate import Evaluation
 from evidence.model import Action, OutcomeCause
-from evidence.policy import default_policy
 from evidence.render.evaluation import evaluation_to_json
 from fixtures.groundtruth import policy_first_breaches
 from fixtures.scenario import load_scenario

@@ -16,7 +16,7 @@ import pytest
 
 from evidence.bundle import read_bundle
 from evidence.collect import CollectOptions, collect_rollout
-from evidence.errors import UsageError
+from evidence.errors import PartialError, UsageError
 from evidence.evaluate import Evaluation, evaluate_bundle
 from evidence.model import CanaryRef
 from evidence.policy import default_policy
@@ -99,8 +99,12 @@ def test_service_label_overrides_the_detection(
         DumpSource(simulated(KPS) / "dump"),
         PrometheusSource(prometheus_for(KPS).url),
     )
-    # `service` is the scrape target's here: forced to it, no Traefik series of the canary is found.
-    path = collect_rollout(ref, dump, prom, CollectOptions(out=tmp_path, service_label=TRAEFIK.service_label), clock=lambda: now)
+    # `service` is the scrape target's here: forced to it, no Traefik series of the canary is found,
+    # which is an error naming the likely causes, or with --allow-partial a bundle without them.
+    with pytest.raises(PartialError, match="exported_service"):
+        collect_rollout(ref, dump, prom, CollectOptions(out=tmp_path, service_label=TRAEFIK.service_label), clock=lambda: now)
+    forced = CollectOptions(out=tmp_path, service_label=TRAEFIK.service_label, allow_partial=True)
+    path = collect_rollout(ref, dump, prom, forced, clock=lambda: now)
     b = read_bundle(path)
     labels = b.record.sources.labels
     assert labels is not None and (labels.service, labels.chosen) == (TRAEFIK.service_label, "--service-label")
