@@ -303,6 +303,9 @@ def collect_rollout(
             "target and match nothing (flagger#1767); the raw samples were collected by the service name"
         )
     warnings.extend(_event_warnings(rows, stats, data, window))
+    # Scrubbed once: the manifest records these and collect prints them.
+    warnings = [scrub_text(w, known) for w in warnings]
+    gaps = [_scrubbed(g, known) for g in gaps]
 
     with bundle_writer(Path(options.out), name) as w:
         w.write_table("objects", objects)
@@ -354,8 +357,8 @@ def collect_rollout(
                 },
             },
             "queries": [_scrubbed(q.manifest(), known) for q in queries],
-            "gaps": [_scrubbed(g, known) for g in gaps],
-            "warnings": [scrub_text(w, known) for w in warnings],
+            "gaps": gaps,
+            "warnings": warnings,
             "redaction": red.manifest(),
             "counts": {
                 "objects": len(objects),
@@ -372,7 +375,7 @@ def collect_rollout(
         write_archive_files(w, manifest)  # the ledger's summary row and SHA256SUMS, listed in the manifest
         path = w.commit(manifest)
     progress.done()
-    announce(progress, [scrub_text(w, known) for w in warnings], [_scrubbed(g, known) for g in gaps])
+    announce(progress, warnings, gaps)
     return path
 
 
