@@ -20,6 +20,7 @@ from evidence.model import CanaryRef
 from evidence.sources.dump import DumpSource
 from evidence.sources.prometheus import PrometheusSource
 from fixtures.prom import PrometheusServer
+from tests.faults.hostile import add_warning_events
 
 from .conftest import ROOT, SMALL_SCENARIOS
 from .test_collect import run
@@ -97,14 +98,7 @@ def hostile_bundle(
     name = "rollback-error-rate"
     dump = tmp_path_factory.mktemp("hostile") / "dump"
     shutil.copytree(simulated(name) / "dump", dump)
-    events = json.loads((dump / "events.json").read_text())
-    template = next(e for e in events["items"] if e["involvedObject"]["name"] == "podinfo" and e["type"] == "Warning")
-    for i, text in enumerate(HOSTILE):
-        ev = json.loads(json.dumps(template))
-        ev["metadata"]["name"] = f"podinfo.hostile{i}"
-        ev["message"] = f"Halt podinfo.shop advancement external check gate failed {text}"
-        events["items"].append(ev)
-    (dump / "events.json").write_text(json.dumps(events))
+    add_warning_events(dump, [f"Halt podinfo.shop advancement external check gate failed {t}" for t in HOSTILE], "hostile")
     truth = truth_of(name)
     now = dt.datetime.fromtimestamp(truth["snapshot_at"], dt.UTC)
     return collect_rollout(

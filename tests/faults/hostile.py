@@ -113,3 +113,15 @@ def flood_events(dump: Path, n: int, message_bytes: int = 0) -> None:
     with (dump / "flagger.log").open("a") as f:
         f.write("\n".join(lines) + "\n")
     (dump / "events-flood.json").write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": events}))
+
+
+def add_warning_events(dump: Path, messages: list[str], name_prefix: str) -> None:
+    """Append one core/v1 Warning Event per message to the dump's events.json, copied from the canary's first one."""
+    events = json.loads((dump / "events.json").read_text())
+    template = next(e for e in events["items"] if e["involvedObject"]["name"] == "podinfo" and e["type"] == "Warning")
+    for i, message in enumerate(messages):
+        ev = json.loads(json.dumps(template))
+        ev["metadata"]["name"] = f"podinfo.{name_prefix}{i}"
+        ev["message"] = message
+        events["items"].append(ev)
+    (dump / "events.json").write_text(json.dumps(events))

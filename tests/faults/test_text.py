@@ -7,7 +7,6 @@ each payload sets are counted as script executions in the ledger.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 
 from fixtures.prom import PrometheusServer
 from tests.faults.common import bundle_path, collect_args, run
-from tests.faults.hostile import copy_dump, log_line, rollout_start
+from tests.faults.hostile import add_warning_events, copy_dump, log_line, rollout_start
 from tests.faults.ledger import LEDGER
 
 SCENARIO = "rollback-error-rate"
@@ -59,14 +58,7 @@ def hostile(
     ]
     with (dump / "flagger.log").open("a") as f:
         f.write("\n".join(lines) + "\n")
-    events = json.loads((dump / "events.json").read_text())
-    template = next(e for e in events["items"] if e["involvedObject"]["name"] == "podinfo" and e["type"] == "Warning")
-    for i, t in enumerate(texts):
-        ev = json.loads(json.dumps(template))
-        ev["metadata"]["name"] = f"podinfo.text{i}"
-        ev["message"] = f"Rollback hook {t} failed"
-        events["items"].append(ev)
-    (dump / "events.json").write_text(json.dumps(events))
+    add_warning_events(dump, [f"Rollback hook {t} failed" for t in texts], "text")
     res = run(*collect_args(dump, prometheus_for(SCENARIO).url, work / "bundles"))
     bundle = bundle_path(res)
     rr = run("render", str(bundle), "--format", "all", "--out", str(work / "reports"))
