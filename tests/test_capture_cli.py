@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evidence.cli import watch
+from evidence.cli.watch import watch
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -383,8 +383,9 @@ def test_a_failed_capture_is_logged_counted_and_the_worker_carries_on(
 ) -> None:
     dead = PrometheusSource("http://127.0.0.1:9")  # nothing listens there
     opts = options(
-        tmp_path / "store", api, prom, truth_of(NAME), kubeconfig=None, context=None, dump=sim / "dump", prometheus=dead
-    )
+        tmp_path / "store", api, prom, truth_of(NAME), kubeconfig=None, context=None, dump=sim / "dump", prometheus=dead,
+        attempts=1,
+    )  # fmt: skip
     w = Watcher(opts).start()
     try:
         for n, checksum in enumerate(("a", "b"), start=1):

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from evidence.capture.watch import Watcher, WatchOptions
-from evidence.cli import watch as watch_command
+from evidence.cli.watch import watch as watch_command
 from evidence.sources.prometheus import PrometheusSource
 from fixtures.prom import PrometheusServer
 

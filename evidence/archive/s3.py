@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from evidence.archive.store import (
+    REPORTS_SUFFIX,
     SUCCESSION_SUFFIX,
     PutResult,
     StoredBundle,
@@ -276,6 +277,25 @@ class S3ArchiveStore:
             return bytes(obstore.get(self._client(), self._key(f"{entry.key}/{name}")).bytes())
         except BaseError as exc:
             raise self._error(exc, f"reading {entry.key}/{name}") from None
+
+    def put_reports(self, location: str, files: list[Path]) -> list[str]:
+        """Upload reports beside the bundle at ``location``, each create-only (an existing one is kept); return their URLs."""
+        from obstore.exceptions import AlreadyExistsError, BaseError, PreconditionError
+
+        base = f"s3://{self.bucket}/"
+        if not location.startswith(base):
+            raise StoreError(f"{location} is not in {self.url}")
+        key = location[len(base) :] + REPORTS_SUFFIX
+        out = []
+        for f in files:
+            try:
+                self._put(self._client(), f"{key}/{f.name}", f, create=True)
+            except (AlreadyExistsError, PreconditionError):
+                pass  # another capture of this rollout stored it first
+            except BaseError as exc:
+                raise self._error(exc, f"uploading the report {f.name}") from None
+            out.append(f"{base}{key}/{f.name}")
+        return out
 
     @contextmanager
     def local_copy(self, entry: StoredBundle) -> Iterator[Path]:

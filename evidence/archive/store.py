@@ -8,6 +8,7 @@ The API an unattended caller (the watcher) uses::
     for entry in store.bundles():  # StoredBundle(location, key, bundle_id, generation), complete ones only
         with store.local_copy(entry) as path: ...
     store.read_file(entry, "summary.json")  # -> bytes
+    store.put_reports(location, [report_paths])  # -> the reports' locations, beside the bundle (create-only)
 
 Layout (hive partitions, so DuckDB, Trino, Athena and Spark read it as it is)::
 
@@ -16,7 +17,8 @@ Layout (hive partitions, so DuckDB, Trino, Athena and Spark read it as it is)::
 Putting a bundle whose id is already stored is a no-op (``created`` false, the existing
 location).  With ``supersede`` the old copy stays and the new one goes beside it as
 ``<bundle-id>.v<N>``, with a record ``<bundle-id>.v<N>.succession.json`` naming both; readers
-take the highest generation.  Writes are complete-or-absent: a folder store builds a hidden
+take the highest generation.  Rendered reports go beside their bundle, never inside it (a bundle
+holds only what its manifest lists): ``<bundle folder>.reports/<file>``, each written create-only.  Writes are complete-or-absent: a folder store builds a hidden
 temporary folder and renames it; an S3 store uploads every other file first and the manifest
 last with a conditional create (``If-None-Match: *``), and readers ignore a bundle without
 its manifest.  A failed upload removes what it wrote and never leaves a manifest.  S3
@@ -83,6 +85,11 @@ class Store(Protocol):
     def local_copy(self, entry: StoredBundle) -> AbstractContextManager[Path]: ...
 
     def read_file(self, entry: StoredBundle, name: str) -> bytes: ...
+
+    def put_reports(self, location: str, files: list[Path]) -> list[str]: ...
+
+
+REPORTS_SUFFIX = ".reports"
 
 
 def is_store_url(text: str) -> bool:
@@ -241,6 +248,24 @@ class FolderStore:
             return (Path(entry.location) / name).read_bytes()
         except OSError as exc:
             raise StoreError(f"{entry.location}/{name}: {exc.strerror or exc}") from None
+
+    def put_reports(self, location: str, files: list[Path]) -> list[str]:
+        """Copy reports beside the bundle at ``location``, create-only (an existing report is kept); return their paths."""
+        folder = Path(f"{location}{REPORTS_SUFFIX}")
+        out = []
+        try:
+            folder.mkdir(exist_ok=True)
+            for f in files:
+                target = folder / f.name
+                try:
+                    with target.open("xb") as dst:
+                        dst.write(f.read_bytes())
+                except FileExistsError:
+                    pass
+                out.append(str(target))
+        except OSError as exc:
+            raise StoreError(f"writing the reports into {folder} failed ({exc.strerror or exc})") from None
+        return out
 
 
 def parse_retention(text: str | None) -> dt.datetime | None:

@@ -1,6 +1,6 @@
 """Leader election with a coordination.k8s.io/v1 Lease, for more than one watcher replica.
 
-``LeaseElector(api_client, "evidence/evidence-watch", identity)`` tries every ``renew_s`` to
+``LeaseElector(kube.lease_api(), "evidence/evidence-watch", identity)`` tries every ``renew_s`` to
 hold the Lease: it creates it when absent, renews it while it holds it, and takes it over once
 the holder has not renewed for ``leaseDurationSeconds``.  Updates carry the Lease's
 ``resourceVersion``, so of two replicas racing only one wins (the other gets 409 Conflict).
@@ -35,13 +35,11 @@ def _parse(text: Any) -> dt.datetime | None:
 class LeaseElector:
     """Holds (or waits for) one Lease; ``is_leader`` says whether this replica holds it now."""
 
-    def __init__(self, api_client: Any, lease: str, identity: str, duration_s: int = 15, renew_s: float = 5.0) -> None:
+    def __init__(self, api: Any, lease: str, identity: str, duration_s: int = 15, renew_s: float = 5.0) -> None:
         ns, sep, name = lease.partition("/")
         if not sep or not ns or not name:
             raise UsageError(f"EVIDENCE_LEASE {lease!r}: write NAMESPACE/NAME, e.g. evidence/evidence-watch")
-        from kubernetes import client
-
-        self.api: Any = client.CoordinationV1Api(api_client)  # raw JSON in and out (_preload_content=False)
+        self.api: Any = api  # a CoordinationV1Api (KubeSource.lease_api()); raw JSON in and out (_preload_content=False)
         self.namespace, self.name, self.identity = ns, name, identity
         self.duration_s, self.renew_s = duration_s, renew_s
         self._leader = threading.Event()

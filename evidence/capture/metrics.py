@@ -1,6 +1,7 @@
 """The watcher's own metrics, in the Prometheus text exposition format (``GET /metrics``).
 
-Names: ``evidence_captures_total{outcome}`` (stored, duplicate, failed), ``evidence_capture_duration_seconds``
+Names: ``evidence_captures_total{outcome}`` (stored, duplicate, retrying: an attempt failed and
+another is due; failed: the last attempt failed), ``evidence_capture_duration_seconds``
 (histogram), ``evidence_last_capture_timestamp_seconds``, ``evidence_journal_bytes``,
 ``evidence_journal_events_total``, ``evidence_webhook_requests_total{code}``,
 ``evidence_watch_restarts_total{resource}``, ``evidence_notifications_total{outcome}``.
@@ -67,8 +68,8 @@ class Metrics:
                 out.append(f"# HELP {name} {help_}")
                 out.append(f"# TYPE {name} {kind}")
 
-            family("evidence_captures_total", "counter", "Captures by outcome (stored, duplicate, failed).")
-            for k in sorted(set(self.captures) | {"stored", "duplicate", "failed"}):
+            family("evidence_captures_total", "counter", "Capture attempts by outcome (stored, duplicate, retrying, failed).")
+            for k in sorted(set(self.captures) | {"stored", "duplicate", "retrying", "failed"}):
                 out.append(f'evidence_captures_total{{outcome="{k}"}} {self.captures.get(k, 0)}')
             family("evidence_capture_duration_seconds", "histogram", "Time from the start of a capture to its end.")
             for b in BUCKETS:

@@ -14,6 +14,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,9 @@ def run_key(canary: dict[str, Any]) -> tuple[str, str, str, str | None] | None:
 class Tracker:
     """Terminal runs seen and captured; persisted in ``state_path``."""
 
-    def __init__(self, state_path: Path) -> None:
+    def __init__(self, state_path: Path, clock: Callable[[], float] = time.time) -> None:
         self.path = state_path
+        self.clock = clock  # Unix time of ``last_seen`` (the watcher's clock, for replays and tests)
         self._lock = threading.Lock()
         self.done: dict[str, str] = {}
         self.last_seen: float | None = None
@@ -52,7 +54,6 @@ class Tracker:
             self.last_seen = float(state["last_seen"]) if state.get("last_seen") else None
         except (OSError, ValueError, TypeError, AttributeError):
             pass
-        self.started = time.time()
         self._offered: set[str] = set()
 
     @staticmethod
@@ -85,7 +86,7 @@ class Tracker:
             self._save()
 
     def _save(self) -> None:
-        body = json.dumps({"done": self.done, "last_seen": time.time()}, indent=1, sort_keys=True)
+        body = json.dumps({"done": self.done, "last_seen": self.clock()}, indent=1, sort_keys=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         tmp.write_text(body, encoding="utf-8")
         os.replace(tmp, self.path)

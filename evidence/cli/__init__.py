@@ -809,95 +809,6 @@ def kubectl_main() -> None:
     main()
 
 
-@cli.command(short_help="Capture every rollout unattended: watch Canaries, receive Flagger's webhooks, store bundles.")
-@click.option("--store", required=True, metavar="STORE", help="Archive store: a folder or s3://BUCKET/PREFIX.")
-@click.option(
-    "--prometheus",
-    "prometheus_url",
-    envvar="EVIDENCE_PROMETHEUS_URL",
-    required=True,
-    metavar="URL",
-    help="Prometheus base URL (or $EVIDENCE_PROMETHEUS_URL).",
-)
-@click.option(
-    "--listen", metavar="ADDR", help="Serve the webhook receiver on HOST:PORT (off unless given; 0.0.0.0:8080 in the image)."
-)
-@click.option("-n", "--namespace", "namespaces", multiple=True, metavar="NS", help="Watch Canaries in NS (repeatable).")
-@click.option("-A", "--all-namespaces", is_flag=True, help="Watch Canaries in every namespace (the default without -n).")
-@click.option("--selector", metavar="LABELS", help="Only Canaries with these labels (a label selector).")
-@click.option("--kubeconfig", metavar="PATH", help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster).")
-@click.option("--context", metavar="NAME", help="Kubeconfig context to use.")
-@click.option(
-    "--from-dump",
-    "dump",
-    metavar="DIR",
-    type=click.Path(),
-    help="Read kubectl output from DIR at each capture; webhooks trigger.",
-)
-@click.option("--tail", default="2m", show_default=True, help="Wait this long after the terminal state before collecting.")
-@click.option("--render", "render_formats", metavar="FORMATS", default="", help="Reports to write after each capture: html,pdf.")
-@click.option("--sign-key", metavar="FILE", type=click.Path(), help="Sign each bundle with this key from `evidence keygen`.")
-@click.option(
-    "--notify", multiple=True, metavar="URL", help="Post each decision to this Slack/Teams/Discord webhook (repeatable)."
-)
-@click.option(
-    "--notify-format", type=click.Choice(["slack", "teams", "discord"]), help="Message format when the URL does not tell."
-)
-@click.option("--token-file", metavar="FILE", type=click.Path(), help="Require `Authorization: Bearer <token>` on webhooks.")
-@click.option(
-    "--journal", metavar="DIR", type=click.Path(), help="Event journal folder (default: STORE/journal; needed for s3://)."
-)
-@click.option("--s3-endpoint", metavar="URL", help="S3 endpoint for an s3:// store (default: $AWS_ENDPOINT_URL, else AWS).")
-@handle_errors
-def watch(
-    store: str,
-    prometheus_url: str,
-    listen: str | None,
-    namespaces: tuple[str, ...],
-    all_namespaces: bool,
-    selector: str | None,
-    kubeconfig: str | None,
-    context: str | None,
-    dump: str | None,
-    tail: str,
-    render_formats: str,
-    sign_key: str | None,
-    notify: tuple[str, ...],
-    notify_format: str | None,
-    token_file: str | None,
-    journal: str | None,
-    s3_endpoint: str | None,
-) -> None:
-    """Capture each rollout once, unattended, into STORE; logs one JSON line per capture.
-
-    Runs until SIGTERM or Ctrl-C. Webhook answers: 202 once journalled (fsynced), 400 malformed,
-    401 without the token, 409 a non-terminal post-rollout, 413 too large.
-    """
-    from evidence.capture.watch import options_from_cli, run_watch
-
-    run_watch(
-        options_from_cli(
-            store,
-            prometheus_url,
-            listen,
-            namespaces,
-            all_namespaces,
-            selector,
-            kubeconfig,
-            context,
-            dump,
-            tail,
-            render_formats,
-            sign_key,
-            notify,
-            notify_format,
-            token_file,
-            journal,
-            s3_endpoint,
-        )
-    )
-
-
 def main() -> None:
     """Run the CLI; SIGTERM cleans up like Ctrl-C (no hidden temporary folders are left)."""
     import signal
@@ -914,6 +825,7 @@ def main() -> None:
 from evidence.cli import listing as _listing  # noqa: E402, F401
 from evidence.cli import meta as _meta  # noqa: E402, F401
 from evidence.cli import policyfile as _policyfile  # noqa: E402, F401
+from evidence.cli import watch as _watch  # noqa: E402, F401
 
 
 def _name_envvars(group: click.Group, prefix: str) -> None:

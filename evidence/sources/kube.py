@@ -238,6 +238,49 @@ class KubeSource:
         except _Missing as exc:
             raise KubeError(f"the API server {self.server} answered 404 to list deployments.apps: {exc}") from None
 
+    # -- capture (issue 13): the watcher's list-then-watch calls and its Lease ------------------
+
+    def list_call(
+        self, resource: str, namespace: str | None, label_selector: str | None = None
+    ) -> tuple[Callable[..., Any], dict[str, Any], str]:
+        """Return a list function, its arguments and the items' apiVersion, for a list-then-watch.
+
+        ``resource``: ``canaries`` (flagger.app/v1beta1, ``label_selector`` applies), ``events``
+        (core/v1) or ``events.k8s.io`` (events.k8s.io/v1), the Events about Canaries only;
+        ``namespace`` None is every namespace.  The function also takes ``watch``,
+        ``resource_version`` and ``allow_watch_bookmarks`` (``kubernetes.watch.Watch.stream``).
+        """
+        from kubernetes import client
+
+        kw: dict[str, Any] = {}
+        if resource == "canaries":
+            custom = client.CustomObjectsApi(self._client)
+            if label_selector:
+                kw["label_selector"] = label_selector
+            kw.update(group="flagger.app", version="v1beta1", plural="canaries")
+            if namespace:
+                return custom.list_namespaced_custom_object, dict(kw, namespace=namespace), "flagger.app/v1beta1"
+            return custom.list_cluster_custom_object, kw, "flagger.app/v1beta1"
+        if resource == "events":
+            core = client.CoreV1Api(self._client)
+            kw["field_selector"] = "involvedObject.kind=Canary"
+            if namespace:
+                return core.list_namespaced_event, dict(kw, namespace=namespace), "v1"
+            return core.list_event_for_all_namespaces, kw, "v1"
+        if resource != "events.k8s.io":
+            raise ValueError(f"no list-then-watch for {resource!r}: canaries, events or events.k8s.io")
+        ev = client.EventsV1Api(self._client)
+        kw["field_selector"] = "regarding.kind=Canary"
+        if namespace:
+            return ev.list_namespaced_event, dict(kw, namespace=namespace), "events.k8s.io/v1"
+        return ev.list_event_for_all_namespaces, kw, "events.k8s.io/v1"
+
+    def lease_api(self) -> Any:
+        """Return the coordination.k8s.io/v1 API on this connection (the watcher's leader election)."""
+        from kubernetes import client
+
+        return client.CoordinationV1Api(self._client)
+
     # -- life cycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
