@@ -146,6 +146,21 @@ def lost_evidence(run: EndedRun, since: dt.datetime | None, now: dt.datetime, jo
     )
 
 
+def capture_window(
+    run: EndedRun, runs: list[EndedRun], since: dt.datetime, now: dt.datetime, lead: dt.timedelta, tail: dt.timedelta
+) -> tuple[dt.datetime, dt.datetime]:
+    """Return the collection window of a run the Canary status no longer shows: its own, never the next run's start.
+
+    A Succeeded end from the status gauge is when the run left Progressing (promotion still
+    follows for a tick or two), hence the tail; the next run of the same target bounds it.
+    """
+    later = [
+        r.started for r in runs if (r.namespace, r.target) == (run.namespace, run.target) and r.started and r.started > run.ended
+    ]
+    end = min([run.ended + tail, now, *(t - dt.timedelta(seconds=1) for t in later)])
+    return (run.started or since) - lead, end
+
+
 def same_run(run: EndedRun, canary_status: dict[str, Any], slack: dt.timedelta = dt.timedelta(minutes=5)) -> bool:
     """Return whether the Canary's current (terminal) status is the run the metrics found."""
     if canary_status.get("phase") != run.phase:

@@ -212,7 +212,7 @@ class Watcher:
 
     def _catch_up_metrics(self) -> None:
         """Queue the rollouts Flagger's metrics show ended while no watcher ran (once, after the first lists)."""
-        from evidence.capture.catchup import ended_runs, lost_evidence, same_run
+        from evidence.capture.catchup import capture_window, ended_runs, lost_evidence, same_run
         from evidence.errors import PrometheusError
 
         if self.down_since is None:
@@ -242,10 +242,10 @@ class Watcher:
             if same_run(run, canary.get("status") or {}):
                 self.queue(ref, "Flagger's metrics on start-up", key, [note])
             else:
-                from evidence.collect import DEFAULT_LEAD
+                from evidence.collect import DEFAULT_LEAD, DEFAULT_TAIL
 
-                start = (run.started or since) - DEFAULT_LEAD
-                self.queue(ref, "Flagger's metrics on start-up", key, [note], window=(start, run.ended + self.options.tail))
+                window = capture_window(run, runs, since, now, DEFAULT_LEAD, max(DEFAULT_TAIL, self.options.tail))
+                self.queue(ref, "Flagger's metrics on start-up", key, [note], window=window)
 
     def queue(
         self, ref: CanaryRef, why: str, keys: list[str], warnings: list[str], delay: float | None = None,
