@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # Two images from one file:
 #   docker build --target collector -t flagger-evidence:collector .   # collect, list, evaluate, verify, show, policy
-#   docker build --target render    -t flagger-evidence:render .      # + HTML/PDF decision records ([render])
+#   docker build --target render    -t flagger-evidence:render .      # + HTML/PDF decision records ([render]),
+#                                                                     # S3 stores and history ([archive]): `evidence watch`
 # Both run `evidence` as the non-root user `evidence` (uid 10001) and suit a read-only root
 # filesystem: bytecode is compiled at build time, caches go to /tmp, bundles and reports to
 # /work; mount an emptyDir on /tmp and a volume (or use s3:// --out) for /work. No image holds
@@ -50,7 +51,7 @@ COPY constraints.txt /tmp/constraints.txt
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python -m venv /opt/evidence \
  && wheel="$(ls /wheels/flagger_evidence-*.whl)" \
- && /opt/evidence/bin/pip install --constraint /tmp/constraints.txt "${wheel}[render]" \
+ && /opt/evidence/bin/pip install --constraint /tmp/constraints.txt "${wheel}[render,archive]" \
  && rm /tmp/constraints.txt
 USER 10001:10001
 ENTRYPOINT ["evidence"]

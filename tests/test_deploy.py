@@ -38,8 +38,16 @@ def docs(path: Path) -> list[dict[str, Any]]:
 
 
 def base_objects() -> list[dict[str, Any]]:
+    """Return the base's objects, with the kustomization's ``images:`` applied as Kustomize does."""
     k = docs(DEPLOY / "base" / "kustomization.yaml")[0]
-    return [o for r in k["resources"] for o in docs(DEPLOY / "base" / r)]
+    objs = [o for r in k["resources"] for o in docs(DEPLOY / "base" / r)]
+    images = {i["name"]: i for i in k.get("images") or []}
+    for o in objs:
+        for c in (o.get("spec", {}).get("template", {}).get("spec", {}).get("containers")) or []:
+            name, _, tag = c["image"].partition(":")
+            if name in images:
+                c["image"] = f"{images[name].get('newName', name)}:{images[name].get('newTag', tag)}"
+    return objs
 
 
 def merge(base: Any, patch: Any) -> Any:
@@ -133,6 +141,26 @@ def test_the_container_runs_the_real_watch_command_safely(overlay: str | None, m
         assert ctx.params["journal"] and ctx.params["journal"].startswith("/data")
     if ctx.params["sign_key"]:
         assert any(ctx.params["sign_key"].startswith(m) for m in mounts)
+
+
+def test_the_deployment_runs_the_image_the_dockerfile_builds_at_this_version() -> None:
+    from evidence import __version__
+
+    (raw,) = [o for o in docs(DEPLOY / "base" / "deployment.yaml") if o["kind"] == "Deployment"]
+    (c,) = raw["spec"]["template"]["spec"]["containers"]
+    (entry,) = docs(DEPLOY / "base" / "kustomization.yaml")[0]["images"]
+    assert c["image"] == entry["name"] == "flagger-evidence" and entry["newTag"] == __version__
+    (built_c,) = next(o for o in base_objects() if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert built_c["image"] == f"flagger-evidence:{__version__}"
+    readme = (DEPLOY.parent / "README.md").read_text(encoding="utf-8")
+    install = readme[readme.index("In a cluster, five commands") :]
+    install = install[install.index("```sh") + 5 : install.index("```", install.index("```sh") + 5)]
+    commands = [ln for ln in install.splitlines() if ln.strip() and not ln.startswith("#")]
+    assert len(commands) == 5
+    image = f"ghcr.io/OWNER/flagger-evidence:{__version__}"
+    assert commands[0].startswith(f"docker build --target render -t {image} . && docker push {image}")
+    assert f"kustomize edit set image flagger-evidence={image}" in commands[1]
+    assert "--target render" in (DEPLOY.parent / "Dockerfile").read_text()
 
 
 def test_examples_are_well_formed() -> None:
