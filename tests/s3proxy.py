@@ -1,7 +1,8 @@
 """A pass-through HTTP proxy in front of the real S3 server that refuses writes or vanishes, for the archive tests.
 
 Requests are forwarded byte for byte with their Host header, so SigV4 signatures still verify
-upstream.  ``refuse_puts``: every PUT answers 403 AccessDenied.  ``vanish_after_puts=N``: after N
+upstream.  ``refuse_puts``: every PUT answers 403 AccessDenied (``refuse_puts_matching``: every PUT
+whose path holds that text).  ``vanish_after_puts=N``: after N
 forwarded PUTs every request has its connection dropped, as if the store disappeared.
 """
 
@@ -21,6 +22,7 @@ DENIED = b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code
 class S3FaultProxy:
     upstream: str
     refuse_puts: bool = False
+    refuse_puts_matching: str | None = None
     vanish_after_puts: int | None = None
     puts: int = 0
     log: list[str] = field(default_factory=list)
@@ -47,7 +49,8 @@ class S3FaultProxy:
                     self.connection.close()
                     return
                 if self.command == "PUT":
-                    if proxy.refuse_puts:
+                    matching = proxy.refuse_puts_matching
+                    if proxy.refuse_puts or (matching is not None and matching in self.path):
                         self.send_response(403)
                         self.send_header("Content-Type", "application/xml")
                         self.send_header("Content-Length", str(len(DENIED)))

@@ -22,6 +22,7 @@ from fixtures.seaweed import SeaweedServer
 
 from .archive_support import objects_in, s3env, s3url, seaweed
 from .kubeapi import KubeApiServer
+from .s3proxy import S3FaultProxy
 from .test_capture_watch import NAME, api, no_proxy, options, prom, server, sim, terminal_canary, wait_for
 
 __all__ = ["api", "no_proxy", "prom", "s3env", "s3url", "seaweed", "server", "sim"]  # fixtures
@@ -70,6 +71,38 @@ def test_with_an_s3_store_the_reports_go_beside_the_bundle(
     assert objects_in(seaweed, prefix) == keys  # the lost report is back, nothing else is new
     assert bytes(obstore.get(st, next(r for r in reports if r.endswith(".pdf"))).bytes()) == before  # never replaced
     assert len(list(open_store(s3url).bundles())) == 1
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # WeasyPrint's ICC file, as above
+def test_a_store_that_refuses_the_reports_at_first_gets_them_on_the_retry(
+    api: KubeApiServer, prom: PrometheusServer, truth_of: Callable[[str], dict[str, Any]], seaweed: SeaweedServer,
+    s3env: dict[str, str], s3url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:  # fmt: skip
+    for k, v in s3env.items():
+        monkeypatch.setenv(k, v)
+    api.put("canaries", terminal_canary(api), group="flagger.app")
+    with S3FaultProxy(seaweed.endpoint, refuse_puts_matching=".reports/") as proxy:  # the bundle goes in, its reports not
+        opts = options(Path("unused"), api, prom, truth_of(NAME), listen=None, render=("html",), journal=tmp_path / "j",
+                       s3_endpoint=proxy.url, attempts=3, retry_backoff_s=0.3)  # fmt: skip
+        w = Watcher(replace(opts, store=s3url)).start()
+        try:
+            wait_for(lambda: len(w.results) >= 1, 120)
+            proxy.refuse_puts_matching = None
+            wait_for(lambda: len(w.results) >= 2, 120)
+        finally:
+            w.stop()
+    assert [r["outcome"] for r in w.results] == ["retrying", "stored"]  # stored once: by the first attempt
+    assert "AccessDenied" in w.results[0]["error"]
+    (entry,) = open_store(s3url, endpoint=seaweed.endpoint).bundles()
+    folder = entry.location.removeprefix("s3://bundles/")
+    assert w.results[1]["location"] == entry.location
+    assert [k for k in objects_in(seaweed, folder + ".reports/")] == [
+        f"{folder}.reports/{Path(p).name}" for p in w.results[1]["reports"]
+    ]
+    metrics = w.metrics.render().decode()
+    assert (
+        'evidence_captures_total{outcome="stored"} 1' in metrics and 'evidence_captures_total{outcome="duplicate"} 0' in metrics
+    )
 
 
 def test_a_folder_store_writes_reports_create_only(tmp_path: Path) -> None:

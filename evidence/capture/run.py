@@ -44,6 +44,7 @@ def capture_once(w: Watcher, p: Pending) -> dict[str, Any]:
 
     try:
         result = collect_into_store(w.store, collect)
+        p.stored = p.stored or result.created
         out: dict[str, Any] = {"outcome": "stored" if result.created else "duplicate", "location": result.location}
         out.update((k, v) for k, v in staged.items() if k != "reports_tmp")
         tmp = staged.get("reports_tmp")
@@ -51,7 +52,7 @@ def capture_once(w: Watcher, p: Pending) -> dict[str, Any]:
             files = sorted(Path(tmp).iterdir())
             if w.remote_reports:
                 out["stored_reports"] = w.store.put_reports(result.location, files)
-            if result.created:
+            if p.stored:  # this capture (or an earlier attempt of it) made the bundle
                 dest = w.reports / str(staged["bundle_id"])
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 if not dest.exists():

@@ -57,6 +57,7 @@ class Pending:
     window: Window | None = None  # an explicit window: a rollout the canary's status no longer shows
     attempt: int = 1
     errors: list[str] = field(default_factory=list)
+    stored: bool = False  # an earlier attempt created the bundle (then failed): this one reports it stored
 
 
 class Watcher:
@@ -94,6 +95,8 @@ class Watcher:
         self._canaries: dict[tuple[str, str], dict[str, Any]] = {}  # the Canaries listed on start
         self._caught_up = options.dump is not None  # Flagger's metrics are read once the Canaries are listed
         self._started = time.monotonic()
+        self._catch_up_attempt = 0
+        self._catch_up_at: float | None = None  # when the catch-up from Flagger's metrics is tried again
         self.receiver: Any = None
         self.results: list[dict[str, Any]] = []
         self._kube: Any = None
@@ -222,8 +225,14 @@ class Watcher:
         try:
             runs = ended_runs(self.options.prometheus, since, now)
         except PrometheusError as exc:
-            log.warning(json.dumps({"msg": "catch-up from Flagger's metrics failed", "error": str(exc)[:300]}))
+            self._catch_up_attempt += 1
+            again = self._catch_up_attempt < self.options.attempts
+            delay = min(self.options.retry_backoff_s * 2 ** (self._catch_up_attempt - 1), self.options.retry_max_s)
+            self._catch_up_at = time.monotonic() + delay if again else None
+            log.warning(json.dumps({"msg": "catch-up from Flagger's metrics failed", "error": str(exc)[:300],
+                                    "attempt": self._catch_up_attempt, "retry_in_s": round(delay, 3) if again else None}))  # fmt: skip
             return
+        self._catch_up_at = None
         for run in runs:
             if not self.tracker.offer(run.key):
                 continue
@@ -304,6 +313,8 @@ class Watcher:
             if not self._caught_up and all(e.is_set() for e in self._lists):
                 self._caught_up = True
                 self._catch_up_metrics()
+            elif self._catch_up_at is not None and time.monotonic() >= self._catch_up_at:
+                self._catch_up_metrics()
             elif not self._caught_up and time.monotonic() - self._started > LIST_WAIT_S:
                 self._caught_up = True  # the API server does not answer: capture what the webhooks queued
                 log.warning(json.dumps({"msg": "catch-up from Flagger's metrics skipped: the Canaries could not be listed"}))
@@ -335,6 +346,8 @@ class Watcher:
         rec: dict[str, Any] = {"msg": "capture", "canary": str(p.ref), "trigger": p.why, "attempt": p.attempt}
         try:
             rec.update(capture_once(self, p))
+            if rec["outcome"] == "duplicate" and p.stored:
+                rec["outcome"] = "stored"  # the bundle of an earlier attempt of this capture: counted, notified once
             self.tracker.finish(p.keys, str(rec["location"]))
             if rec["outcome"] == "stored":
                 self.notifier.send(dict(rec))
@@ -360,13 +373,13 @@ class Watcher:
         """Queue the next attempt of a failed capture (its keys stay offered: no second capture meanwhile)."""
         slot = _slot(p.ref, p.window)
         with self._cv:
-            again = Pending(
-                p.ref, time.monotonic() + delay, p.why, p.keys, p.warnings, p.window, p.attempt + 1, [*p.errors, error]
-            )
+            again = Pending(p.ref, time.monotonic() + delay, p.why, p.keys, p.warnings, p.window, p.attempt + 1,
+                            [*p.errors, error], p.stored)  # fmt: skip
             q = self._pending.setdefault(slot, again)
             if q is not again:  # a new trigger of the canary arrived meanwhile: one capture covers both
                 q.keys.extend(k for k in p.keys if k not in q.keys)
-                q.attempt = max(q.attempt, again.attempt)
+                q.warnings.extend(w for w in p.warnings if w not in q.warnings)
+                q.attempt, q.stored = max(q.attempt, again.attempt), q.stored or p.stored
             self._cv.notify_all()
 
 
