@@ -28,16 +28,21 @@ from .test_capture_watch import NAME, api, no_proxy, options, prom, server, sim,
 __all__ = ["api", "no_proxy", "prom", "s3env", "s3url", "seaweed", "server", "sim"]  # fixtures
 
 
+@pytest.fixture
+def ended(api: KubeApiServer, s3env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's credentials in the environment, and a Canary that ended (captured on start-up)."""
+    for k, v in s3env.items():
+        monkeypatch.setenv(k, v)
+    api.put("canaries", terminal_canary(api), group="flagger.app")
+
+
 # WeasyPrint's generate_pdf opens its sRGB ICC profile and never closes it; rendered in this
 # process (the watcher's worker) the handle is collected later as an unraisable ResourceWarning.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_with_an_s3_store_the_reports_go_beside_the_bundle(
     api: KubeApiServer, prom: PrometheusServer, truth_of: Callable[[str], dict[str, Any]], seaweed: SeaweedServer,
-    s3env: dict[str, str], s3url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-) -> None:  # fmt: skip
-    for k, v in s3env.items():
-        monkeypatch.setenv(k, v)
-    api.put("canaries", terminal_canary(api), group="flagger.app")  # captured on start-up
+    s3url: str, ended: None, tmp_path: Path,
+) -> None:  # fmt: skip  # captured on start-up
 
     def capture(journal: str) -> list[dict[str, Any]]:
         opts = options(Path("unused"), api, prom, truth_of(NAME), listen=None, render=("html", "pdf"),
@@ -73,14 +78,10 @@ def test_with_an_s3_store_the_reports_go_beside_the_bundle(
     assert len(list(open_store(s3url).bundles())) == 1
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # WeasyPrint's ICC file, as above
 def test_a_store_that_refuses_the_reports_at_first_gets_them_on_the_retry(
     api: KubeApiServer, prom: PrometheusServer, truth_of: Callable[[str], dict[str, Any]], seaweed: SeaweedServer,
-    s3env: dict[str, str], s3url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    s3url: str, ended: None, tmp_path: Path,
 ) -> None:  # fmt: skip
-    for k, v in s3env.items():
-        monkeypatch.setenv(k, v)
-    api.put("canaries", terminal_canary(api), group="flagger.app")
     with S3FaultProxy(seaweed.endpoint, refuse_puts_matching=".reports/") as proxy:  # the bundle goes in, its reports not
         opts = options(Path("unused"), api, prom, truth_of(NAME), listen=None, render=("html",), journal=tmp_path / "j",
                        s3_endpoint=proxy.url, attempts=3, retry_backoff_s=0.3)  # fmt: skip
