@@ -4,7 +4,8 @@ A run is keyed by what the Canary status says about it: ``(uid, lastAppliedSpec,
 lastTransitionTime)`` for the watcher, ``(namespace, name, checksum, phase)`` for a post-rollout
 webhook.  ``offer`` returns True the first time a terminal key is seen; keys of finished
 captures are kept in ``state.json`` beside the journal (written atomically), so a restart never
-captures the same run twice.  Across processes the store's conditional create is what makes a
+captures the same run twice; its ``last_seen`` (the watcher's clock at each heartbeat and at
+stop) tells the next start since when nobody watched.  Across processes the store's conditional create is what makes a
 second bundle impossible; the tracker only saves the work.
 """
 
