@@ -129,6 +129,19 @@ def _at(t: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(t, dt.UTC)
 
 
+def status_warning(canary: dict[str, Any], down_since: float | None) -> str:
+    """Return the manifest warning of a Canary found in a terminal phase on start-up, never captured."""
+    from evidence.canary import normalise_canary
+
+    ended = (normalise_canary(canary)[0].get("status") or {}).get("lastTransitionTime")
+    since = f"since {rfc3339(_at(down_since))}" if down_since else "(no earlier run recorded)"
+    return (
+        f"captured on start-up, after the rollout ended ({ended or 'time unknown'}) while the watcher was not running {since}: "
+        "webhook deliveries of that period were not journalled, and Kubernetes Events older than the API server's "
+        "--event-ttl (1 h by default) may have expired; the events table may lack them"
+    )
+
+
 def lost_evidence(run: EndedRun, since: dt.datetime | None, now: dt.datetime, journalled: int) -> str:
     """Return the manifest warning: how the run was found, and what evidence of it is already lost."""
     down = f"since {rfc3339(since)}" if since else "(no earlier run recorded)"

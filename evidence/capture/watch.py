@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evidence.capture.catchup import status_warning
 from evidence.capture.journal import Journal
 from evidence.capture.metrics import Metrics
 from evidence.capture.options import WatchOptions
@@ -215,6 +216,7 @@ class Watcher:
 
     def _catch_up_metrics(self) -> None:
         """Queue the rollouts Flagger's metrics show ended while no watcher ran (once, after the first lists)."""
+        from evidence.canary import normalise_canary
         from evidence.capture.catchup import capture_window, ended_runs, lost_evidence, same_run
         from evidence.errors import PrometheusError
 
@@ -236,11 +238,7 @@ class Watcher:
         for run in runs:
             if not self.tracker.offer(run.key):
                 continue
-            canary = next(
-                (c for (ns, _), c in self._canaries.items()
-                 if ns == run.namespace and ((c.get("spec") or {}).get("targetRef") or {}).get("name") == run.target),
-                None,
-            )  # fmt: skip
+            canary = next((c for (ns, _), c in self._canaries.items() if ns == run.namespace and _target(c) == run.target), None)
             if canary is None:
                 log.warning(json.dumps({"msg": "ended rollout without a Canary", "namespace": run.namespace, "target": run.target,
                                         "ended": rfc3339(run.ended), "phase": run.phase}))  # fmt: skip
@@ -248,7 +246,7 @@ class Watcher:
             ref = CanaryRef(run.namespace, str(canary["metadata"]["name"]))
             note = lost_evidence(run, since, now, len(self.journal.records(ref.namespace, ref.name, include_done=False)))
             key = [self.tracker.text(run.key)]
-            if same_run(run, canary.get("status") or {}):
+            if same_run(run, normalise_canary(canary)[0].get("status") or {}):
                 self.queue(ref, "Flagger's metrics on start-up", key, [note])
             else:
                 from evidence.collect import DEFAULT_LEAD, DEFAULT_TAIL
@@ -280,21 +278,8 @@ class Watcher:
         key = run_key(obj)
         if key is None or not self.tracker.offer(key):
             return
-        warnings = [self._catch_up_warning(obj)] if kind == "LISTED" else []
+        warnings = [status_warning(obj, self.down_since)] if kind == "LISTED" else []
         self.queue(ref, f"phase {key[3]}", [self.tracker.text(key)], warnings)
-
-    def _catch_up_warning(self, obj: dict[str, Any]) -> str:
-        from evidence.canary import normalise_canary
-
-        status = normalise_canary(obj)[0].get("status") or {}
-        ended = status.get("lastTransitionTime")
-        seen = self.down_since
-        since = f"since {rfc3339(dt.datetime.fromtimestamp(seen, dt.UTC))}" if seen else "(no earlier run recorded)"
-        return (
-            f"captured on start-up, after the rollout ended ({ended or 'time unknown'}) while the watcher was not running {since}: "
-            "webhook deliveries of that period were not journalled, and Kubernetes Events older than the API server's "
-            "--event-ttl (1 h by default) may have expired; the events table may lack them"
-        )
 
     def _on_event(self, kind: str, obj: dict[str, Any]) -> None:
         if kind in ("DELETED", "BOOKMARK"):
@@ -381,6 +366,16 @@ class Watcher:
                 q.warnings.extend(w for w in p.warnings if w not in q.warnings)
                 q.attempt, q.stored = max(q.attempt, again.attempt), q.stored or p.stored
             self._cv.notify_all()
+
+
+def _target(canary: dict[str, Any]) -> str | None:
+    """Return the Canary's targetRef name (what Flagger's metrics call ``name``); None for an unreadable object."""
+    from evidence.canary import CanarySpec
+
+    try:
+        return CanarySpec.from_object(canary).target
+    except (EvidenceError, KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def _slot(ref: CanaryRef, window: Window | None) -> tuple[str, str, str]:
