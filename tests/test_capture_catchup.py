@@ -141,6 +141,7 @@ def test_ended_runs_reads_flaggers_status_gauge(prom: PrometheusServer, truth_of
     assert [(r.target, r.phase, r.source) for r in runs] == [("podinfo", "Failed", "flagger_canary_status")]
     assert runs[0].started == dt.datetime(2026, 11, 20, 10, 0, 15, tzinfo=UTC)
     assert ended_runs(PrometheusSource(prom.url), now, now) == []
+    assert ended_runs(PrometheusSource(prom.url), dt.datetime(2026, 11, 20, 9, 30, tzinfo=UTC), now, ("web",)) == []
 
 
 @pytest.mark.parametrize(

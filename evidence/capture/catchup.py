@@ -35,7 +35,7 @@ STATUS = "flagger_canary_status"
 SUCCESSES, FAILURES = "flagger_canary_successes_total", "flagger_canary_failures_total"
 TICKS = "flagger_canary_duration_seconds_count"
 #: How far before the watcher stopped the status is read, to find where a run that ended later began.
-START_LOOKBACK = dt.timedelta(hours=6)
+START_LOOKBACK = dt.timedelta(hours=2)
 #: The longest outage looked into (Prometheus retention is usually shorter).
 MAX_OUTAGE = dt.timedelta(days=7)
 
@@ -95,8 +95,8 @@ def _counter_ends(points: list[tuple[float, float]], since: float) -> list[float
     return [t for (_, a), (t, b) in itertools.pairwise(points) if t > since and (b > a or 0 < b < a)]
 
 
-def ended_runs(prom: PrometheusSource, since: dt.datetime, now: dt.datetime) -> list[EndedRun]:
-    """Return the rollouts whose end Flagger's metrics place in ``(since, now]``, oldest first."""
+def ended_runs(prom: PrometheusSource, since: dt.datetime, now: dt.datetime, namespaces: tuple[str, ...] = ()) -> list[EndedRun]:
+    """Return the rollouts whose end Flagger's metrics place in ``(since, now]``, oldest first (in ``namespaces``, or all)."""
     since = max(since, now - MAX_OUTAGE)
     seconds = max(1, math.ceil((now - since + START_LOOKBACK).total_seconds()))
     status = _series(prom, STATUS, now, seconds)
@@ -105,6 +105,8 @@ def ended_runs(prom: PrometheusSource, since: dt.datetime, now: dt.datetime) -> 
     s0 = since.timestamp()
     found: list[EndedRun] = []
     for key in sorted(set(status) | set(counted[SUCCESSES]) | set(counted[FAILURES])):
+        if namespaces and key[0] not in namespaces:
+            continue
         streaks = _status_runs(status.get(key, []), s0)
         ends = [(t, "Succeeded", SUCCESSES) for t in _counter_ends(counted[SUCCESSES].get(key, []), s0)]
         ends += [(t, "Failed", FAILURES) for t in _counter_ends(counted[FAILURES].get(key, []), s0)]

@@ -225,7 +225,7 @@ class Watcher:
         since = dt.datetime.fromtimestamp(self.down_since, dt.UTC)
         now = self.options.clock()
         try:
-            runs = ended_runs(self.options.prometheus, since, now)
+            runs = ended_runs(self.options.prometheus, since, now, self.options.namespaces)
         except PrometheusError as exc:
             self._catch_up_attempt += 1
             again = self._catch_up_attempt < self.options.attempts
@@ -240,8 +240,8 @@ class Watcher:
                 continue
             canary = next((c for (ns, _), c in self._canaries.items() if ns == run.namespace and _target(c) == run.target), None)
             if canary is None:
-                log.warning(json.dumps({"msg": "ended rollout without a Canary", "namespace": run.namespace, "target": run.target,
-                                        "ended": rfc3339(run.ended), "phase": run.phase}))  # fmt: skip
+                log.info(json.dumps({"msg": "ended rollout without a watched Canary", "namespace": run.namespace,
+                                     "target": run.target, "ended": rfc3339(run.ended), "phase": run.phase}))  # fmt: skip
                 continue
             ref = CanaryRef(run.namespace, str(canary["metadata"]["name"]))
             note = lost_evidence(run, since, now, len(self.journal.records(ref.namespace, ref.name, include_done=False)))
