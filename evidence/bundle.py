@@ -226,8 +226,10 @@ class BundleWriter:
             raise _output_error(self.parent, exc) from None
         self.files[path.name] = {"rows": arrow.num_rows}
 
-    def commit(self, manifest: dict[str, Any]) -> Path:
+    def commit(self, record: Manifest | Mapping[str, Any]) -> Path:
         """Hash every file, write the manifest, flush, rename into place; return the final path.
+
+        ``record`` is the typed manifest (a mapping is written as given: tests forge manifests).
 
         When another writer put the same bundle (same bundle id) in place first, this one's
         temporary folder is dropped and the existing bundle's path returned.
@@ -236,7 +238,8 @@ class BundleWriter:
             p = self.tmp / name
             info["sha256"] = sha256_file(p)
             info["bytes"] = p.stat().st_size
-        manifest = dict(manifest, files={k: self.files[k] for k in sorted(self.files)}, self_sha256=_ZERO_HASH)
+        body = manifest_to_json(record) if isinstance(record, Manifest) else dict(record)
+        manifest = dict(body, files={k: self.files[k] for k in sorted(self.files)}, self_sha256=_ZERO_HASH)
         text = json.dumps(manifest, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
         # The manifest protects itself: its sha256, computed with this field zeroed, sits in it.
         text = text.replace(f'"self_sha256": "{_ZERO_HASH}"', f'"self_sha256": "{hashlib.sha256(text.encode()).hexdigest()}"')

@@ -24,7 +24,7 @@ import numpy as np
 from evidence.canary import CanarySpec
 from evidence.errors import PrometheusError, PrometheusInvalidQuery, PrometheusTimeout
 from evidence.flagger import METRIC_PROVIDERS, TemplateError, promql_string, re2_escape, render_query
-from evidence.model import Role, ScrapeLabels, Window, rfc3339
+from evidence.model import Gap, GapKind, QueryRecord, Role, ScrapeLabels, Window, rfc3339
 from evidence.progress import Progress
 from evidence.routers import FLAGGER_NAMESPACE_LABELS, TRAEFIK
 from evidence.sources.prometheus import MAX_POINTS, PrometheusSource, range_chunks
@@ -66,33 +66,21 @@ class Query:
     results: list[dict[str, Any]] = field(default_factory=list)
     failed_chunks: list[tuple[dt.datetime, dt.datetime, str]] = field(default_factory=list)
 
-    def manifest(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "purpose": self.purpose,
-            "query": self.promql,
-            "kind": self.kind,
-            "start": rfc3339(self.start),
-            "end": rfc3339(self.end),
-            "status": self.status,
-            "chunks": self.chunks,
-            "series": self.series,
-            "samples": self.samples,
-            "seconds": round(self.seconds, 3),
-        }
+    def record(self) -> QueryRecord:
+        """Return the manifest's record of this query."""
+        extra: dict[str, Any] = {"chunks": self.chunks, "series": self.series, "samples": self.samples}
+        extra["seconds"] = round(self.seconds, 3)
         if self.step_s is not None:
-            out["step_seconds"] = self.step_s
-        if self.metric is not None:
-            out["metric"] = self.metric
+            extra["step_seconds"] = self.step_s
         if self.address is not None:
-            out["address"] = self.address
+            extra["address"] = self.address
         if self.error:
-            out["error"] = self.error
+            extra["error"] = self.error
         if self.invalid:
-            out["invalid"] = True
+            extra["invalid"] = True
         if self.failed_chunks:
-            out["failed_chunks"] = [{"from": rfc3339(a), "to": rfc3339(b)} for a, b, _ in self.failed_chunks]
-        return out
+            extra["failed_chunks"] = [{"from": rfc3339(a), "to": rfc3339(b)} for a, b, _ in self.failed_chunks]
+        return QueryRecord(self.id, self.kind, self.status, self.metric, self.promql, self.purpose, self.start, self.end, extra)
 
 
 DEFAULT_LABELS = ScrapeLabels(TRAEFIK.service_label, FLAGGER_NAMESPACE_LABELS[0], "default")
@@ -216,33 +204,22 @@ def plan_queries(
         "route": spec.target,
     }
     for m in spec.metrics:
-        mname = str(m.get("name", ""))
-        itext = str(m.get("interval") or "1m")
-        tr = m.get("thresholdRange") or {}
-        lo = tr.get("min")
-        hi = tr.get("max")
-        if m.get("threshold") is not None and lo is None and hi is None:
-            # Legacy `threshold`: a minimum for the success rate, a maximum otherwise.
-            if mname == "request-success-rate":
-                lo = m["threshold"]
-            else:
-                hi = m["threshold"]
-        variables = {str(k2): str(v) for k2, v in (m.get("templateVariables") or {}).items()}
-        provider = m.get("_template_provider") or {}
+        mname, itext, lo, hi = m.name, m.interval_text, m.threshold_min, m.threshold_max
+        provider = m.template_provider or {}
         ptype = str(provider.get("type") or "prometheus").lower()
-        if m.get("templateRef") and ptype in OTHER_PROVIDERS:
+        if m.template_ref and ptype in OTHER_PROVIDERS:
             warnings.append(
                 f"metric {mname}: its MetricTemplate's provider is {ptype}, not Prometheus: the check is not re-runnable here "
                 "(its spec is kept in the bundle's objects); Flagger's own verdicts on it are in its events"
             )
             continue
         template = None
-        if mname in BUILTIN_QUERIES and not m.get("templateRef") and not m.get("query"):
+        if mname in BUILTIN_QUERIES and m.builtin:
             template = BUILTIN_QUERIES[mname]
-        elif m.get("query"):
-            template = str(m["query"])
-        elif m.get("templateRef"):
-            template = m.get("_template_query")
+        elif m.query:
+            template = m.query
+        elif m.template_ref:
+            template = m.template_query
             if template is None:
                 warnings.append(f"metric {mname}: its MetricTemplate was not collected, so Flagger's query cannot be re-run")
                 continue
@@ -250,7 +227,7 @@ def plan_queries(
             warnings.append(f"metric {mname}: neither builtin, inline query nor templateRef; skipped")
             continue
         try:
-            promql = render_query(str(template), dict(model, interval=itext), variables)
+            promql = render_query(template, dict(model, interval=itext), m.template_variables)
         except TemplateError as exc:
             warnings.append(f"metric {mname}: Flagger's template does not render ({exc}); Flagger itself would fail this check")
             continue
@@ -265,10 +242,10 @@ def plan_queries(
                 window.end,
                 step_s=step,
                 metric=mname,
-                threshold_min=float(lo) if lo is not None else None,
-                threshold_max=float(hi) if hi is not None else None,
+                threshold_min=lo,
+                threshold_max=hi,
                 unit=unit,
-                address=str(provider["address"]).rstrip("/") if m.get("templateRef") and provider.get("address") else None,
+                address=str(provider["address"]).rstrip("/") if m.template_ref and provider.get("address") else None,
             )
         )
     return qs, warnings
@@ -456,7 +433,7 @@ def build_checks(queries: list[Query]) -> list[dict[str, Any]]:
     return rows
 
 
-def scrape_gaps(series_rows: list[dict[str, Any]], samples: Any, window: Window) -> list[dict[str, Any]]:
+def scrape_gaps(series_rows: list[dict[str, Any]], samples: Any, window: Window) -> list[Gap]:
     """Find holes in the Traefik primary series longer than twice the usual scrape interval."""
     wanted = [r["series_id"] for r in series_rows if r["metric"] == TRAEFIK.requests and r["role"] == Role.PRIMARY]
     if not wanted:
@@ -467,18 +444,17 @@ def scrape_gaps(series_rows: list[dict[str, Any]], samples: Any, window: Window)
         return []
     deltas = [b - a for a, b in itertools.pairwise(times)]
     usual = statistics.median(deltas)
-    gaps = []
-    for a, b in itertools.pairwise(times):
-        if b - a > 2 * usual:
-            gaps.append(
-                {
-                    "kind": "scrape_gap",
-                    "from": rfc3339(dt.datetime.fromtimestamp(a / 1000, UTC)),
-                    "to": rfc3339(dt.datetime.fromtimestamp(b / 1000, UTC)),
-                    "detail": f"no Traefik samples for {(b - a) / 1000:.0f}s (usual scrape interval {usual / 1000:.0f}s): rates across it are uncertain",
-                }
-            )
-    return gaps
+    return [
+        Gap(
+            GapKind.SCRAPE_GAP,
+            None,
+            dt.datetime.fromtimestamp(a / 1000, UTC),
+            dt.datetime.fromtimestamp(b / 1000, UTC),
+            f"no Traefik samples for {(b - a) / 1000:.0f}s (usual scrape interval {usual / 1000:.0f}s): rates across it are uncertain",
+        )
+        for a, b in itertools.pairwise(times)
+        if b - a > 2 * usual
+    ]
 
 
 def empty_hint(q: Query) -> str:

@@ -128,11 +128,7 @@ def check_rollout_limits(canary: Mapping[str, Any], limits: RolloutLimits, max_w
 def grpc_findings(spec: CanarySpec, protocols: list[str]) -> tuple[Finding, ...]:
     """Return the finding that Flagger's builtin success rate cannot see the failures of a gRPC canary."""
 
-    builtin = [
-        str(m.get("name"))
-        for m in spec.metrics
-        if m.get("name") == "request-success-rate" and not m.get("templateRef") and not m.get("query")
-    ]
+    builtin = [m.name for m in spec.metrics if m.name == "request-success-rate" and m.builtin]
     if not protocols or not builtin:
         return ()
     codes = ", ".join(TRAEFIK.grpc_error_codes)
