@@ -658,6 +658,7 @@ def manifest_from_json(m: Mapping[str, Any]) -> Manifest:
             _map(src.get("prometheus")),
             _map(src.get("events")),
             _labels_from_json(src.get("labels")),
+            _str(src.get("router")),
         ),
         queries=tuple(_query_from_json(q) for q in m.get("queries") or [] if isinstance(q, Mapping)),
         gaps=tuple(_gap_from_json(g) for g in m.get("gaps") or [] if isinstance(g, Mapping)),
@@ -718,7 +719,8 @@ def manifest_to_json(m: Manifest) -> dict[str, Any]:
         "collected_at": rfc3339(m.collected_at),
         "tool": m.tool,
         "sources": {"kubernetes": m.sources.kubernetes, "prometheus": m.sources.prometheus, "events": m.sources.events}
-        | ({"labels": scrape_labels_to_json(m.sources.labels)} if m.sources.labels is not None else {}),
+        | ({"labels": scrape_labels_to_json(m.sources.labels)} if m.sources.labels is not None else {})
+        | ({"router": m.sources.router} if m.sources.router is not None else {}),
         "queries": [_query_to_json(q) for q in m.queries],
         "gaps": [_gap_to_json(g) for g in m.gaps],
         "warnings": list(m.warnings),

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from evidence.model import CanaryRef, parse_go_duration
+from evidence.routers import DEFAULT_ROUTER, TrafficMetrics, router_for
 
 DEFAULT_INTERVAL_S = 60.0  # Flagger's AnalysisInterval
 MIN_INTERVAL_S = 10.0  # Flagger's floor for analysis.interval (canary.go GetAnalysisInterval)
@@ -107,6 +108,7 @@ class CanarySpec:
     provider: str | None = None
     metrics_server: str | None = None
     progress_deadline_s: int | None = None
+    router: TrafficMetrics = DEFAULT_ROUTER  # from spec.provider (routers.router_for)
     warnings: tuple[str, ...] = ()
     block: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the analysis as written, for display
 
@@ -124,6 +126,8 @@ class CanarySpec:
         service = spec["service"]
         itext = str(analysis.get("interval") or "60s")
         threshold = int(analysis.get("threshold") or 0)
+        provider = str(spec["provider"]) if spec.get("provider") else None
+        router, unknown = router_for(provider)
         return cls(
             ref=ref,
             target=target,
@@ -144,10 +148,11 @@ class CanarySpec:
             has_analysis=has_analysis,
             skip_analysis=bool(spec.get("skipAnalysis")),
             suspend=bool(spec.get("suspend")),
-            provider=str(spec["provider"]) if spec.get("provider") else None,
+            provider=provider,
             metrics_server=str(spec["metricsServer"]) if spec.get("metricsServer") else None,
             progress_deadline_s=_opt_int(spec.get("progressDeadlineSeconds")),
-            warnings=tuple(warnings),
+            router=router,
+            warnings=tuple(warnings) + ((unknown,) if unknown else ()),
             block=analysis,
         )
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from evidence import __version__
 from evidence.bundle import SCHEMA, SCHEMA_VERSION, bundle_dirname, bundle_writer
-from evidence.canary import CanarySpec, canary_spec, normalise_canary
+from evidence.canary import CanarySpec, normalise_canary
 from evidence.errors import EvidenceError, NotFoundError, PartialError, UsageError
 from evidence.events import (
     attach_k8s,
@@ -54,7 +54,7 @@ from evidence.queries import (
     scrape_gaps,
 )
 from evidence.redact import Redactions, redact_log_line, redact_object, scrub_text, workload_identity
-from evidence.routers import FLAGGER_NAMESPACE_LABELS, LABEL_NAME, TRAEFIK
+from evidence.routers import DEFAULT_ROUTER, FLAGGER_NAMESPACE_LABELS, LABEL_NAME
 from evidence.sources import ClusterData, ClusterSource
 from evidence.sources.prometheus import MAX_POINTS, PrometheusSource
 
@@ -129,7 +129,7 @@ def check_options(options: CollectOptions, now: dt.datetime) -> None:
     if options.service_label is not None and not LABEL_NAME.fullmatch(options.service_label):
         raise UsageError(
             f"--service-label {options.service_label!r} is not a Prometheus label name; give the label Traefik's "
-            f"service name is stored under, e.g. {' or '.join(TRAEFIK.service_labels)}"
+            f"service name is stored under, e.g. {' or '.join(DEFAULT_ROUTER.service_labels)}"
         )
     if options.start is None and options.end is None:
         return
@@ -190,9 +190,9 @@ def collect_rollout(
     check_options(options, now)
     progress.say(f"reading {source.describe()}")
     data = source.read(ref)
-    view, canary_warnings = normalise_canary(data.canary)
-    data.warnings.extend(f"Canary {ref}: {w}" for w in canary_warnings)
-    spec = canary_spec(ref, view)
+    view = normalise_canary(data.canary)[0]
+    spec = CanarySpec.from_object(data.canary, ref)
+    data.warnings.extend(f"Canary {ref}: {w}" for w in spec.warnings)
     progress.say(f"checking Prometheus at {prom.describe()}")
     prom.ping()
 
@@ -272,10 +272,10 @@ def collect_rollout(
         )
     progress.say("writing the bundle")
     series_rows, samples = build_series(queries, spec, scrape)
-    if not any(r["metric"] in TRAEFIK.raw_metrics for r in series_rows):
+    if not any(r["metric"] in spec.router.raw_metrics for r in series_rows):
         missing = (
-            f"no {TRAEFIK.name} series for {ref} in the window (neither {spec.primary_service} nor {spec.canary_service}): "
-            "the bundle would hold no traffic evidence. Likely causes: " + "; ".join(TRAEFIK.no_series_causes)
+            f"no {spec.router.title} series for {ref} in the window (neither {spec.primary_service} nor {spec.canary_service}): "
+            "the bundle would hold no traffic evidence. Likely causes: " + "; ".join(spec.router.no_series_causes)
         )
         if not options.allow_partial:
             progress.done()
@@ -293,7 +293,7 @@ def collect_rollout(
             gaps.append(Gap(GapKind.QUERY_EMPTY, q.id, None, None, empty_hint(q)))
         if q.kind == "range" and q.error:
             warnings.append(f"{q.id}: {q.error}")
-    gaps.extend(scrape_gaps(series_rows, samples, window))
+    gaps.extend(scrape_gaps(series_rows, samples, spec.router))
     if spec.apex != spec.target:
         warnings.append(
             f"spec.service.name {spec.apex!r} differs from targetRef {spec.target!r}: Flagger's builtin Traefik queries use the "
@@ -339,6 +339,7 @@ def collect_rollout(
                     "kubernetes_only_rows": stats["k8s_only"],
                 },
                 labels=scrape,
+                router=spec.router.name,
             ),
             queries=tuple(_scrubbed(q.record(), known) for q in queries),
             gaps=tuple(gaps),

@@ -341,6 +341,7 @@ class Provenance:
     prometheus: dict[str, Any]
     events: dict[str, Any]
     labels: ScrapeLabels | None = None  # None: a bundle written before labels were recorded
+    router: str | None = None  # the traffic router whose series these are (None: written before routers were recorded)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from evidence.errors import PrometheusError, PrometheusInvalidQuery, PrometheusT
 from evidence.flagger import METRIC_PROVIDERS, TemplateError, promql_string, re2_escape, render_query
 from evidence.model import Gap, GapKind, QueryRecord, Role, ScrapeLabels, Window, rfc3339
 from evidence.progress import Progress
-from evidence.routers import FLAGGER_NAMESPACE_LABELS, TRAEFIK
+from evidence.routers import DEFAULT_ROUTER, FLAGGER_NAMESPACE_LABELS, TrafficMetrics
 from evidence.sources.prometheus import MAX_POINTS, PrometheusSource, range_chunks
 
 UTC = dt.UTC
@@ -34,7 +34,6 @@ _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 RAW_CHUNK = dt.timedelta(hours=2)
 #: After this many timed-out chunks of one query, its remaining chunks are not attempted.
 MAX_TIMEOUTS = 2
-BUILTIN_QUERIES = TRAEFIK.builtin_queries
 #: MetricTemplate provider types that are not Prometheus (crd.yaml's enum); an unknown type is
 #: Prometheus to Flagger (``pkg/metrics/providers/factory.go`` falls back with a warning).
 OTHER_PROVIDERS = frozenset(METRIC_PROVIDERS) - {"prometheus"}
@@ -83,7 +82,7 @@ class Query:
         return QueryRecord(self.id, self.kind, self.status, self.metric, self.promql, self.purpose, self.start, self.end, extra)
 
 
-DEFAULT_LABELS = ScrapeLabels(TRAEFIK.service_label, FLAGGER_NAMESPACE_LABELS[0], "default")
+DEFAULT_LABELS = ScrapeLabels(DEFAULT_ROUTER.service_label, FLAGGER_NAMESPACE_LABELS[0], "default")
 
 
 def detect_labels(
@@ -98,7 +97,7 @@ def detect_labels(
     """
     secs = max(1, math.ceil((window.end - window.start).total_seconds()))
     ns = spec.ref.namespace
-    svc_re = promql_string(TRAEFIK.services_regex(ns, spec.apex, spec.port, (Role.PRIMARY, Role.CANARY)))
+    svc_re = promql_string(spec.router.services_regex(ns, spec.apex, spec.port, (Role.PRIMARY, Role.CANARY)))
     warnings: list[str] = []
 
     def has(selector: str) -> bool:
@@ -110,17 +109,17 @@ def detect_labels(
 
     service = service_label
     if service is None:
-        service = next((lab for lab in TRAEFIK.service_labels if has(f"{TRAEFIK.requests}{{{lab}=~{svc_re}}}")), None)
+        service = next((lab for lab in spec.router.service_labels if has(f"{spec.router.requests}{{{lab}=~{svc_re}}}")), None)
     nsq, tgt = promql_string(ns), promql_string(spec.target)
     namespace = next((lab for lab in FLAGGER_NAMESPACE_LABELS if has(f"flagger_canary_status{{{lab}={nsq},name={tgt}}}")), None)
     chosen = "--service-label" if service_label else "detected" if service or namespace else "default"
-    if service and service != TRAEFIK.service_label and not service_label:
+    if service and service != spec.router.service_label and not service_label:
         warnings.append(
-            f"Traefik's service label is stored as `{service}` (a scrape without honorLabels, e.g. kube-prometheus-stack's "
+            f"{spec.router.title}'s service label is stored as `{service}` (a scrape without honorLabels, e.g. kube-prometheus-stack's "
             f"ServiceMonitor): the raw samples were read by `{service}`, but Flagger's builtin queries select "
-            f"`{TRAEFIK.service_label}=~…` and see nothing; set honorLabels: true on the ServiceMonitor"
+            f"`{spec.router.service_label}=~…` and see nothing; set honorLabels: true on the ServiceMonitor"
         )
-    found = ScrapeLabels(service or DEFAULT_LABELS.service, namespace or DEFAULT_LABELS.namespace, chosen)
+    found = ScrapeLabels(service or spec.router.service_label, namespace or DEFAULT_LABELS.namespace, chosen)
     return found, list(dict.fromkeys(warnings))
 
 
@@ -130,10 +129,10 @@ def plan_queries(
     """Return the queries to run for a rollout window, and warnings about the plan."""
     warnings: list[str] = []
     ns = spec.ref.namespace
-    svc_re = TRAEFIK.services_regex(ns, spec.apex, spec.port, (Role.PRIMARY, Role.CANARY))
+    svc_re = spec.router.services_regex(ns, spec.apex, spec.port, (Role.PRIMARY, Role.CANARY))
     selector = "{" + labels.service + "=~" + promql_string(svc_re) + "}"
     qs: list[Query] = []
-    for raw_metric in TRAEFIK.raw_metrics:
+    for raw_metric in spec.router.raw_metrics:
         qs.append(
             Query(
                 f"raw:{raw_metric}",
@@ -214,8 +213,8 @@ def plan_queries(
             )
             continue
         template = None
-        if mname in BUILTIN_QUERIES and m.builtin:
-            template = BUILTIN_QUERIES[mname]
+        if mname in spec.router.builtin_queries and m.builtin:
+            template = spec.router.builtin_queries[mname]
         elif m.query:
             template = m.query
         elif m.template_ref:
@@ -338,7 +337,7 @@ def run_queries(
 def _role(metric: str, labels: dict[str, str], spec: CanarySpec, service_label: str) -> str:
     if metric.startswith("flagger_"):
         return "flagger"
-    return TRAEFIK.role_of(labels, spec.apex, service_label).value
+    return spec.router.role_of(labels, spec.apex, service_label).value
 
 
 def build_series(
@@ -369,8 +368,8 @@ def build_series(
                         "metric": metric,
                         "role": _role(metric, labels, spec, scrape.service),
                         "service": labels.get(scrape.service),
-                        "code": labels.get(TRAEFIK.code_label),
-                        "le": labels.get(TRAEFIK.bucket_label),
+                        "code": labels.get(spec.router.code_label),
+                        "le": labels.get(spec.router.bucket_label),
                         "labels": json.dumps(dict(sorted(labels.items())), separators=(",", ":")),
                         "query_id": q.id,
                     }
@@ -433,9 +432,9 @@ def build_checks(queries: list[Query]) -> list[dict[str, Any]]:
     return rows
 
 
-def scrape_gaps(series_rows: list[dict[str, Any]], samples: Any, window: Window) -> list[Gap]:
-    """Find holes in the Traefik primary series longer than twice the usual scrape interval."""
-    wanted = [r["series_id"] for r in series_rows if r["metric"] == TRAEFIK.requests and r["role"] == Role.PRIMARY]
+def scrape_gaps(series_rows: list[dict[str, Any]], samples: Any, router: TrafficMetrics) -> list[Gap]:
+    """Find holes in the router's primary series longer than twice the usual scrape interval."""
+    wanted = [r["series_id"] for r in series_rows if r["metric"] == router.requests and r["role"] == Role.PRIMARY]
     if not wanted:
         return []
     stamps = samples.loc[samples["series_id"].isin(wanted), "timestamp"]
@@ -450,7 +449,7 @@ def scrape_gaps(series_rows: list[dict[str, Any]], samples: Any, window: Window)
             None,
             dt.datetime.fromtimestamp(a / 1000, UTC),
             dt.datetime.fromtimestamp(b / 1000, UTC),
-            f"no Traefik samples for {(b - a) / 1000:.0f}s (usual scrape interval {usual / 1000:.0f}s): rates across it are uncertain",
+            f"no {router.title} samples for {(b - a) / 1000:.0f}s (usual scrape interval {usual / 1000:.0f}s): rates across it are uncertain",
         )
         for a, b in itertools.pairwise(times)
         if b - a > 2 * usual
