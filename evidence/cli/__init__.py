@@ -147,6 +147,14 @@ _FLAGGER_SELECTOR = click.option(
 )
 
 
+def _s3_endpoint_option(target: str = "an s3:// store") -> Callable[[F], F]:
+    return click.option("--s3-endpoint", metavar="URL", help=f"S3 endpoint for {target} (default: $AWS_ENDPOINT_URL, else AWS).")
+
+
+def _bundles_out_option(help: str) -> Callable[[F], F]:
+    return click.option("--out", default="bundles", show_default=True, metavar="DIR|s3://BUCKET/PREFIX", help=help)
+
+
 def _prometheus_option(help: str) -> Callable[[F], F]:
     return click.option("--prometheus", "prometheus_url", envvar="EVIDENCE_PROMETHEUS_URL", metavar="URL", help=help)
 
@@ -268,7 +276,7 @@ def kubectl_main() -> None:
 @click.option(
     "--journal", metavar="DIR", type=click.Path(), help="Event journal folder (default: STORE/journal; needed for s3://)."
 )
-@click.option("--s3-endpoint", metavar="URL", help="S3 endpoint for an s3:// store (default: $AWS_ENDPOINT_URL, else AWS).")
+@_s3_endpoint_option()
 @handle_errors
 def watch(
     store: str,

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from evidence.cli import _output_option, cli, handle_errors
+from evidence.cli import _output_option, _s3_endpoint_option, cli, handle_errors
 
 
 @cli.command(short_help="Create an ECDSA P-256 key pair for signing bundles.")
@@ -44,7 +44,7 @@ def sign(bundle: str, key: str, force: bool) -> None:
 @cli.command(short_help="Copy a bundle into an archive store (folder or s3://).")
 @click.argument("bundle", type=click.Path())
 @click.argument("store")
-@click.option("--s3-endpoint", metavar="URL", help="S3 endpoint (default: $AWS_ENDPOINT_URL, else AWS).")
+@_s3_endpoint_option("an s3:// STORE")
 @click.option(
     "--supersede", is_flag=True, help="Store it even if the rollout is archived: keep the old copy, record this as its successor."
 )
@@ -77,7 +77,7 @@ def push(bundle: str, store: str, s3_endpoint: str | None, supersede: bool, reta
 @click.argument("target")
 @click.option("--key", "key", metavar="PUB", help="Public key: require a valid signature whose subjects match the files.")
 @click.option("--expect-sha256", metavar="HASH", help="Require this sha256 of manifest.json.")
-@click.option("--s3-endpoint", metavar="URL", help="S3 endpoint for an s3:// store.")
+@_s3_endpoint_option()
 @_output_option(("table", "json", "yaml"))
 @handle_errors
 def verify(target: str, key: str | None, expect_sha256: str | None, s3_endpoint: str | None, output: str) -> None:
@@ -133,7 +133,7 @@ def verify(target: str, key: str | None, expect_sha256: str | None, s3_endpoint:
 @click.option(
     "--key", "key", metavar="PUB", help="Public key: fill `verified` (the row's manifest and summary are signed by it)."
 )
-@click.option("--s3-endpoint", metavar="URL", help="S3 endpoint for an s3:// store.")
+@_s3_endpoint_option()
 @_output_option(("table", "json", "csv"))
 @handle_errors
 def history(

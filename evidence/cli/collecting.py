@@ -16,10 +16,12 @@ from evidence.cli import (
     _REQUEST_TIMEOUT,
     DURATION,
     TIME,
+    _bundles_out_option,
     _canary_ref,
     _cluster_source,
     _flagger_prometheus,
     _prometheus_option,
+    _s3_endpoint_option,
     cli,
     handle_errors,
 )
@@ -59,14 +61,8 @@ from evidence.cli import (
 @click.option("--lead", type=DURATION, default="10m", show_default=True, help="Time before the rollout to include.")
 @click.option("--tail", type=DURATION, default="10m", show_default=True, help="Time after the rollout to include.")
 @click.option("--max-window", type=DURATION, default="168h", show_default=True, help="Refuse windows longer than this.")
-@click.option(
-    "--out",
-    default="bundles",
-    show_default=True,
-    metavar="DIR|s3://BUCKET/PREFIX",
-    help="Parent folder for the bundle, or an archive store.",
-)
-@click.option("--s3-endpoint", metavar="URL", help="S3 endpoint for an s3:// --out (default: $AWS_ENDPOINT_URL, else AWS).")
+@_bundles_out_option("Parent folder for the bundle, or an archive store.")
+@_s3_endpoint_option("an s3:// --out")
 @click.option("--legal-hold", is_flag=True, help="Record legal_hold in the manifest (an S3 store then puts its objects on hold).")
 @click.option(
     "--supersede", is_flag=True, help="With an s3:// --out: store a rollout already archived as the successor of the stored copy."
