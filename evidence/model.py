@@ -285,7 +285,7 @@ def from_epoch_ms(ms: int | float) -> dt.datetime:
     return dt.datetime.fromtimestamp(float(ms) / 1000, tz=UTC)
 
 
-# ----- the bundle's manifest, typed (read and written only by bundle.py) ---------------------------
+# ----- the bundle's manifest, typed (read and written only by bundle/) ------------------------------
 
 
 @dataclass(frozen=True)
