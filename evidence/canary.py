@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from evidence.model import CanaryRef, parse_go_duration
+from evidence.routers import DEFAULT_ROUTER, TrafficMetrics, router_for
 
 DEFAULT_INTERVAL_S = 60.0  # Flagger's AnalysisInterval
 MIN_INTERVAL_S = 10.0  # Flagger's floor for analysis.interval (canary.go GetAnalysisInterval)
@@ -13,14 +14,54 @@ MIN_INTERVAL_S = 10.0  # Flagger's floor for analysis.interval (canary.go GetAna
 
 @dataclass(frozen=True)
 class MetricCheck:
-    """One metric of the Canary's analysis, as Flagger checks it at every tick."""
+    """One metric of the Canary's analysis, as Flagger checks it at every tick.
+
+    ``template_query``/``template_provider`` are the referenced MetricTemplate's, once collect
+    has read it (``CanarySpec.with_templates``); None before, or when it was not found.
+    """
 
     name: str
     template_ref: tuple[str, str] | None  # (namespace, name); the namespace defaults to the Canary's
     threshold_min: float | None
     threshold_max: float | None
-    interval: str | None
-    query: str | None
+    interval: str | None  # as written; Flagger's default is 1m (``interval_text``)
+    query: str | None  # an inline query
+    template_variables: dict[str, str] = field(default_factory=dict)
+    template_query: str | None = None
+    template_provider: dict[str, Any] | None = None
+
+    @classmethod
+    def from_entry(cls, m: dict[str, Any], namespace: str) -> MetricCheck:
+        """Read one normalised ``analysis.metrics[]`` entry (the legacy ``threshold`` included)."""
+        name = str(m.get("name") or "")
+        tr, ref = m.get("thresholdRange") or {}, m.get("templateRef")
+        lo, hi = _opt_float(tr.get("min")), _opt_float(tr.get("max"))
+        legacy = _opt_float(m.get("threshold"))
+        if legacy is not None and lo is None and hi is None:
+            # Legacy `threshold`: a minimum for the success rate, a maximum otherwise.
+            lo, hi = (legacy, None) if name == "request-success-rate" else (None, legacy)
+        return cls(
+            name=name,
+            template_ref=(str(ref.get("namespace") or namespace), str(ref["name"])) if ref and ref.get("name") else None,
+            threshold_min=lo,
+            threshold_max=hi,
+            interval=str(m["interval"]) if m.get("interval") else None,
+            query=str(m["query"]) if m.get("query") else None,
+            template_variables={str(k): str(v) for k, v in (m.get("templateVariables") or {}).items()},
+        )
+
+    @property
+    def builtin(self) -> bool:
+        """Flagger's builtin check of this name (no template, no inline query)."""
+        return self.template_ref is None and self.query is None
+
+    @property
+    def interval_text(self) -> str:
+        return self.interval or "1m"
+
+
+def _opt_float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def interval_seconds(text: object) -> float:
@@ -52,7 +93,7 @@ class CanarySpec:
     interval_s: float
     interval_text: str
     threshold: int
-    metrics: list[dict[str, Any]]
+    metrics: tuple[MetricCheck, ...]
     webhooks: tuple[dict[str, Any], ...] = ()
     alerts: tuple[dict[str, Any], ...] = ()
     step_weight: int | None = None
@@ -67,6 +108,7 @@ class CanarySpec:
     provider: str | None = None
     metrics_server: str | None = None
     progress_deadline_s: int | None = None
+    router: TrafficMetrics = DEFAULT_ROUTER  # from spec.provider (routers.router_for)
     warnings: tuple[str, ...] = ()
     block: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the analysis as written, for display
 
@@ -84,6 +126,8 @@ class CanarySpec:
         service = spec["service"]
         itext = str(analysis.get("interval") or "60s")
         threshold = int(analysis.get("threshold") or 0)
+        provider = str(spec["provider"]) if spec.get("provider") else None
+        router, unknown = router_for(provider)
         return cls(
             ref=ref,
             target=target,
@@ -92,7 +136,7 @@ class CanarySpec:
             interval_s=interval_seconds(itext),
             interval_text=itext,
             threshold=threshold if threshold > 0 else 1,
-            metrics=list(analysis["metrics"]),
+            metrics=tuple(MetricCheck.from_entry(m, ref.namespace) for m in analysis["metrics"]),
             webhooks=tuple(analysis["webhooks"]),
             alerts=tuple(analysis["alerts"]),
             step_weight=_opt_int(analysis.get("stepWeight")),
@@ -104,10 +148,11 @@ class CanarySpec:
             has_analysis=has_analysis,
             skip_analysis=bool(spec.get("skipAnalysis")),
             suspend=bool(spec.get("suspend")),
-            provider=str(spec["provider"]) if spec.get("provider") else None,
+            provider=provider,
             metrics_server=str(spec["metricsServer"]) if spec.get("metricsServer") else None,
             progress_deadline_s=_opt_int(spec.get("progressDeadlineSeconds")),
-            warnings=tuple(warnings),
+            router=router,
+            warnings=tuple(warnings) + ((unknown,) if unknown else ()),
             block=analysis,
         )
 
@@ -122,31 +167,28 @@ class CanarySpec:
     @property
     def metric_names(self) -> list[str]:
         """The names of the analysis' metrics, in the spec's order."""
-        return [str(m["name"]) for m in self.metrics if m.get("name")]
+        return [m.name for m in self.metrics if m.name]
 
-    @property
-    def metric_checks(self) -> tuple[MetricCheck, ...]:
-        """The analysis' metrics as typed records."""
-        out = []
+    def template_refs(self) -> list[tuple[str, str]]:
+        """The (namespace, name) of every MetricTemplate the metrics reference, once each, in order."""
+        return list(dict.fromkeys(m.template_ref for m in self.metrics if m.template_ref is not None))
+
+    def with_templates(self, templates: list[dict[str, Any]]) -> CanarySpec:
+        """Return this spec with each referenced MetricTemplate's query and provider filled in."""
+        found = {
+            (str((t.get("metadata") or {}).get("namespace") or self.ref.namespace), str((t.get("metadata") or {}).get("name"))): t
+            for t in templates
+        }
+        metrics = []
         for m in self.metrics:
-            tr, ref = m.get("thresholdRange") or {}, m.get("templateRef")
-            out.append(
-                MetricCheck(
-                    name=str(m.get("name") or ""),
-                    template_ref=(str(ref.get("namespace") or self.ref.namespace), str(ref["name"]))
-                    if ref and ref.get("name")
-                    else None,
-                    threshold_min=tr.get("min"),
-                    threshold_max=tr.get("max"),
-                    interval=m.get("interval"),
-                    query=m.get("query"),
-                )
-            )
-        return tuple(out)
-
-    def template_refs(self) -> set[tuple[str, str]]:
-        """The (namespace, name) of every MetricTemplate the metrics reference."""
-        return {c.template_ref for c in self.metric_checks if c.template_ref is not None}
+            t = found.get(m.template_ref) if m.template_ref else None
+            if t is not None:
+                tspec = t.get("spec") or {}
+                provider = tspec.get("provider") if isinstance(tspec.get("provider"), dict) else {}
+                q = tspec.get("query")
+                m = replace(m, template_query=str(q) if q is not None else None, template_provider=provider)
+            metrics.append(m)
+        return replace(self, metrics=tuple(metrics))
 
     def provider_refs(self) -> set[tuple[str, str]]:
         """The (namespace, name) of every AlertProvider the alerts reference."""

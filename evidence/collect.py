@@ -11,13 +11,13 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from evidence import __version__
-from evidence.bundle import SCHEMA, SCHEMA_VERSION, bundle_dirname, bundle_writer, scrape_labels_to_json
-from evidence.canary import CanarySpec, canary_spec, normalise_canary
+from evidence.bundle import SCHEMA, SCHEMA_VERSION, bundle_dirname, bundle_writer
+from evidence.canary import CanarySpec, normalise_canary
 from evidence.errors import EvidenceError, NotFoundError, PartialError, UsageError
 from evidence.events import (
     attach_k8s,
@@ -30,7 +30,18 @@ from evidence.events import (
 )
 from evidence.flagger import promql_string
 from evidence.identity import UNKNOWN_CLUSTER, bundle_id_for, rollout_id
-from evidence.model import CanaryRef, Window, rfc3339
+from evidence.model import (
+    CanaryRef,
+    Gap,
+    GapKind,
+    Manifest,
+    ManifestCanary,
+    Provenance,
+    QueryRecord,
+    RolloutSpan,
+    Window,
+    rfc3339,
+)
 from evidence.progress import Progress
 from evidence.queries import (
     Query,
@@ -43,7 +54,7 @@ from evidence.queries import (
     scrape_gaps,
 )
 from evidence.redact import Redactions, redact_log_line, redact_object, scrub_text, workload_identity
-from evidence.routers import FLAGGER_NAMESPACE_LABELS, LABEL_NAME, TRAEFIK
+from evidence.routers import DEFAULT_ROUTER, FLAGGER_NAMESPACE_LABELS, LABEL_NAME
 from evidence.sources import ClusterData, ClusterSource
 from evidence.sources.prometheus import MAX_POINTS, PrometheusSource
 
@@ -52,6 +63,7 @@ DEFAULT_LEAD = dt.timedelta(minutes=10)
 DEFAULT_TAIL = dt.timedelta(minutes=10)
 DEFAULT_MAX_WINDOW = dt.timedelta(days=7)
 FUTURE_SLACK = dt.timedelta(minutes=5)  # clock skew between this machine and the cluster
+_R = TypeVar("_R", QueryRecord, Gap)
 
 
 @dataclass(frozen=True)
@@ -74,7 +86,7 @@ class CollectOptions:
 
 def decide_window(
     spec: CanarySpec, rows: list[Any], options: CollectOptions, prom: PrometheusSource, now: dt.datetime
-) -> tuple[Window, dict[str, Any]]:
+) -> tuple[Window, RolloutSpan]:
     """Return the collection window and the latest rollout found in it.
 
     Without --start/--end the window is the latest rollout widened by the lead and tail; with
@@ -91,23 +103,23 @@ def decide_window(
     else:
         found = find_latest_rollout(rows)
         lookback = (now - options.lookback, now)
-    rollout: dict[str, Any] = {"start": None, "end": None, "detected_from": None}
-    if found is not None:
-        rollout = {"start": found[0], "end": found[1], "detected_from": "events"}
-    else:
+    rollout = RolloutSpan(None, None, None, False)
+    if found is None:
         from_weights = rollout_from_weights(spec, prom, *lookback)
         if from_weights is not None:
-            rollout = {"start": from_weights[0], "end": from_weights[1], "detected_from": "flagger_canary_weight"}
+            rollout = RolloutSpan(from_weights[0], from_weights[1], "flagger_canary_weight", from_weights[1] is None)
+    else:
+        rollout = RolloutSpan(found[0], found[1], "events", found[1] is None)
     if explicit:
         return Window(start, end), rollout
-    if rollout["start"] is None:
+    if rollout.start is None:
         raise NotFoundError(
             f"no rollout of canary {spec.ref} found: no 'New revision detected!' event in the cluster's events or "
             f"Flagger's logs, and flagger_canary_weight shows no canary traffic in the last {_human(options.lookback)}; "
             "events expire after 1 h — pass --start and --end to collect a window explicitly"
         )
-    start = rollout["start"] - options.lead
-    end = min((rollout["end"] or now) + options.tail, max(now, rollout["start"]))
+    start = rollout.start - options.lead
+    end = min((rollout.end or now) + options.tail, max(now, rollout.start))
     _check_window(start, end, options)
     return Window(start, end), rollout
 
@@ -117,7 +129,7 @@ def check_options(options: CollectOptions, now: dt.datetime) -> None:
     if options.service_label is not None and not LABEL_NAME.fullmatch(options.service_label):
         raise UsageError(
             f"--service-label {options.service_label!r} is not a Prometheus label name; give the label Traefik's "
-            f"service name is stored under, e.g. {' or '.join(TRAEFIK.service_labels)}"
+            f"service name is stored under, e.g. {' or '.join(DEFAULT_ROUTER.service_labels)}"
         )
     if options.start is None and options.end is None:
         return
@@ -178,9 +190,9 @@ def collect_rollout(
     check_options(options, now)
     progress.say(f"reading {source.describe()}")
     data = source.read(ref)
-    view, canary_warnings = normalise_canary(data.canary)
-    data.warnings.extend(f"Canary {ref}: {w}" for w in canary_warnings)
-    spec = canary_spec(ref, view)
+    view = normalise_canary(data.canary)[0]
+    spec = CanarySpec.from_object(data.canary, ref)
+    data.warnings.extend(f"Canary {ref}: {w}" for w in spec.warnings)
     progress.say(f"checking Prometheus at {prom.describe()}")
     prom.ping()
 
@@ -190,7 +202,7 @@ def collect_rollout(
     # First pass: date every Kubernetes Event by its latest occurrence to find the rollout.
     probe, _ = attach_k8s([replace(o, sources=list(o.sources)) for o in lossless], data.events, None)
     window, rollout = decide_window(spec, probe, options, prom, now)
-    rows, stats = attach_k8s(lossless, data.events, rollout["start"] or window.start)
+    rows, stats = attach_k8s(lossless, data.events, rollout.start or window.start)
     rows = [o for o in rows if window.start <= o.time <= window.end]
 
     cluster = options.cluster or data.cluster or UNKNOWN_CLUSTER
@@ -199,35 +211,21 @@ def collect_rollout(
         cluster,
         ref.namespace,
         ref.name,
-        rollout["start"],
+        rollout.start,
         str(last_applied) if last_applied else None,
         (window.start, window.end),
     )
     bundle_id = bundle_id_for(rid)
-    name = bundle_dirname(ref.namespace, ref.name, rollout["start"] or window.start, bundle_id)
+    name = bundle_dirname(ref.namespace, ref.name, rollout.start or window.start, bundle_id)
     existing = existing_bundle(Path(options.out), bundle_id)
     if existing is not None:
         progress.done()
         progress.warn(f"a bundle of this rollout is already in {options.out}: {existing} (nothing collected)")
         return existing
 
-    templates = {
-        (o.get("metadata", {}).get("namespace") or ref.namespace, o.get("metadata", {}).get("name")): o
-        for o in data.metric_templates
-    }
-    metrics = []
-    for m in spec.metrics:
-        tref = m.get("templateRef")
-        if isinstance(tref, dict):
-            t = templates.get((tref.get("namespace") or ref.namespace, tref.get("name")))
-            if t is not None:
-                tspec = t.get("spec") or {}
-                provider = tspec.get("provider") if isinstance(tspec.get("provider"), dict) else {}
-                m = dict(m, _template_query=tspec.get("query"), _template_provider=provider)
-        metrics.append(m)
-    spec = replace(spec, metrics=metrics)
+    spec = spec.with_templates(data.metric_templates)
     scrape, label_warnings = detect_labels(prom, spec, window, options.service_label)
-    queries, plan_warnings = plan_queries(spec, window, rollout["start"], scrape)
+    queries, plan_warnings = plan_queries(spec, window, rollout.start, scrape)
     plan_warnings = label_warnings + plan_warnings
     sources = _template_sources(prom, queries, plan_warnings)
     # The cluster-side tables are built while Prometheus answers.
@@ -274,10 +272,10 @@ def collect_rollout(
         )
     progress.say("writing the bundle")
     series_rows, samples = build_series(queries, spec, scrape)
-    if not any(r["metric"] in TRAEFIK.raw_metrics for r in series_rows):
+    if not any(r["metric"] in spec.router.raw_metrics for r in series_rows):
         missing = (
-            f"no {TRAEFIK.name} series for {ref} in the window (neither {spec.primary_service} nor {spec.canary_service}): "
-            "the bundle would hold no traffic evidence. Likely causes: " + "; ".join(TRAEFIK.no_series_causes)
+            f"no {spec.router.title} series for {ref} in the window (neither {spec.primary_service} nor {spec.canary_service}): "
+            "the bundle would hold no traffic evidence. Likely causes: " + "; ".join(spec.router.no_series_causes)
         )
         if not options.allow_partial:
             progress.done()
@@ -285,18 +283,17 @@ def collect_rollout(
         plan_warnings.append(missing)
     check_rows = build_checks(queries)
 
-    gaps: list[dict[str, Any]] = []
+    gaps: list[Gap] = []
     warnings: list[str] = list(data.warnings) + plan_warnings
     for q in queries:
         if q.status == "failed":
-            kind = "query_invalid" if q.invalid else "query_failed"
-            for a, b, err in q.failed_chunks:
-                gaps.append({"kind": kind, "query": q.id, "from": rfc3339(a), "to": rfc3339(b), "detail": err})
+            kind = GapKind.QUERY_INVALID if q.invalid else GapKind.QUERY_FAILED
+            gaps.extend(Gap(kind, q.id, a, b, err) for a, b, err in q.failed_chunks)
         elif q.status == "empty":
-            gaps.append({"kind": "query_empty", "query": q.id, "detail": empty_hint(q)})
+            gaps.append(Gap(GapKind.QUERY_EMPTY, q.id, None, None, empty_hint(q)))
         if q.kind == "range" and q.error:
             warnings.append(f"{q.id}: {q.error}")
-    gaps.extend(scrape_gaps(series_rows, samples, window))
+    gaps.extend(scrape_gaps(series_rows, samples, spec.router))
     if spec.apex != spec.target:
         warnings.append(
             f"spec.service.name {spec.apex!r} differs from targetRef {spec.target!r}: Flagger's builtin Traefik queries use the "
@@ -316,51 +313,39 @@ def collect_rollout(
         checks = pd.DataFrame(check_rows, columns=_cols("checks"))
         checks["timestamp"] = pd.to_datetime(checks["timestamp"], unit="ms", utc=True)
         w.write_table("checks", checks)
-        manifest = {
-            "schema": SCHEMA,
-            "schema_version": SCHEMA_VERSION,
-            "bundle_id": bundle_id,
-            "rollout_id": rid,
-            "cluster": {"name": cluster, "from": "--cluster" if options.cluster else "source" if data.cluster else "unknown"},
-            "canary": {
-                "namespace": ref.namespace,
-                "name": ref.name,
-                "target": spec.target,
-                "service": spec.apex,
-                "port": spec.port,
-            },
-            "window": {
-                "start": rfc3339(window.start),
-                "end": rfc3339(window.end),
-                "chosen": "explicit --start/--end"
-                if options.start or options.end
-                else f"latest rollout, widened by lead {_human(options.lead)} and tail {_human(options.tail)}",
-            },
-            "rollout": {
-                "start": rfc3339(rollout["start"]),
-                "end": rfc3339(rollout["end"]),
-                "detected_from": rollout["detected_from"],
-                "in_progress": rollout["start"] is not None and rollout["end"] is None,
-            },
-            "analysis": {"interval_seconds": spec.interval_s, "threshold": spec.threshold},
-            "collected_at": rfc3339(now),
-            "tool": {"name": "evidence", "version": __version__},
-            "sources": {
-                "kubernetes": {"kind": data.source_kind, "location": data.source},
-                "prometheus": {"url": prom.describe(), "auth": prom.auth.kinds(), "headers": sorted(prom.auth.headers)},
-                "labels": scrape_labels_to_json(scrape),
-                "events": {
+        manifest = Manifest(
+            schema=SCHEMA,
+            schema_version=SCHEMA_VERSION,
+            bundle_id=bundle_id,
+            rollout_id=rid,
+            cluster={"name": cluster, "from": "--cluster" if options.cluster else "source" if data.cluster else "unknown"},
+            canary=ManifestCanary(ref.namespace, ref.name, spec.target, spec.apex, spec.port),
+            window=window,
+            window_chosen="explicit --start/--end"
+            if options.start or options.end
+            else f"latest rollout, widened by lead {_human(options.lead)} and tail {_human(options.tail)}",
+            rollout=rollout,
+            interval_seconds=spec.interval_s,
+            threshold=spec.threshold,
+            collected_at=now,
+            tool={"name": "evidence", "version": __version__},
+            sources=Provenance(
+                kubernetes={"kind": data.source_kind, "location": data.source},
+                prometheus={"url": prom.describe(), "auth": prom.auth.kinds(), "headers": sorted(prom.auth.headers)},
+                events={
                     "webhook": len(hook_rows),
                     "log": len(log_rows),
                     "kubernetes": stats["k8s_events"],
                     "kubernetes_only_rows": stats["k8s_only"],
                 },
-            },
-            "queries": [_scrubbed(q.manifest(), known) for q in queries],
-            "gaps": gaps,
-            "warnings": warnings,
-            "redaction": red.manifest(),
-            "counts": {
+                labels=scrape,
+                router=spec.router.name,
+            ),
+            queries=tuple(_scrubbed(q.record(), known) for q in queries),
+            gaps=tuple(gaps),
+            warnings=tuple(warnings),
+            redaction=red.record(),
+            counts={
                 "objects": len(objects),
                 "events": len(events),
                 "log_lines": len(logs),
@@ -368,8 +353,11 @@ def collect_rollout(
                 "samples": len(samples),
                 "checks": len(check_rows),
             },
-        }
-        manifest["legal_hold"] = options.legal_hold
+            legal_hold=options.legal_hold,
+            files={},
+            self_sha256=None,
+            extra={},
+        )
         from evidence.archive.summary import write_archive_files
 
         write_archive_files(w, manifest)  # the ledger's summary row and SHA256SUMS, listed in the manifest
@@ -405,13 +393,13 @@ def _template_sources(prom: PrometheusSource, queries: list[Query], warnings: li
     return out
 
 
-def announce(progress: Progress, warnings: list[str], gaps: list[dict[str, Any]]) -> None:
+def announce(progress: Progress, warnings: list[str], gaps: list[Gap]) -> None:
     """Print the bundle's warnings and gaps as ``Warning: …`` lines (also with -q): loss is never silent."""
     lines = list(warnings)
     for g in gaps:
-        what = f"gap ({g.get('kind')})" + (f" in {g['query']}" if g.get("query") else "")
-        span = f" from {g['from']} to {g['to']}" if g.get("from") and g.get("to") else ""
-        lines.append(f"{what}{span}" + (f": {g['detail']}" if g.get("detail") else ""))
+        what = f"gap ({g.kind})" + (f" in {g.query}" if g.query else "")
+        span = f" from {rfc3339(g.start)} to {rfc3339(g.end)}" if g.start and g.end else ""
+        lines.append(f"{what}{span}" + (f": {g.detail}" if g.detail else ""))
     for line in lines[:MAX_ANNOUNCED]:
         progress.warn(line)
     if len(lines) > MAX_ANNOUNCED:
@@ -465,9 +453,14 @@ def _frame(rows: list[dict[str, Any]], table: str, time_cols: tuple[str, ...]) -
     return df
 
 
-def _scrubbed(record: dict[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
+def _scrubbed(record: _R, known: tuple[str, ...]) -> _R:
     """Return a manifest record with every string scrubbed (server error texts may echo credentials)."""
-    return {k: scrub_text(v, known) if isinstance(v, str) else v for k, v in record.items()}
+    changes: dict[str, Any] = {
+        f.name: scrub_text(v, known) for f in fields(record) if isinstance(v := getattr(record, f.name), str)
+    }
+    if isinstance(record, QueryRecord):
+        changes["extra"] = {k: scrub_text(v, known) if isinstance(v, str) else v for k, v in record.extra.items()}
+    return replace(record, **changes)
 
 
 def _log_rows(records: list[dict[str, Any]], window: Window, red: Redactions, known: tuple[str, ...]) -> list[dict[str, Any]]:

@@ -40,6 +40,7 @@ from evidence.canary import CanarySpec
 from evidence.errors import BundleError
 from evidence.model import GapKind, Manifest, epoch_ms, rfc3339
 from evidence.policy import Policy, default_policy
+from evidence.routers import router_named
 
 if TYPE_CHECKING:
     from evidence.bundle import Bundle
@@ -180,7 +181,7 @@ def evaluate_rollout(
     spec = CanarySpec.from_object(dict(canary))
     interval, threshold = spec.interval_s, spec.threshold
 
-    table = prepare_counters(series, samples)
+    table = prepare_counters(series, samples, router_named(manifest.sources.router))
     record = reconstruct_rollout(manifest, canary, events, table)
     ws, we, target = record.window_start, record.window_end, record.target
     span_start, span_end, how = record.start, record.end, record.how
@@ -217,7 +218,7 @@ def evaluate_rollout(
 
     findings = list(check_rollout_limits(canary, policy.limits, timeline.max_weight if timeline.outcome != "failed" else None))
     findings.extend(rollout_findings(timeline, criteria, blast, lag, rf, rp, verdict, sufficient))
-    findings.extend(grpc_findings(spec, grpc_protocols(table, "canary")))
+    findings.extend(grpc_findings(spec, grpc_protocols(table, "canary"), table.router))
     notes.extend(timeline.notes)
     notes.extend(blast.notes)
     notes.extend(_gap_notes(manifest, span_start, span_end))

@@ -285,7 +285,7 @@ def from_epoch_ms(ms: int | float) -> dt.datetime:
     return dt.datetime.fromtimestamp(float(ms) / 1000, tz=UTC)
 
 
-# ----- the bundle's manifest, typed (read and written only by bundle.py) ---------------------------
+# ----- the bundle's manifest, typed (read and written only by bundle/) ------------------------------
 
 
 @dataclass(frozen=True)
@@ -341,6 +341,7 @@ class Provenance:
     prometheus: dict[str, Any]
     events: dict[str, Any]
     labels: ScrapeLabels | None = None  # None: a bundle written before labels were recorded
+    router: str | None = None  # the traffic router whose series these are (None: written before routers were recorded)
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ import numpy as np
 from evidence.canary import CanarySpec
 from evidence.errors import PrometheusError, PrometheusInvalidQuery, PrometheusTimeout
 from evidence.flagger import METRIC_PROVIDERS, TemplateError, promql_string, re2_escape, render_query
-from evidence.model import Role, ScrapeLabels, Window, rfc3339
+from evidence.model import Gap, GapKind, QueryRecord, Role, ScrapeLabels, Window, rfc3339
 from evidence.progress import Progress
-from evidence.routers import FLAGGER_NAMESPACE_LABELS, TRAEFIK
+from evidence.routers import DEFAULT_ROUTER, FLAGGER_NAMESPACE_LABELS, TrafficMetrics
 from evidence.sources.prometheus import MAX_POINTS, PrometheusSource, range_chunks
 
 UTC = dt.UTC
@@ -34,7 +34,6 @@ _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 RAW_CHUNK = dt.timedelta(hours=2)
 #: After this many timed-out chunks of one query, its remaining chunks are not attempted.
 MAX_TIMEOUTS = 2
-BUILTIN_QUERIES = TRAEFIK.builtin_queries
 #: MetricTemplate provider types that are not Prometheus (crd.yaml's enum); an unknown type is
 #: Prometheus to Flagger (``pkg/metrics/providers/factory.go`` falls back with a warning).
 OTHER_PROVIDERS = frozenset(METRIC_PROVIDERS) - {"prometheus"}
@@ -66,36 +65,24 @@ class Query:
     results: list[dict[str, Any]] = field(default_factory=list)
     failed_chunks: list[tuple[dt.datetime, dt.datetime, str]] = field(default_factory=list)
 
-    def manifest(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "purpose": self.purpose,
-            "query": self.promql,
-            "kind": self.kind,
-            "start": rfc3339(self.start),
-            "end": rfc3339(self.end),
-            "status": self.status,
-            "chunks": self.chunks,
-            "series": self.series,
-            "samples": self.samples,
-            "seconds": round(self.seconds, 3),
-        }
+    def record(self) -> QueryRecord:
+        """Return the manifest's record of this query."""
+        extra: dict[str, Any] = {"chunks": self.chunks, "series": self.series, "samples": self.samples}
+        extra["seconds"] = round(self.seconds, 3)
         if self.step_s is not None:
-            out["step_seconds"] = self.step_s
-        if self.metric is not None:
-            out["metric"] = self.metric
+            extra["step_seconds"] = self.step_s
         if self.address is not None:
-            out["address"] = self.address
+            extra["address"] = self.address
         if self.error:
-            out["error"] = self.error
+            extra["error"] = self.error
         if self.invalid:
-            out["invalid"] = True
+            extra["invalid"] = True
         if self.failed_chunks:
-            out["failed_chunks"] = [{"from": rfc3339(a), "to": rfc3339(b)} for a, b, _ in self.failed_chunks]
-        return out
+            extra["failed_chunks"] = [{"from": rfc3339(a), "to": rfc3339(b)} for a, b, _ in self.failed_chunks]
+        return QueryRecord(self.id, self.kind, self.status, self.metric, self.promql, self.purpose, self.start, self.end, extra)
 
 
-DEFAULT_LABELS = ScrapeLabels(TRAEFIK.service_label, FLAGGER_NAMESPACE_LABELS[0], "default")
+DEFAULT_LABELS = ScrapeLabels(DEFAULT_ROUTER.service_label, FLAGGER_NAMESPACE_LABELS[0], "default")
 
 
 def detect_labels(
@@ -110,7 +97,7 @@ def detect_labels(
     """
     secs = max(1, math.ceil((window.end - window.start).total_seconds()))
     ns = spec.ref.namespace
-    svc_re = promql_string(TRAEFIK.services_regex(ns, spec.apex, spec.port, (Role.PRIMARY, Role.CANARY)))
+    svc_re = promql_string(spec.router.services_regex(ns, spec.apex, spec.port, (Role.PRIMARY, Role.CANARY)))
     warnings: list[str] = []
 
     def has(selector: str) -> bool:
@@ -122,17 +109,17 @@ def detect_labels(
 
     service = service_label
     if service is None:
-        service = next((lab for lab in TRAEFIK.service_labels if has(f"{TRAEFIK.requests}{{{lab}=~{svc_re}}}")), None)
+        service = next((lab for lab in spec.router.service_labels if has(f"{spec.router.requests}{{{lab}=~{svc_re}}}")), None)
     nsq, tgt = promql_string(ns), promql_string(spec.target)
     namespace = next((lab for lab in FLAGGER_NAMESPACE_LABELS if has(f"flagger_canary_status{{{lab}={nsq},name={tgt}}}")), None)
     chosen = "--service-label" if service_label else "detected" if service or namespace else "default"
-    if service and service != TRAEFIK.service_label and not service_label:
+    if service and service != spec.router.service_label and not service_label:
         warnings.append(
-            f"Traefik's service label is stored as `{service}` (a scrape without honorLabels, e.g. kube-prometheus-stack's "
+            f"{spec.router.title}'s service label is stored as `{service}` (a scrape without honorLabels, e.g. kube-prometheus-stack's "
             f"ServiceMonitor): the raw samples were read by `{service}`, but Flagger's builtin queries select "
-            f"`{TRAEFIK.service_label}=~…` and see nothing; set honorLabels: true on the ServiceMonitor"
+            f"`{spec.router.service_label}=~…` and see nothing; set honorLabels: true on the ServiceMonitor"
         )
-    found = ScrapeLabels(service or DEFAULT_LABELS.service, namespace or DEFAULT_LABELS.namespace, chosen)
+    found = ScrapeLabels(service or spec.router.service_label, namespace or DEFAULT_LABELS.namespace, chosen)
     return found, list(dict.fromkeys(warnings))
 
 
@@ -142,10 +129,10 @@ def plan_queries(
     """Return the queries to run for a rollout window, and warnings about the plan."""
     warnings: list[str] = []
     ns = spec.ref.namespace
-    svc_re = TRAEFIK.services_regex(ns, spec.apex, spec.port, (Role.PRIMARY, Role.CANARY))
+    svc_re = spec.router.services_regex(ns, spec.apex, spec.port, (Role.PRIMARY, Role.CANARY))
     selector = "{" + labels.service + "=~" + promql_string(svc_re) + "}"
     qs: list[Query] = []
-    for raw_metric in TRAEFIK.raw_metrics:
+    for raw_metric in spec.router.raw_metrics:
         qs.append(
             Query(
                 f"raw:{raw_metric}",
@@ -216,33 +203,22 @@ def plan_queries(
         "route": spec.target,
     }
     for m in spec.metrics:
-        mname = str(m.get("name", ""))
-        itext = str(m.get("interval") or "1m")
-        tr = m.get("thresholdRange") or {}
-        lo = tr.get("min")
-        hi = tr.get("max")
-        if m.get("threshold") is not None and lo is None and hi is None:
-            # Legacy `threshold`: a minimum for the success rate, a maximum otherwise.
-            if mname == "request-success-rate":
-                lo = m["threshold"]
-            else:
-                hi = m["threshold"]
-        variables = {str(k2): str(v) for k2, v in (m.get("templateVariables") or {}).items()}
-        provider = m.get("_template_provider") or {}
+        mname, itext, lo, hi = m.name, m.interval_text, m.threshold_min, m.threshold_max
+        provider = m.template_provider or {}
         ptype = str(provider.get("type") or "prometheus").lower()
-        if m.get("templateRef") and ptype in OTHER_PROVIDERS:
+        if m.template_ref and ptype in OTHER_PROVIDERS:
             warnings.append(
                 f"metric {mname}: its MetricTemplate's provider is {ptype}, not Prometheus: the check is not re-runnable here "
                 "(its spec is kept in the bundle's objects); Flagger's own verdicts on it are in its events"
             )
             continue
         template = None
-        if mname in BUILTIN_QUERIES and not m.get("templateRef") and not m.get("query"):
-            template = BUILTIN_QUERIES[mname]
-        elif m.get("query"):
-            template = str(m["query"])
-        elif m.get("templateRef"):
-            template = m.get("_template_query")
+        if mname in spec.router.builtin_queries and m.builtin:
+            template = spec.router.builtin_queries[mname]
+        elif m.query:
+            template = m.query
+        elif m.template_ref:
+            template = m.template_query
             if template is None:
                 warnings.append(f"metric {mname}: its MetricTemplate was not collected, so Flagger's query cannot be re-run")
                 continue
@@ -250,7 +226,7 @@ def plan_queries(
             warnings.append(f"metric {mname}: neither builtin, inline query nor templateRef; skipped")
             continue
         try:
-            promql = render_query(str(template), dict(model, interval=itext), variables)
+            promql = render_query(template, dict(model, interval=itext), m.template_variables)
         except TemplateError as exc:
             warnings.append(f"metric {mname}: Flagger's template does not render ({exc}); Flagger itself would fail this check")
             continue
@@ -265,10 +241,10 @@ def plan_queries(
                 window.end,
                 step_s=step,
                 metric=mname,
-                threshold_min=float(lo) if lo is not None else None,
-                threshold_max=float(hi) if hi is not None else None,
+                threshold_min=lo,
+                threshold_max=hi,
                 unit=unit,
-                address=str(provider["address"]).rstrip("/") if m.get("templateRef") and provider.get("address") else None,
+                address=str(provider["address"]).rstrip("/") if m.template_ref and provider.get("address") else None,
             )
         )
     return qs, warnings
@@ -361,7 +337,7 @@ def run_queries(
 def _role(metric: str, labels: dict[str, str], spec: CanarySpec, service_label: str) -> str:
     if metric.startswith("flagger_"):
         return "flagger"
-    return TRAEFIK.role_of(labels, spec.apex, service_label).value
+    return spec.router.role_of(labels, spec.apex, service_label).value
 
 
 def build_series(
@@ -392,8 +368,8 @@ def build_series(
                         "metric": metric,
                         "role": _role(metric, labels, spec, scrape.service),
                         "service": labels.get(scrape.service),
-                        "code": labels.get(TRAEFIK.code_label),
-                        "le": labels.get(TRAEFIK.bucket_label),
+                        "code": labels.get(spec.router.code_label),
+                        "le": labels.get(spec.router.bucket_label),
                         "labels": json.dumps(dict(sorted(labels.items())), separators=(",", ":")),
                         "query_id": q.id,
                     }
@@ -456,9 +432,9 @@ def build_checks(queries: list[Query]) -> list[dict[str, Any]]:
     return rows
 
 
-def scrape_gaps(series_rows: list[dict[str, Any]], samples: Any, window: Window) -> list[dict[str, Any]]:
-    """Find holes in the Traefik primary series longer than twice the usual scrape interval."""
-    wanted = [r["series_id"] for r in series_rows if r["metric"] == TRAEFIK.requests and r["role"] == Role.PRIMARY]
+def scrape_gaps(series_rows: list[dict[str, Any]], samples: Any, router: TrafficMetrics) -> list[Gap]:
+    """Find holes in the router's primary series longer than twice the usual scrape interval."""
+    wanted = [r["series_id"] for r in series_rows if r["metric"] == router.requests and r["role"] == Role.PRIMARY]
     if not wanted:
         return []
     stamps = samples.loc[samples["series_id"].isin(wanted), "timestamp"]
@@ -467,18 +443,17 @@ def scrape_gaps(series_rows: list[dict[str, Any]], samples: Any, window: Window)
         return []
     deltas = [b - a for a, b in itertools.pairwise(times)]
     usual = statistics.median(deltas)
-    gaps = []
-    for a, b in itertools.pairwise(times):
-        if b - a > 2 * usual:
-            gaps.append(
-                {
-                    "kind": "scrape_gap",
-                    "from": rfc3339(dt.datetime.fromtimestamp(a / 1000, UTC)),
-                    "to": rfc3339(dt.datetime.fromtimestamp(b / 1000, UTC)),
-                    "detail": f"no Traefik samples for {(b - a) / 1000:.0f}s (usual scrape interval {usual / 1000:.0f}s): rates across it are uncertain",
-                }
-            )
-    return gaps
+    return [
+        Gap(
+            GapKind.SCRAPE_GAP,
+            None,
+            dt.datetime.fromtimestamp(a / 1000, UTC),
+            dt.datetime.fromtimestamp(b / 1000, UTC),
+            f"no {router.title} samples for {(b - a) / 1000:.0f}s (usual scrape interval {usual / 1000:.0f}s): rates across it are uncertain",
+        )
+        for a, b in itertools.pairwise(times)
+        if b - a > 2 * usual
+    ]
 
 
 def empty_hint(q: Query) -> str:

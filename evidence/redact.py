@@ -27,6 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from evidence.model import Redaction
+
 REDACTED = "<redacted>"
 MAX_TEXT_BYTES = 64 * 1024
 #: Redaction items listed one by one in the manifest; beyond this only their count.
@@ -293,14 +295,10 @@ class Redactions:
             self.add(where, path, "truncated", **info)
         return capped
 
-    def manifest(self) -> dict[str, Any]:
+    def record(self) -> Redaction:
+        """Return the manifest's record of what was redacted."""
         by_action = Counter(str(i["action"]) for i in self.items)
-        return {
-            "total": self.total,
-            "listed": len(self.items),
-            "by_action": dict(sorted(by_action.items())),
-            "items": self.items,
-        }
+        return Redaction(self.total, len(self.items), dict(sorted(by_action.items())), tuple(self.items))
 
 
 def redact_log_line(line: str, known: Iterable[str] = ()) -> str:

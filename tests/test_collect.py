@@ -780,15 +780,15 @@ def test_no_traefik_series_for_the_canary_is_an_error_naming_the_causes(
     url = prometheus_for("healthy-promotion").url
     res = run(*collect_args(dump, url, tmp_path / "out"))
     assert res.returncode == 1
-    assert "no traefik series" in res.stderr and "Nothing was written" in res.stderr
+    assert "no Traefik series" in res.stderr and "Nothing was written" in res.stderr
     for cause in ("honorLabels", "exported_service", "addServicesLabels", "per-router", "port"):
         assert cause in res.stderr, cause
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     ok = run(*collect_args(dump, url, tmp_path / "out"), "--allow-partial")
     assert ok.returncode == 0, ok.stderr
     m = json.loads((Path(ok.stdout.strip().splitlines()[-1]) / "manifest.json").read_text())
-    assert any(w.startswith("no traefik series") for w in m["warnings"])
-    assert "Warning: no traefik series" in ok.stderr
+    assert any(w.startswith("no Traefik series") for w in m["warnings"])
+    assert "Warning: no Traefik series" in ok.stderr
 
 
 def test_a_datadog_template_is_kept_and_its_check_marked_not_rerunnable(bundle_for: Callable[[str], Path]) -> None:

@@ -51,7 +51,7 @@ def test_the_public_api_type_checks_without_any(tmp_path: Path) -> None:
     assert len(revealed) == SNIPPET.count("reveal_type"), res.stdout + res.stderr
     # A name the lazy ``__getattr__`` answers without the TYPE_CHECKING imports is a bare Any to mypy.
     assert not [r for r in revealed if r == "Any" or r.endswith("-> Any")], revealed
-    assert "def (path: " in revealed[0] and "evidence.bundle.Bundle" in revealed[0], revealed[0]
+    assert "def (path: " in revealed[0] and revealed[0].endswith("-> evidence.bundle.reader.Bundle"), revealed[0]
     assert "evidence.model.OutcomeCause" in revealed[4]
     errors = [ln for ln in res.stdout.splitlines() if ": error:" in ln]
     assert not errors, errors

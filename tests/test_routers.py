@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from evidence.bundle import manifest_from_json, manifest_to_json, read_bundle
+from evidence.canary import CanarySpec
 from evidence.flagger import render_query
 from evidence.model import Role
-from evidence.routers import ROUTERS, TRAEFIK
+from evidence.routers import ROUTERS, TRAEFIK, router_for, router_named
 from tests.conftest import ROOT
 
 # What only a router file may spell: metric names and the leaf-service suffix.
@@ -76,3 +79,28 @@ def test_builtin_queries_select_the_canary_as_flagger_renders_them() -> None:
         '"shop-podinfo-canary-[0-9a-zA-Z-]+@kubernetescrd",le="+Inf"}[1m])) * 100'
     )
     assert all(TRAEFIK.leaf_pattern(Role.CANARY) in q for q in TRAEFIK.builtin_queries.values())
+
+
+def test_a_canarys_provider_chooses_its_router() -> None:
+    for provider in (None, "traefik", "Traefik"):
+        router, warning = router_for(provider)
+        assert router is TRAEFIK and warning is None
+    router, warning = router_for("istio")
+    assert router is TRAEFIK and warning is not None and "'istio' has no router here" in warning
+
+
+def test_the_canary_spec_carries_its_router_and_warns_on_an_unknown_one() -> None:
+    canary = {"metadata": {"name": "podinfo", "namespace": "shop"}, "spec": {"targetRef": {"name": "podinfo"}}}
+    assert CanarySpec.from_object(canary).router is TRAEFIK
+    istio = CanarySpec.from_object({**canary, "spec": {**canary["spec"], "provider": "istio"}})
+    assert istio.router is TRAEFIK and any("spec.provider 'istio'" in w for w in istio.warnings)
+
+
+def test_a_bundle_names_its_router_and_an_old_one_reads_as_traefik(bundle_for: Callable[[str], Path]) -> None:
+    """collect records the router in the manifest; a manifest from before that field reads as Traefik's."""
+    b = read_bundle(bundle_for("rollback-error-rate"))
+    assert b.record.sources.router == "traefik"
+    assert router_named(b.record.sources.router) is TRAEFIK
+    old = dict(b.manifest, sources={k: v for k, v in b.manifest["sources"].items() if k != "router"})
+    assert manifest_from_json(old).sources.router is None and router_named(None) is TRAEFIK
+    assert manifest_to_json(manifest_from_json(old))["sources"] == old["sources"]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from evidence.analysis.counters import CounterTable, histogram_quantile
-from evidence.analysis.traffic import BUCKETS, request_positions
+from evidence.analysis.traffic import request_positions
 
 if TYPE_CHECKING:
     from evidence.analysis.counters import FloatArray, IntArray
@@ -45,7 +45,7 @@ def _share(table: CounterTable, role: str, t: IntArray, w: int) -> FloatArray:
 
 
 def _quantile(table: CounterTable, role: str, q: float, t: IntArray, w: int) -> FloatArray:
-    bounds, counts = table.bucket_increases(table.select(BUCKETS, role=role), t, w)
+    bounds, counts = table.bucket_increases(table.select(table.router.duration_buckets, role=role), t, w)
     if counts.shape[0] == 0:
         return np.full(t.size, np.nan)
     return histogram_quantile(q, bounds, counts)

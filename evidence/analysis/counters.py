@@ -53,6 +53,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from evidence.routers import DEFAULT_ROUTER, TrafficMetrics
+
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
@@ -108,6 +110,7 @@ class CounterTable:
     last: IntArray = field(repr=False)  # index of each series' last sample; -1 when it has none
     baseline: FloatArray = field(repr=False)  # C before the first sample: 0 if it appeared, else its first value
     reset: BoolArray = field(repr=False)  # the sample follows a counter reset or a re-creation
+    router: TrafficMetrics = field(default=DEFAULT_ROUTER, repr=False)  # whose series these are: the names to select by
 
     def restarted_between(self, positions: IntArray, start: int, end: int) -> IntArray:
         """Return the positions among these whose counters reset or were re-created in ``[start, end]``."""
@@ -237,7 +240,7 @@ def _recreated(
     return out
 
 
-def prepare_counters(series: pd.DataFrame, samples: pd.DataFrame) -> CounterTable:
+def prepare_counters(series: pd.DataFrame, samples: pd.DataFrame, router: TrafficMetrics = DEFAULT_ROUTER) -> CounterTable:
     """Join samples to series, sort them and correct counter resets and re-creations."""
     sdf = series.reset_index(drop=True).copy()
     n_series = len(sdf)
@@ -324,7 +327,7 @@ def prepare_counters(series: pd.DataFrame, samples: pd.DataFrame) -> CounterTabl
     sdf["appeared"] = appeared
     sdf["restarts"] = restarts
     sdf["samples"] = np.where(has, last - first + 1, 0)
-    return CounterTable(sdf, tuple(maps), keys, t, v, adjusted, first, last, baseline, reset)
+    return CounterTable(sdf, tuple(maps), keys, t, v, adjusted, first, last, baseline, reset, router)
 
 
 def histogram_quantile(q: float, bounds: FloatArray, counts: FloatArray) -> FloatArray:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from evidence.analysis.counters import CounterTable, histogram_quantile, ms_to_datetimes
-from evidence.analysis.traffic import BUCKETS, request_positions
+from evidence.analysis.traffic import request_positions
 from evidence.policy import Criterion, Policy
 
 if TYPE_CHECKING:
@@ -117,9 +117,9 @@ def criterion_values(table: CounterTable, c: Criterion, times: IntArray) -> tupl
                 p_share = np.where(p_all > 0, p_err / np.where(p_all > 0, p_all, 1.0), np.nan)
                 value = c_share / np.maximum(p_share, c.primary_floor)
         elif c.kind == "p95_latency_increase":
-            bounds, c_counts = table.bucket_increases(table.select(BUCKETS, role="canary"), t, w)
+            bounds, c_counts = table.bucket_increases(table.select(table.router.duration_buckets, role="canary"), t, w)
             qc = histogram_quantile(c.quantile, bounds, c_counts) if c_counts.shape[0] else np.full(n, np.nan)
-            bounds_p, p_counts = table.bucket_increases(table.select(BUCKETS, role="primary"), t, w)
+            bounds_p, p_counts = table.bucket_increases(table.select(table.router.duration_buckets, role="primary"), t, w)
             qp = histogram_quantile(c.quantile, bounds_p, p_counts) if p_counts.shape[0] else np.full(n, np.nan)
             no_data(np.isnan(qc), f"no canary latency histogram counts in the {win} window")
             no_data(np.isnan(qp), f"no primary latency histogram counts in the {win} window")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from evidence.canary import CanarySpec
 from evidence.model import Outcome, OutcomeCause, OutcomeSource, rfc3339
 from evidence.policy import RolloutLimits
-from evidence.routers import TRAEFIK
+from evidence.routers import TrafficMetrics
 
 if TYPE_CHECKING:
     from evidence.analysis.blast import BlastRadius
@@ -125,23 +125,19 @@ def check_rollout_limits(canary: Mapping[str, Any], limits: RolloutLimits, max_w
     return tuple(out)
 
 
-def grpc_findings(spec: CanarySpec, protocols: list[str]) -> tuple[Finding, ...]:
+def grpc_findings(spec: CanarySpec, protocols: list[str], router: TrafficMetrics) -> tuple[Finding, ...]:
     """Return the finding that Flagger's builtin success rate cannot see the failures of a gRPC canary."""
 
-    builtin = [
-        str(m.get("name"))
-        for m in spec.metrics
-        if m.get("name") == "request-success-rate" and not m.get("templateRef") and not m.get("query")
-    ]
+    builtin = [m.name for m in spec.metrics if m.name == "request-success-rate" and m.builtin]
     if not protocols or not builtin:
         return ()
-    codes = ", ".join(TRAEFIK.grpc_error_codes)
+    codes = ", ".join(router.grpc_error_codes)
     return (
         Finding(
             "grpc-builtin-blind",
             "warning",
-            f"the canary's requests are {'/'.join(protocols)}: Traefik v3 records the gRPC status in "
-            f"`{TRAEFIK.code_label}`, so Flagger's builtin request-success-rate (which counts only 5xx as failures) "
+            f"the canary's requests are {'/'.join(protocols)}: {router.title} v3 records the gRPC status in "
+            f"`{router.code_label}`, so Flagger's builtin request-success-rate (which counts only 5xx as failures) "
             f"is blind to gRPC failures; the criteria here count the gRPC codes {codes} as errors — "
             "check gRPC canaries with a MetricTemplate on those codes",
         ),

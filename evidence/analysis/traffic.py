@@ -24,16 +24,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from evidence.analysis.counters import CounterTable
-from evidence.routers import TRAEFIK
 
 if TYPE_CHECKING:
     from evidence.analysis.counters import BoolArray, FloatArray, IntArray
 
-REQUESTS = TRAEFIK.requests
-BUCKETS = TRAEFIK.duration_buckets
 WEIGHT = "flagger_canary_weight"
 STATUS = "flagger_canary_status"
-TRAEFIK_ROLES = ("primary", "canary")
+SPLIT_ROLES = ("primary", "canary")
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,25 +116,25 @@ def request_positions(table: CounterTable, role: str, *, errors: bool = False) -
     The router's request counter when the bundle has it, else its duration histogram's
     ``+Inf`` bucket, which counts the same requests.
     """
-    pos = table.select(REQUESTS, role=role)
+    pos = table.select(table.router.requests, role=role)
     if pos.size == 0:
-        pos = table.select(BUCKETS, role=role, match={TRAEFIK.bucket_label: r"\+?Inf"})
+        pos = table.select(table.router.duration_buckets, role=role, match={table.router.bucket_label: r"\+?Inf"})
     if errors and pos.size:
-        codes = table.label(pos, TRAEFIK.code_label)
-        protocols = table.label(pos, TRAEFIK.protocol_label)
-        pos = pos[np.array([TRAEFIK.is_error(c, p) for c, p in zip(codes, protocols, strict=True)], dtype=bool)]
+        codes = table.label(pos, table.router.code_label)
+        protocols = table.label(pos, table.router.protocol_label)
+        pos = pos[np.array([table.router.is_error(c, p) for c, p in zip(codes, protocols, strict=True)], dtype=bool)]
     return pos
 
 
 def grpc_protocols(table: CounterTable, role: str) -> list[str]:
     """Return the gRPC ``protocol`` values of a role's request series (Traefik v3 puts gRPC codes in ``code``)."""
     pos = request_positions(table, role)
-    return sorted({str(p) for p in table.label(pos, TRAEFIK.protocol_label) if TRAEFIK.is_grpc(p)})
+    return sorted({str(p) for p in table.label(pos, table.router.protocol_label) if table.router.is_grpc(p)})
 
 
 def scrape_times(table: CounterTable, start: int, end: int) -> IntArray:
     """Return the distinct Traefik sample times of the primary and canary services in ``[start, end]``."""
-    pos = np.concatenate([table.select([REQUESTS, BUCKETS], role=r) for r in TRAEFIK_ROLES])
+    pos = np.concatenate([table.select([table.router.requests, table.router.duration_buckets], role=r) for r in SPLIT_ROLES])
     times = table.sample_times(pos)
     return times[(times >= start) & (times <= end)]
 

@@ -130,9 +130,11 @@ def policy_digest(evaluation: Evaluation) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def summary_row(manifest: Mapping[str, Any], evaluation: Evaluation | None, error: str | None = None) -> dict[str, Any]:
+def summary_row(
+    manifest: Manifest | Mapping[str, Any], evaluation: Evaluation | None, error: str | None = None
+) -> dict[str, Any]:
     """Return the summary row of a bundle (``evaluation`` None: identity only, with ``error``)."""
-    m = manifest_from_json(manifest)
+    m = manifest if isinstance(manifest, Manifest) else manifest_from_json(manifest)
     facts = manifest_facts(m)
 
     row: dict[str, Any] = dict.fromkeys(SUMMARY_COLUMNS)
@@ -183,15 +185,15 @@ def summary_row(manifest: Mapping[str, Any], evaluation: Evaluation | None, erro
     return row
 
 
-def write_archive_files(writer: BundleWriter, manifest: dict[str, Any]) -> None:
+def write_archive_files(writer: BundleWriter, manifest: Manifest) -> None:
     """Write ``summary.parquet`` and ``SHA256SUMS`` into a bundle being built (before its manifest)."""
-    from evidence.bundle import Bundle, sha256_file
+    from evidence.bundle import Bundle, manifest_to_json, sha256_file
     from evidence.evaluate import evaluate_bundle
 
     evaluation: Evaluation | None = None
     error = None
     try:
-        evaluation = evaluate_bundle(Bundle(writer.tmp, manifest))
+        evaluation = evaluate_bundle(Bundle(writer.tmp, manifest_to_json(manifest)))
     except EvidenceError as exc:  # a bundle that cannot be judged is still evidence: say why in its summary
         error = str(exc).replace(str(writer.tmp), "<bundle>")
     (writer.tmp / SUMMARY).write_bytes(summary_json(summary_row(manifest, evaluation, error)))

@@ -13,7 +13,9 @@ from evidence.cli import (
     _KUBECONFIG,
     _NAMESPACE,
     _REQUEST_TIMEOUT,
+    _bundles_out_option,
     _cluster_source,
+    _s3_endpoint_option,
     cli,
     handle_errors,
 )
@@ -30,14 +32,8 @@ from evidence.cli import (
 @_REQUEST_TIMEOUT
 @_FLAGGER_NAMESPACE
 @_FLAGGER_SELECTOR
-@click.option(
-    "--out",
-    default="bundles",
-    show_default=True,
-    metavar="DIR|s3://BUCKET/PREFIX",
-    help="Where bundles are looked for: collect's --out folder, or an archive store.",
-)
-@click.option("--s3-endpoint", metavar="URL", help="S3 endpoint for an s3:// --out (default: $AWS_ENDPOINT_URL, else AWS).")
+@_bundles_out_option("Where bundles are looked for: collect's --out folder, or an archive store.")
+@_s3_endpoint_option("an s3:// --out")
 @click.option("--cluster", metavar="NAME", help="Cluster name of the rollout ids (default: the kubeconfig context's cluster).")
 @click.option(
     "-o",

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from evidence.cli import _CONTEXT, _KUBECONFIG, cli, handle_errors
+from evidence.cli import _CONTEXT, _KUBECONFIG, _s3_endpoint_option, cli, handle_errors
 from evidence.sources.kube import DEFAULT_FLAGGER_NAMESPACE
 
 
@@ -55,7 +55,7 @@ from evidence.sources.kube import DEFAULT_FLAGGER_NAMESPACE
 @click.option(
     "--journal", metavar="DIR", type=click.Path(), help="Event journal folder (default: STORE/journal; needed for s3://)."
 )
-@click.option("--s3-endpoint", metavar="URL", help="S3 endpoint for an s3:// store (default: $AWS_ENDPOINT_URL, else AWS).")
+@_s3_endpoint_option()
 @handle_errors
 def watch(**params: Any) -> None:
     """Capture each rollout once, unattended, into STORE; logs one JSON line per capture.

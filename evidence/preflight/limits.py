@@ -111,11 +111,9 @@ def _intervals(ctx: Context) -> CheckResult:
     windows = []
     for m in ctx.spec.metrics:
         try:
-            windows.append((str(m.get("name")), parse_go_duration(str(m.get("interval") or "1m"))))
+            windows.append((m.name, parse_go_duration(m.interval_text)))
         except ValueError:
-            return CheckResult(
-                CODE, "block", f"metric {m.get('name')}: interval {m.get('interval')!r} is not a duration", "write e.g. 1m"
-            )
+            return CheckResult(CODE, "block", f"metric {m.name}: interval {m.interval!r} is not a duration", "write e.g. 1m")
     facts = (
         f"analysis interval {fmt_duration(interval)}, scrape interval {fmt_duration(scrape) if scrape else 'unknown'}, metric windows "
         + (", ".join(f"{n} {fmt_duration(w)}" for n, w in windows) or "none")

@@ -97,14 +97,12 @@ def _traefik_service(ctx: Context) -> CheckResult:
 
 def check_queries(ctx: Context) -> list[CheckResult]:
     """Run each builtin check as Flagger renders it, on the primary's traffic at --at."""
-    builtin = [
-        m for m in ctx.spec.metrics if m.get("name") in BUILTIN_QUERIES and not m.get("templateRef") and not m.get("query")
-    ]
+    builtin = [m for m in ctx.spec.metrics if m.name in BUILTIN_QUERIES and m.builtin]
     if not builtin:
         return [CheckResult(QUERIES, "ok", "the canary uses no builtin Traefik metric check")]
     if reason := ctx.unpasteable():
         return [CheckResult(QUERIES, "block", f"Flagger's builtin queries were not run: {reason}", "fix the Canary's names")]
-    return [_builtin(ctx, str(m["name"]), str(m.get("interval") or "1m")) for m in builtin]
+    return [_builtin(ctx, m.name, m.interval_text) for m in builtin]
 
 
 def _builtin(ctx: Context, name: str, interval: str) -> CheckResult:

@@ -9,8 +9,7 @@ checked here, and it is run against ``--prometheus``, not the template's own add
 
 from __future__ import annotations
 
-from typing import Any
-
+from evidence.canary import MetricCheck
 from evidence.errors import PrometheusError
 from evidence.flagger import METRIC_PROVIDERS, TemplateError, render_query
 from evidence.preflight.context import Context
@@ -24,16 +23,14 @@ def check_templates(ctx: Context) -> list[CheckResult]:
     """Check every templateRef and inline-query metric of the canary."""
     out: list[CheckResult] = []
     for m in ctx.spec.metrics:
-        name = str(m.get("name") or "")
-        ref = m.get("templateRef")
-        if isinstance(ref, dict) and ref.get("name"):
-            out.append(_template(ctx, m, name, str(ref.get("namespace") or ctx.ref.namespace), str(ref["name"])))
-        elif m.get("query"):
-            out.append(_run(ctx, m, name, f"inline query of {name}", str(m["query"]), None))
+        if m.template_ref is not None:
+            out.append(_template(ctx, m, m.name, *m.template_ref))
+        elif m.query:
+            out.append(_run(ctx, m, m.name, f"inline query of {m.name}", m.query, None))
     return out or [CheckResult(CODE, "ok", "the canary references no MetricTemplate and no inline query")]
 
 
-def _template(ctx: Context, m: dict[str, Any], name: str, ns: str, tname: str) -> CheckResult:
+def _template(ctx: Context, m: MetricCheck, name: str, ns: str, tname: str) -> CheckResult:
     found = next(
         (
             t
@@ -63,10 +60,10 @@ def _template(ctx: Context, m: dict[str, Any], name: str, ns: str, tname: str) -
     return _run(ctx, m, name, what, str(spec.get("query") or ""), str(provider.get("address") or "") or None)
 
 
-def _run(ctx: Context, m: dict[str, Any], name: str, what: str, template: str, address: str | None) -> CheckResult:
+def _run(ctx: Context, m: MetricCheck, name: str, what: str, template: str, address: str | None) -> CheckResult:
     if reason := ctx.unpasteable():
         return CheckResult(CODE, "block", f"{what} was not run: {reason}", "fix the Canary's names")
-    variables = {str(k): str(v) for k, v in (m.get("templateVariables") or {}).items()}
+    variables = m.template_variables
     model = {
         "name": ctx.ref.name,
         "namespace": ctx.ref.namespace,
@@ -74,7 +71,7 @@ def _run(ctx: Context, m: dict[str, Any], name: str, what: str, template: str, a
         "service": ctx.spec.apex,
         "ingress": ctx.spec.target,
         "route": ctx.spec.target,
-        "interval": str(m.get("interval") or "1m"),
+        "interval": m.interval_text,
     }
     try:
         query = render_query(template, model, variables)

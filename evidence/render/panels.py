@@ -131,7 +131,7 @@ def _checks_charts(bundle: Bundle, ev: Evaluation, markers: tuple[Marker, ...], 
     """Return one chart per Flagger metric: its value at each analysis tick against its thresholds."""
     checks: pd.DataFrame = bundle.table("checks")
     start, end = ev.window_start, ev.window_end
-    metrics = [str(m.get("name")) for m in CanarySpec.from_object(bundle.canary).metrics]
+    metrics = [m.name for m in CanarySpec.from_object(bundle.canary).metrics]
     halts = tuple(m for m in markers if m.kind in ("halt", "rollback"))
     if not metrics:
         return [

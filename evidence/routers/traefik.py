@@ -34,6 +34,7 @@ class TrafficMetrics:
     error_code: str  # the status codes the criteria count as errors (a regex; Flagger's query says code!~"5..")
     leaf_suffix: str  # after "<ns>-<apex>-<role>-<port>"
     protocol_label: str = "protocol"
+    title: str = ""  # the router's name in prose ("Traefik")
     # Traefik v3 puts the gRPC status in `code` for these protocols (reference §6.2).
     grpc_protocols: tuple[str, ...] = ()
     # The gRPC codes the gRPC HTTP mapping sends to 5xx: Unknown 2, DeadlineExceeded 4,
@@ -87,6 +88,7 @@ _BUCKETS = "traefik_service_request_duration_seconds_bucket"
 
 TRAEFIK = TrafficMetrics(
     name="traefik",
+    title="Traefik",
     requests="traefik_service_requests_total",
     duration_buckets=_BUCKETS,
     duration_sum="traefik_service_request_duration_seconds_sum",

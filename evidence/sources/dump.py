@@ -266,7 +266,7 @@ def _select(
 
     spec = CanarySpec.from_object(canary, ref)
     target, apex = spec.target, spec.apex
-    template_refs, provider_refs = spec.template_refs(), spec.provider_refs()
+    template_refs, provider_refs = set(spec.template_refs()), spec.provider_refs()
 
     def key(o: dict[str, Any]) -> tuple[str, str]:
         return (str(meta(o).get("namespace") or ref.namespace), str(meta(o).get("name")))

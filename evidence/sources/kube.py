@@ -127,7 +127,7 @@ class KubeSource:
         spec = normalise_canary(canary)[0]["spec"]
 
         templates = []
-        for tns, tname in _refs(cspec.metrics, "templateRef", ns):
+        for tns, tname in cspec.template_refs():
             call = _Call("get", "metrictemplates", "flagger.app", tns, tname)
             obj = self._optional(call, "MetricTemplate", warnings, partial(self._custom_get, version="v1beta1"))
             templates += [obj] if obj else []

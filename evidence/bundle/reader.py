@@ -1,0 +1,241 @@
+"""Reading a bundle, and checking it against its manifest (``check_bundle``: the one integrity check)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from evidence.bundle.layout import ATTESTATION_FILES, MANIFEST, SCHEMA, SCHEMAS, TABLES, schema_problem, sha256_file
+from evidence.bundle.manifest import manifest_from_json, manifest_problem, self_hash_problem
+from evidence.errors import BundleError, VerifyError
+from evidence.model import Manifest
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def inside_bundle(path: Path) -> Path | None:
+    """Return the bundle folder ``path`` is (or lies inside), if any: outputs must never go there."""
+    p = path.resolve()
+    for candidate in (p, *p.parents):
+        mpath = candidate / MANIFEST
+        try:
+            if mpath.is_file() and json.loads(mpath.read_text(encoding="utf-8")).get("schema") == SCHEMA:
+                return candidate
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
+@dataclass
+class Bundle:
+    """A bundle on disk, read lazily.
+
+    ``verified`` is True when the bundle was checked against its manifest before use, False
+    when it was used although it failed (``--allow-unverified``; ``unverified_reason`` says
+    why), None when nobody checked.
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+    _frames: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    verified: bool | None = None
+    unverified_reason: str | None = None
+    _record: Manifest | None = field(default=None, repr=False)
+
+    @property
+    def record(self) -> Manifest:
+        """Return the manifest as typed records (read once)."""
+        if self._record is None:
+            self._record = manifest_from_json(self.manifest)
+        return self._record
+
+    @property
+    def manifest_sha256(self) -> str:
+        return sha256_file(self.path / MANIFEST)
+
+    @property
+    def bundle_id(self) -> str:
+        return str(self.manifest["bundle_id"])
+
+    def table(self, name: str) -> pd.DataFrame:
+        """Return a table as a DataFrame (timestamps tz-aware UTC); its columns are checked against SCHEMAS."""
+        if name not in SCHEMAS:
+            raise BundleError(f"{self.path}: no table named {name!r}; tables are {', '.join(TABLES)}")
+        if name not in self._frames:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            p = self.path / f"{name}.parquet"
+            if not p.is_file():
+                raise BundleError(f"{self.path}: table {name}.parquet is missing; the bundle is incomplete — collect it again")
+            try:
+                arrow = pq.read_table(p)
+            except (OSError, pa.ArrowException, ValueError) as exc:
+                raise BundleError(f"{p}: unreadable parquet ({_short(exc)}); run `evidence verify {self.path}`") from None
+            problem = schema_problem(name, arrow.schema)
+            if problem:
+                raise BundleError(f"{p}: {problem}; run `evidence verify {self.path}`")
+            self._frames[name] = arrow.to_pandas()
+        return self._frames[name]
+
+    def objects(self, kind: str | None = None, role: str | None = None) -> list[dict[str, Any]]:
+        """Return the stored objects (parsed JSON), filtered by kind and/or role."""
+        df = self.table("objects")
+        out = []
+        for row in df.itertuples(index=False):
+            if (kind is None or row.kind == kind) and (role is None or row.role == role):
+                try:
+                    body = json.loads(str(row.body))
+                except ValueError:
+                    raise BundleError(
+                        f"{self.path}: objects.parquet holds a body that is not JSON; run `evidence verify`"
+                    ) from None
+                if isinstance(body, dict):
+                    out.append(body)
+        return out
+
+    @property
+    def canary(self) -> dict[str, Any]:
+        """Return the Canary object as collected, every field the analysis reads of the CRD's type (``normalise_canary``)."""
+        from evidence.canary import normalise_canary
+
+        found = self.objects(kind="Canary")
+        if not found:
+            raise BundleError(f"{self.path}: the bundle holds no Canary object")
+        return normalise_canary(found[0])[0]
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def read_bundle(path: str | Path) -> Bundle:
+    """Open a bundle folder and check its manifest's schema (``check_bundle`` checks its files)."""
+    p = Path(path)
+    mpath = p / MANIFEST
+    if not p.is_dir():
+        raise BundleError(f"{p}: not a bundle folder (no such directory)")
+    if not mpath.is_file():
+        raise BundleError(f"{p}: no {MANIFEST}; this is not a bundle, or an incomplete one")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{mpath}: unreadable manifest ({_short(exc)})") from None
+    problem = manifest_problem(manifest)
+    if problem:
+        raise BundleError(f"{mpath}: {problem}")
+    return Bundle(p, dict(manifest))
+
+
+def _safe_name(name: Any) -> bool:
+    """Return whether a manifest file name stays inside the bundle: relative, no '..', no odd characters."""
+    if not isinstance(name, str) or not name or name.startswith("/") or "\\" in name or "\x00" in name:
+        return False
+    return all(part not in ("", ".", "..") for part in name.split("/")) and name != MANIFEST
+
+
+def check_bundle(path: str | Path, digests: dict[str, str] | None = None) -> list[str]:
+    """Return every problem of a bundle against its manifest (empty when it verifies).
+
+    ``digests``, when given, receives the sha256 of every listed file that was read.
+    """
+    try:
+        b = read_bundle(path)
+    except BundleError as exc:
+        return [str(exc)]
+    problems: list[str] = []
+    problem = self_hash_problem((b.path / MANIFEST).read_bytes())
+    if problem:
+        problems.append(problem)
+    files = b.manifest.get("files")
+    if not isinstance(files, Mapping):
+        return [*problems, f"{MANIFEST} lists no files; it was altered or not written by evidence"]
+    problems.extend(
+        f"{t}.parquet is not listed in the manifest (every bundle has it)" for t in TABLES if f"{t}.parquet" not in files
+    )
+    present: list[str] = []
+    for f in sorted(b.path.rglob("*")):
+        rel = f.relative_to(b.path).as_posix()
+        if f.is_symlink() or not (f.is_file() or f.is_dir()):
+            problems.append(f"{rel} is not a regular file (extra entry)")
+        elif f.is_dir() and not any(f.iterdir()):
+            problems.append(f"{rel}/ is an empty folder that is not part of the bundle (extra entry)")
+        elif f.is_file() and rel != MANIFEST:
+            present.append(rel)
+    for name in sorted(files, key=str):
+        problems.extend(_file_problems(b.path, name, files[name], digests))
+    problems.extend(
+        f"{n} is not listed in the manifest (extra file)" for n in present if n not in files and n not in ATTESTATION_FILES
+    )
+    return problems
+
+
+def _file_problems(root: Path, name: Any, info: Any, digests: dict[str, str] | None = None) -> list[str]:
+    if not _safe_name(name):
+        return [f"the manifest lists {name!r}, a path outside the bundle; it was altered"]
+    if not isinstance(info, Mapping) or not isinstance(info.get("bytes"), int) or not isinstance(info.get("sha256"), str):
+        return [f"the manifest's entry of {name} has no bytes/sha256; it was altered"]
+    f = root / name
+    if f.is_symlink() or not f.is_file():
+        return [f"{name} is missing (listed in the manifest)"]
+    if f.stat().st_size != info["bytes"]:
+        return [f"{name} differs from the manifest (size {f.stat().st_size}, expected {info['bytes']})"]
+    digest = sha256_file(f)
+    if digests is not None:
+        digests[name] = digest
+    if digest != info["sha256"]:
+        return [f"{name} differs from the manifest (sha256 mismatch)"]
+    table = name[: -len(".parquet")] if name.endswith(".parquet") else ""
+    if table in SCHEMAS:
+        problem = _parquet_problem(f, table)
+        if problem:
+            return [f"{name}: {problem}"]
+    return []
+
+
+def _parquet_problem(path: Path, table: str) -> str | None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        return f"not a readable parquet file ({_short(exc)})"
+    return schema_problem(table, schema)
+
+
+def verify_bundle(path: str | Path) -> dict[str, Any]:
+    """Check every file against the manifest; raise VerifyError naming the first problem (and how many more)."""
+    problems = check_bundle(path)
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise VerifyError(f"{Path(path)}: {problems[0]}{more}")
+    b = read_bundle(path)
+    files: Mapping[str, Any] = b.manifest["files"]
+    return {"path": str(b.path), "files": len(files), "bundle_id": b.bundle_id, "manifest_sha256": b.manifest_sha256}
+
+
+def open_bundle(path: str | Path, allow_unverified: bool = False) -> Bundle:
+    """Open a bundle for use, verified first: a bundle that fails is refused unless ``allow_unverified``.
+
+    With ``allow_unverified`` the bundle is returned with ``verified`` False and the reason, so
+    every output can say UNVERIFIED.
+    """
+    problems = check_bundle(path)
+    b = read_bundle(path)
+    if not problems:
+        b.verified = True
+        return b
+    reason = problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+    if not allow_unverified:
+        raise VerifyError(
+            f"{b.path}: the bundle does not verify: {reason}; refusing to use changed evidence — "
+            f"run `evidence verify {b.path}`, or pass --allow-unverified to use it anyway, marked UNVERIFIED"
+        )
+    b.verified, b.unverified_reason = False, reason
+    return b

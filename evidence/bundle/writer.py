@@ -1,0 +1,137 @@
+"""Writing a bundle atomically: a hidden temporary folder, fsynced, renamed into place."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from evidence.bundle.layout import _ZERO_HASH, MANIFEST, arrow_schema, sha256_file
+from evidence.bundle.manifest import manifest_to_json
+from evidence.errors import BundleError
+from evidence.model import Manifest
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _fsync(path: Path, directory: bool = False) -> None:
+    """Flush a file (or a folder's entries) to disk, so a crash right after the rename keeps it whole."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _output_error(parent: Path, exc: OSError) -> BundleError:
+    what = exc.strerror or str(exc)
+    return BundleError(f"cannot write the bundle under --out {parent}: {what}; choose a writable folder with free space")
+
+
+@dataclass
+class BundleWriter:
+    """Builds a bundle in a hidden temporary folder; ``commit()`` renames it into place."""
+
+    parent: Path
+    name: str
+    tmp: Path = field(init=False)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.parent.exists() and not self.parent.is_dir():
+            raise BundleError(f"--out {self.parent} is a file; give a folder to put the bundle in")
+        try:
+            self.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.name}.", suffix=".partial", dir=self.parent))
+        except OSError as exc:
+            raise _output_error(self.parent, exc) from None
+
+    def write_table(self, table: str, frame: pd.DataFrame) -> None:
+        """Write one table as zstd parquet with its fixed schema."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = arrow_schema(table)
+        missing = [c for c in schema.names if c not in frame.columns]
+        if missing:
+            raise ValueError(f"table {table}: missing columns {missing}")
+        arrow = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+        path = self.tmp / f"{table}.parquet"
+        try:
+            pq.write_table(arrow, path, compression="zstd", compression_level=3, use_dictionary=True)
+            _fsync(path)
+        except OSError as exc:
+            raise _output_error(self.parent, exc) from None
+        self.files[path.name] = {"rows": arrow.num_rows}
+
+    def commit(self, record: Manifest | Mapping[str, Any]) -> Path:
+        """Hash every file, write the manifest, flush, rename into place; return the final path.
+
+        ``record`` is the typed manifest (a mapping is written as given: tests forge manifests).
+
+        When another writer put the same bundle (same bundle id) in place first, this one's
+        temporary folder is dropped and the existing bundle's path returned.
+        """
+        for name, info in self.files.items():
+            p = self.tmp / name
+            info["sha256"] = sha256_file(p)
+            info["bytes"] = p.stat().st_size
+        body = manifest_to_json(record) if isinstance(record, Manifest) else dict(record)
+        manifest = dict(body, files={k: self.files[k] for k in sorted(self.files)}, self_sha256=_ZERO_HASH)
+        text = json.dumps(manifest, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+        # The manifest protects itself: its sha256, computed with this field zeroed, sits in it.
+        text = text.replace(f'"self_sha256": "{_ZERO_HASH}"', f'"self_sha256": "{hashlib.sha256(text.encode()).hexdigest()}"')
+        final = self.parent / self.name
+        try:
+            (self.tmp / MANIFEST).write_bytes(text.encode("utf-8"))
+            _fsync(self.tmp / MANIFEST)
+            os.chmod(self.tmp, 0o755)
+            _fsync(self.tmp, directory=True)
+            if final.exists():
+                return self._existing(final, str(manifest.get("bundle_id")))
+            try:
+                os.rename(self.tmp, final)
+            except OSError:
+                if final.exists():  # a concurrent writer won the race
+                    return self._existing(final, str(manifest.get("bundle_id")))
+                raise
+            _fsync(self.parent, directory=True)
+        except OSError as exc:
+            raise _output_error(self.parent, exc) from None
+        return final
+
+    def _existing(self, final: Path, bundle_id: str) -> Path:
+        try:
+            same = json.loads((final / MANIFEST).read_text(encoding="utf-8")).get("bundle_id") == bundle_id
+        except (OSError, ValueError, AttributeError):
+            same = False
+        if not same:
+            raise BundleError(f"{final} already exists and is not this bundle; remove it or choose another --out")
+        self.abort()
+        return final
+
+    def abort(self) -> None:
+        """Remove the temporary folder."""
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@contextmanager
+def bundle_writer(parent: Path, name: str) -> Iterator[BundleWriter]:
+    """Yield a writer; on any exception (Ctrl-C and SIGTERM included) leave no trace."""
+    w = BundleWriter(parent, name)
+    try:
+        yield w
+    except BaseException:
+        w.abort()
+        raise
+    finally:
+        if w.tmp.exists():
+            w.abort()
