@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from evidence.model import rfc3339
+from evidence.model import parse_stored_time, rfc3339
 from evidence.routers import FLAGGER_NAMESPACE_LABELS
 from evidence.sources.prometheus import PrometheusSource
 
@@ -180,8 +180,7 @@ def same_run(run: EndedRun, canary_status: dict[str, Any], slack: dt.timedelta =
     """Return whether the Canary's current (terminal) status is the run the metrics found."""
     if canary_status.get("phase") != run.phase:
         return False
-    try:
-        when = dt.datetime.fromisoformat(str(canary_status.get("lastTransitionTime")).replace("Z", "+00:00"))
-    except ValueError:
+    when = parse_stored_time(canary_status.get("lastTransitionTime"))
+    if when is None:
         return False
     return abs(when - run.ended) <= slack or (run.started is not None and when >= run.started and when >= run.ended)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from evidence.errors import InputError
-from evidence.model import rfc3339
+from evidence.model import parse_stored_time, rfc3339
 
 SOURCES = ("webhook:event", "webhook:post-rollout", "kube:events", "kube:events.k8s.io")
 
@@ -215,9 +215,9 @@ def _write_durably(path: Path, data: bytes, append: bool) -> None:
 def _parse(line: bytes) -> Record | None:
     try:
         obj = json.loads(line)
-        when = dt.datetime.fromisoformat(str(obj["received_at"]).replace("Z", "+00:00"))
+        when = parse_stored_time(obj["received_at"])
         payload = obj["payload"]
-        if not isinstance(payload, dict) or obj.get("source") not in SOURCES:
+        if when is None or not isinstance(payload, dict) or obj.get("source") not in SOURCES:
             return None
         return Record(when, obj["source"], str(obj["namespace"]), str(obj["name"]), str(obj["sha256"]), payload)
     except (ValueError, KeyError, TypeError):

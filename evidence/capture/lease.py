@@ -17,19 +17,13 @@ import threading
 from typing import Any
 
 from evidence.errors import UsageError
+from evidence.model import parse_stored_time
 
 log = logging.getLogger("evidence.capture")
 
 
 def _micro(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse(text: Any) -> dt.datetime | None:
-    try:
-        return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 class LeaseElector:
@@ -84,7 +78,7 @@ class LeaseElector:
                 self.api.create_namespaced_lease(self.namespace, body, _preload_content=False, _request_timeout=(5, 10))
                 return self._set(True)
             held = current.get("spec") or {}
-            renewed = _parse(held.get("renewTime"))
+            renewed = parse_stored_time(held.get("renewTime"))
             expired = renewed is None or now - renewed > dt.timedelta(
                 seconds=float(held.get("leaseDurationSeconds") or self.duration_s)
             )
