@@ -190,6 +190,11 @@ def _output_error(parent: Path, exc: OSError) -> BundleError:
     return BundleError(f"cannot write the bundle under --out {parent}: {what}; choose a writable folder with free space")
 
 
+def output_error(parent: Path, exc: OSError) -> BundleError:
+    """Return the error of a failed write under ``--out`` (for the streams that build a table beside the writer)."""
+    return _output_error(parent, exc)
+
+
 @dataclass
 class BundleWriter:
     """Builds a bundle in a hidden temporary folder; ``commit()`` renames it into place."""
@@ -225,6 +230,21 @@ class BundleWriter:
         except OSError as exc:
             raise _output_error(self.parent, exc) from None
         self.files[path.name] = {"rows": arrow.num_rows}
+
+    def adopt_table(self, table: str, built: Path, rows: int) -> None:
+        """Move in a table's parquet built beside the bundle (``evidence.samplestream``); its schema is checked."""
+        import pyarrow.parquet as pq
+
+        problem = schema_problem(table, pq.read_schema(built))
+        if problem:
+            raise ValueError(f"table {table}: {problem}")
+        path = self.tmp / f"{table}.parquet"
+        try:
+            os.replace(built, path)
+            _fsync(path)
+        except OSError as exc:
+            raise _output_error(self.parent, exc) from None
+        self.files[path.name] = {"rows": rows}
 
     def commit(self, manifest: dict[str, Any]) -> Path:
         """Hash every file, write the manifest, flush, rename into place; return the final path.
