@@ -1,11 +1,13 @@
-"""The samples table written as the raw queries answer: one parquet row group per query chunk.
+"""The samples table written as the raw queries answer, in row groups of at most ``ROW_GROUP_ROWS``.
 
 ``collect`` used to keep every chunk's JSON until the whole window had arrived and then build
 one frame of the window; this stream turns each chunk into arrays as it arrives, drops the
 samples an earlier chunk already gave (chunks share their boundary sample: Prometheus 2.x
-ranges are closed), and writes the chunk as a row group.  Memory is bounded by a chunk, not by
-the window.  Series ids are given in the order series are first seen, as before; inside a row
-group rows are sorted by (series, time), and every series' samples rise in time across groups.
+ranges are closed), and writes a row group whenever ``ROW_GROUP_ROWS`` samples are waiting.
+Memory is bounded by a row group, not by the window.  Series ids are given in the order series
+are first seen, as before; inside a row group rows are sorted by (series, time), and every
+series' samples rise in time across groups (a window that fits one group is ordered exactly as
+the whole-window frame was, and compresses as well: series-major runs of timestamps).
 
 The file is built in a hidden folder under the bundle's parent (the same filesystem, so the
 bundle writer moves it in with a rename); ``close()`` ends it, ``discard()`` removes it.
@@ -26,6 +28,9 @@ from evidence.bundle import arrow_schema, output_error
 from evidence.model import Role, ScrapeLabels
 from evidence.routers import TRAEFIK
 
+#: Samples per row group: 20 bytes each in the arrays, so about 20 MB held at most.
+ROW_GROUP_ROWS = 1 << 20
+
 if TYPE_CHECKING:
     import pyarrow.parquet as pq
 
@@ -42,11 +47,14 @@ class SampleStream:
     scrape: ScrapeLabels
     series_rows: list[dict[str, Any]] = field(default_factory=list)
     rows: int = 0
+    row_group_rows: int = ROW_GROUP_ROWS
     path: Path | None = field(default=None, init=False)
     _ids: dict[str, int] = field(default_factory=dict, init=False)
     _last: dict[int, int] = field(default_factory=dict, init=False)  # series id -> its latest timestamp written (ms)
     _per_query: dict[str, int] = field(default_factory=dict, init=False)
     _primary_times: list[np.ndarray[Any, Any]] = field(default_factory=list, init=False)
+    _waiting: list[tuple[int, np.ndarray[Any, Any], np.ndarray[Any, Any]]] = field(default_factory=list, init=False)
+    _waiting_rows: int = field(default=0, init=False)
     _writer: pq.ParquetWriter | None = field(default=None, init=False)
 
     def add(self, q: Query, results: list[dict[str, Any]]) -> None:
@@ -65,9 +73,17 @@ class SampleStream:
             if len(ts):
                 self._last[sid] = int(ts[-1])
                 parts.append((sid, ts, v))
-        if parts:
-            parts.sort(key=lambda p: p[0])
-            self._write(parts)
+                self._count(sid, ts)
+        self._waiting.extend(parts)
+        self._waiting_rows += sum(len(p[1]) for p in parts)
+        if self._waiting_rows >= self.row_group_rows:
+            self._flush()
+
+    def _count(self, sid: int, ts: np.ndarray[Any, Any]) -> None:
+        row = self.series_rows[sid]
+        self._per_query[row["query_id"]] = self._per_query.get(row["query_id"], 0) + len(ts)
+        if row["metric"] == TRAEFIK.requests and row["role"] == Role.PRIMARY:
+            self._primary_times.append(ts)
 
     def _series_id(self, q: Query, r: dict[str, Any]) -> int:
         labels = {str(k): str(v) for k, v in (r.get("metric") or {}).items()}
@@ -94,18 +110,19 @@ class SampleStream:
             )
         return sid
 
-    def _write(self, parts: list[tuple[int, np.ndarray[Any, Any], np.ndarray[Any, Any]]]) -> None:
+    def _flush(self) -> None:
+        """Write the waiting samples as one row group, sorted by series (a stable sort keeps each series' time order)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        parts, self._waiting, self._waiting_rows = self._waiting, [], 0
+        if not parts:
+            return
+        parts.sort(key=lambda p: p[0])
         sid = np.concatenate([np.full(len(ts), s, dtype=np.int32) for s, ts, _ in parts])
         ts = np.concatenate([p[1] for p in parts])
         v = np.concatenate([p[2] for p in parts])
-        for s, t, _ in parts:
-            row = self.series_rows[s]
-            self._per_query[row["query_id"]] = self._per_query.get(row["query_id"], 0) + len(t)
-            if row["metric"] == TRAEFIK.requests and row["role"] == Role.PRIMARY:
-                self._primary_times.append(t)
+        del parts
         schema = arrow_schema("samples")
         table = pa.Table.from_arrays(
             [pa.array(sid, pa.int32()), pa.array(ts, pa.int64()).cast(schema.field("timestamp").type), pa.array(v, pa.float64())],
@@ -127,6 +144,7 @@ class SampleStream:
 
     def close(self) -> Path:
         """End the file (an empty table when no chunk had samples) and return its path."""
+        self._flush()
         if self._writer is None:
             import pyarrow as pa
             import pyarrow.parquet as pq

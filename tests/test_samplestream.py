@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
+import pytest
 
 from evidence.bundle import schema_problem
 from evidence.canary import CanarySpec
@@ -34,8 +35,11 @@ def _query(qid: str) -> Query:
     return Query(qid, "raw samples", "traefik_service_requests_total{}", "raw", T0, T0 + dt.timedelta(hours=4))
 
 
-def test_chunks_are_deduplicated_at_their_boundary_and_written_as_row_groups(tmp_path: Path) -> None:
-    stream = SampleStream(tmp_path, _spec(), ScrapeLabels("service", "namespace", "default"))
+@pytest.mark.parametrize(("group_rows", "groups"), [(3, 2), (1000, 1)])
+def test_chunks_are_deduplicated_at_their_boundary_and_written_as_row_groups(
+    tmp_path: Path, group_rows: int, groups: int
+) -> None:
+    stream = SampleStream(tmp_path, _spec(), ScrapeLabels("service", "namespace", "default"), row_group_rows=group_rows)
     q = _query("raw:traefik")
     base = T0.timestamp()
     # Two chunks that share their boundary sample (closed ranges); the canary series appears in the second only.
@@ -51,11 +55,11 @@ def test_chunks_are_deduplicated_at_their_boundary_and_written_as_row_groups(tmp
     stream.record_counts([q])
     table = pq.read_table(path)
     assert schema_problem("samples", table.schema) is None
-    assert pq.ParquetFile(path).num_row_groups == 2
+    assert pq.ParquetFile(path).num_row_groups == groups
     rows = list(zip(table["series_id"].to_pylist(), table["timestamp"].to_pylist(), table["value"].to_pylist(), strict=True))
     ms = [(sid, int(ts.timestamp() * 1000) - int(base * 1000), v) for sid, ts, v in rows]
     # Series ids in order of first sight; inside a row group sorted by series; the shared sample kept once.
-    assert ms == [
+    one_group = [
         (0, 0, 1.0),
         (0, 30000, 2.0),
         (0, 60000, 3.0),
@@ -64,6 +68,8 @@ def test_chunks_are_deduplicated_at_their_boundary_and_written_as_row_groups(tmp
         (1, 60000, 7.0),
         (1, 90000, 8.0),
     ]
+    # With three rows a group, one group a chunk; inside each the primary's samples come first either way.
+    assert ms == one_group
     assert [r["role"] for r in stream.series_rows] == ["primary", "canary"]
     assert (stream.rows, q.series, q.samples) == (7, 2, 7)
     assert [t - int(base * 1000) for t in stream.primary_times()] == [0, 30000, 60000, 90000, 120000]
