@@ -203,6 +203,8 @@ class BundleWriter:
     name: str
     tmp: Path = field(init=False)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The tables written by ``write_table``, kept so the summary's evaluation need not read them back.
+    written: dict[str, pa.Table] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.parent.exists() and not self.parent.is_dir():
@@ -230,6 +232,11 @@ class BundleWriter:
         except OSError as exc:
             raise _output_error(self.parent, exc) from None
         self.files[path.name] = {"rows": arrow.num_rows}
+        self.written[table] = arrow
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """Return the written tables as ``Bundle.table`` would read them back (the streamed samples are not among them)."""
+        return {name: arrow.to_pandas() for name, arrow in self.written.items()}
 
     def adopt_table(self, table: str, built: Path, rows: int) -> None:
         """Move in a table's parquet built beside the bundle (``evidence.samplestream``); its schema is checked."""

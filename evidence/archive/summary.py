@@ -191,7 +191,7 @@ def write_archive_files(writer: BundleWriter, manifest: dict[str, Any]) -> None:
     evaluation: Evaluation | None = None
     error = None
     try:
-        evaluation = evaluate_bundle(Bundle(writer.tmp, manifest))
+        evaluation = evaluate_bundle(Bundle(writer.tmp, manifest, writer.frames()))
     except EvidenceError as exc:  # a bundle that cannot be judged is still evidence: say why in its summary
         error = str(exc).replace(str(writer.tmp), "<bundle>")
     (writer.tmp / SUMMARY).write_bytes(summary_json(summary_row(manifest, evaluation, error)))
