@@ -4,7 +4,8 @@ Figures: wall time of ``collect_rollout`` for the default window (latest rollout
 for the whole 24 h window, each against the same queries fetched with plain ``requests`` at the
 same concurrency in the same run (target ≤ 1.3×); peak memory of ``evidence collect`` as a
 process; bundle bytes against the bytes of the raw API responses; ``evidence --help`` time
-(target < 0.3 s) against ``python -c pass``.
+(target < 0.3 s) against ``python -c pass``; and the window sweep of ``bench/bench_window.py``
+(1 h, 24 h and 168 h windows of one rollout of the week scenario).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import requests
 
+from bench.bench_window import run_sweep
 from evidence.collect import CollectOptions, collect_rollout
 from evidence.model import CanaryRef
 from evidence.queries import RAW_CHUNK
@@ -172,4 +174,5 @@ def run(work: Path) -> dict[str, Any]:
     figures["help_s"] = round(min(helps), 3)
     figures["python_startup_s"] = round(min(passes), 3)
     figures["help_vs_python_startup_ratio"] = round(min(helps) / min(passes), 2)
+    figures.update(run_sweep(work, plain_fetch))
     return figures

@@ -46,15 +46,15 @@ from evidence.progress import Progress
 from evidence.queries import (
     Query,
     build_checks,
-    build_series,
     detect_labels,
     empty_hint,
+    gaps_in_times,
     plan_queries,
     run_queries,
-    scrape_gaps,
 )
 from evidence.redact import Redactions, redact_log_line, redact_object, scrub_text, workload_identity
 from evidence.routers import DEFAULT_ROUTER, FLAGGER_NAMESPACE_LABELS, LABEL_NAME
+from evidence.samplestream import SampleStream
 from evidence.sources import ClusterData, ClusterSource
 from evidence.sources.prometheus import MAX_POINTS, PrometheusSource
 
@@ -185,6 +185,23 @@ def collect_rollout(
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(UTC),
 ) -> Path:
     """Collect one rollout into a bundle under ``options.out``; return the bundle's path."""
+    streams: list[SampleStream] = []
+    try:
+        return _collect_rollout(ref, source, prom, options, progress, clock, streams)
+    finally:
+        for stream in streams:  # the samples file moved into the bundle, or the collection failed: drop what is left
+            stream.discard()
+
+
+def _collect_rollout(
+    ref: CanaryRef,
+    source: ClusterSource,
+    prom: PrometheusSource,
+    options: CollectOptions,
+    progress: Progress | None,
+    clock: Callable[[], dt.datetime],
+    streams: list[SampleStream],
+) -> Path:
     progress = progress or Progress(quiet=True, warnings=False)
     now = clock()
     check_options(options, now)
@@ -228,13 +245,15 @@ def collect_rollout(
     queries, plan_warnings = plan_queries(spec, window, rollout.start, scrape)
     plan_warnings = label_warnings + plan_warnings
     sources = _template_sources(prom, queries, plan_warnings)
+    stream = SampleStream(Path(options.out), spec, scrape)  # the samples table, written as the chunks arrive
+    streams.append(stream)
     # The cluster-side tables are built while Prometheus answers.
     crashed: list[BaseException] = []
     cancel = threading.Event()
 
     def fetch_all() -> None:
         try:
-            run_queries(prom, queries, options.concurrency, progress, cancel, sources)
+            run_queries(prom, queries, options.concurrency, progress, cancel, sources, on_raw=stream.add)
         except BaseException as exc:  # re-raised below: a bundle must never look complete without its data
             crashed.append(exc)
 
@@ -271,7 +290,8 @@ def collect_rollout(
             f"nothing was written — {again} pass --allow-partial to write the bundle with these gaps recorded"
         )
     progress.say("writing the bundle")
-    series_rows, samples = build_series(queries, spec, scrape)
+    samples_path, series_rows = stream.close(), stream.series_rows
+    stream.record_counts(queries)
     if not any(r["metric"] in spec.router.raw_metrics for r in series_rows):
         missing = (
             f"no {spec.router.title} series for {ref} in the window (neither {spec.primary_service} nor {spec.canary_service}): "
@@ -293,7 +313,7 @@ def collect_rollout(
             gaps.append(Gap(GapKind.QUERY_EMPTY, q.id, None, None, empty_hint(q)))
         if q.kind == "range" and q.error:
             warnings.append(f"{q.id}: {q.error}")
-    gaps.extend(scrape_gaps(series_rows, samples, spec.router))
+    gaps.extend(gaps_in_times(stream.primary_times(), spec.router))
     if spec.apex != spec.target:
         warnings.append(
             f"spec.service.name {spec.apex!r} differs from targetRef {spec.target!r}: Flagger's builtin Traefik queries use the "
@@ -309,7 +329,7 @@ def collect_rollout(
         w.write_table("events", events)
         w.write_table("logs", logs)
         w.write_table("series", pd.DataFrame(series_rows, columns=_cols("series")))
-        w.write_table("samples", samples)
+        w.adopt_table("samples", samples_path, stream.rows)
         checks = pd.DataFrame(check_rows, columns=_cols("checks"))
         checks["timestamp"] = pd.to_datetime(checks["timestamp"], unit="ms", utc=True)
         w.write_table("checks", checks)
@@ -350,7 +370,7 @@ def collect_rollout(
                 "events": len(events),
                 "log_lines": len(logs),
                 "series": len(series_rows),
-                "samples": len(samples),
+                "samples": stream.rows,
                 "checks": len(check_rows),
             },
             legal_hold=options.legal_hold,

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
 import math
 import re
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from evidence.canary import CanarySpec
 from evidence.errors import PrometheusError, PrometheusInvalidQuery, PrometheusTimeout
@@ -63,6 +61,7 @@ class Query:
     samples: int = 0
     seconds: float = 0.0
     results: list[dict[str, Any]] = field(default_factory=list)
+    answered: bool = False  # some chunk returned series (kept in ``results``, or handed to run_queries' ``on_raw``)
     failed_chunks: list[tuple[dt.datetime, dt.datetime, str]] = field(default_factory=list)
 
     def record(self) -> QueryRecord:
@@ -257,8 +256,12 @@ def run_queries(
     progress: Progress,
     cancel: threading.Event | None = None,
     sources: dict[str, PrometheusSource] | None = None,
+    on_raw: Callable[[Query, list[dict[str, Any]]], None] | None = None,
 ) -> None:
     """Run every query's chunks concurrently; record status, counts and errors on each query.
+
+    ``on_raw``, when given, receives each raw query's chunk results in task order (a query's
+    chunks in time order) instead of ``results`` keeping them (``evidence.samplestream``).
 
     Setting ``cancel`` makes every chunk not yet started return at once (Ctrl-C, SIGTERM): the
     chunks in flight finish within their timeout, the queued ones are never sent.  A query with
@@ -327,79 +330,15 @@ def run_queries(
                     q.error = q.error or err
                     q.failed_chunks.append((s, e, err))
                 elif res is not None:
-                    q.results.extend(res)
+                    q.answered = q.answered or bool(res)
+                    if on_raw is not None and q.kind == "raw":
+                        on_raw(q, res)
+                    else:
+                        q.results.extend(res)
             progress.say(f"prometheus: {done}/{len(tasks)} queries", force=False)
     for q in queries:
         if q.status != "failed":
-            q.status = "ok" if q.results else "empty"
-
-
-def _role(metric: str, labels: dict[str, str], spec: CanarySpec, service_label: str) -> str:
-    if metric.startswith("flagger_"):
-        return "flagger"
-    return spec.router.role_of(labels, spec.apex, service_label).value
-
-
-def build_series(
-    queries: list[Query], spec: CanarySpec, scrape: ScrapeLabels = DEFAULT_LABELS
-) -> tuple[list[dict[str, Any]], Any]:
-    """Turn raw query results into series rows and a samples frame, deduplicated by (series, time)."""
-    import pandas as pd
-
-    series_rows: list[dict[str, Any]] = []
-    ids: dict[str, int] = {}
-    parts_sid: list[Any] = []
-    parts_ts: list[Any] = []
-    parts_v: list[Any] = []
-    for q in queries:
-        if q.kind != "raw":
-            continue
-        for r in q.results:
-            labels = {str(k): str(v) for k, v in (r.get("metric") or {}).items()}
-            metric = labels.pop("__name__", q.promql.split("{", 1)[0])
-            key = json.dumps([metric, sorted(labels.items())])
-            sid = ids.get(key)
-            if sid is None:
-                sid = len(series_rows)
-                ids[key] = sid
-                series_rows.append(
-                    {
-                        "series_id": sid,
-                        "metric": metric,
-                        "role": _role(metric, labels, spec, scrape.service),
-                        "service": labels.get(scrape.service),
-                        "code": labels.get(spec.router.code_label),
-                        "le": labels.get(spec.router.bucket_label),
-                        "labels": json.dumps(dict(sorted(labels.items())), separators=(",", ":")),
-                        "query_id": q.id,
-                    }
-                )
-            values = r.get("values") or []
-            if not values:
-                continue
-            ts = np.fromiter((float(x[0]) for x in values), np.float64, len(values))
-            parts_ts.append(np.rint(ts * 1000).astype(np.int64))
-            parts_v.append(np.array([x[1] for x in values], dtype=np.float64))
-            parts_sid.append(np.full(len(values), sid, dtype=np.int32))
-    if parts_sid:
-        frame = pd.DataFrame(
-            {"series_id": np.concatenate(parts_sid), "timestamp": np.concatenate(parts_ts), "value": np.concatenate(parts_v)}
-        )
-    else:
-        frame = pd.DataFrame(
-            {"series_id": np.array([], np.int32), "timestamp": np.array([], np.int64), "value": np.array([], np.float64)}
-        )
-    # Chunks overlap by their boundary sample (Prometheus 2.x ranges are closed): dedupe by time.
-    frame = frame.drop_duplicates(["series_id", "timestamp"], keep="last").sort_values(["series_id", "timestamp"], kind="stable")
-    frame = frame.reset_index(drop=True)
-    counts = frame.groupby("series_id").size()
-    for q in queries:
-        if q.kind == "raw":
-            sids = [row["series_id"] for row in series_rows if row["query_id"] == q.id]
-            q.series = len(sids)
-            q.samples = int(counts.reindex(sids).fillna(0).sum()) if sids else 0
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
-    return series_rows, frame
+            q.status = "ok" if q.answered else "empty"
 
 
 def build_checks(queries: list[Query]) -> list[dict[str, Any]]:
@@ -432,13 +371,8 @@ def build_checks(queries: list[Query]) -> list[dict[str, Any]]:
     return rows
 
 
-def scrape_gaps(series_rows: list[dict[str, Any]], samples: Any, router: TrafficMetrics) -> list[Gap]:
-    """Find holes in the router's primary series longer than twice the usual scrape interval."""
-    wanted = [r["series_id"] for r in series_rows if r["metric"] == router.requests and r["role"] == Role.PRIMARY]
-    if not wanted:
-        return []
-    stamps = samples.loc[samples["series_id"].isin(wanted), "timestamp"]
-    times = np.unique(stamps.to_numpy(dtype="datetime64[ms]").astype(np.int64)).tolist()
+def gaps_in_times(times: list[int], router: TrafficMetrics) -> list[Gap]:
+    """Return the scrape gaps of the router's primary series from their distinct sample times (ms, sorted)."""
     if len(times) < 3:
         return []
     deltas = [b - a for a, b in itertools.pairwise(times)]

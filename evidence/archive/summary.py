@@ -193,7 +193,7 @@ def write_archive_files(writer: BundleWriter, manifest: Manifest) -> None:
     evaluation: Evaluation | None = None
     error = None
     try:
-        evaluation = evaluate_bundle(Bundle(writer.tmp, manifest_to_json(manifest)))
+        evaluation = evaluate_bundle(Bundle(writer.tmp, manifest_to_json(manifest), writer.frames()))
     except EvidenceError as exc:  # a bundle that cannot be judged is still evidence: say why in its summary
         error = str(exc).replace(str(writer.tmp), "<bundle>")
     (writer.tmp / SUMMARY).write_bytes(summary_json(summary_row(manifest, evaluation, error)))

@@ -43,7 +43,7 @@ from evidence.bundle.manifest import (
     self_hash_problem,
 )
 from evidence.bundle.reader import Bundle, check_bundle, inside_bundle, open_bundle, read_bundle, verify_bundle
-from evidence.bundle.writer import BundleWriter, bundle_writer
+from evidence.bundle.writer import BundleWriter, bundle_writer, output_error
 
 __all__ = [
     "ATTESTATION_FILES",
@@ -64,6 +64,7 @@ __all__ = [
     "manifest_problem",
     "manifest_to_json",
     "open_bundle",
+    "output_error",
     "read_bundle",
     "safe_component",
     "schema_problem",

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evidence.bundle.layout import _ZERO_HASH, MANIFEST, arrow_schema, sha256_file
+from evidence.bundle.layout import _ZERO_HASH, MANIFEST, arrow_schema, schema_problem, sha256_file
 from evidence.bundle.manifest import manifest_to_json
 from evidence.errors import BundleError
 from evidence.model import Manifest
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 
 def _fsync(path: Path, directory: bool = False) -> None:
@@ -31,7 +32,8 @@ def _fsync(path: Path, directory: bool = False) -> None:
         os.close(fd)
 
 
-def _output_error(parent: Path, exc: OSError) -> BundleError:
+def output_error(parent: Path, exc: OSError) -> BundleError:
+    """Return the error of a failed write under ``--out`` (also for the streams that build a table beside the writer)."""
     what = exc.strerror or str(exc)
     return BundleError(f"cannot write the bundle under --out {parent}: {what}; choose a writable folder with free space")
 
@@ -44,6 +46,8 @@ class BundleWriter:
     name: str
     tmp: Path = field(init=False)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The tables written by ``write_table``, kept so the summary's evaluation need not read them back.
+    written: dict[str, pa.Table] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.parent.exists() and not self.parent.is_dir():
@@ -52,7 +56,7 @@ class BundleWriter:
             self.parent.mkdir(parents=True, exist_ok=True)
             self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.name}.", suffix=".partial", dir=self.parent))
         except OSError as exc:
-            raise _output_error(self.parent, exc) from None
+            raise output_error(self.parent, exc) from None
 
     def write_table(self, table: str, frame: pd.DataFrame) -> None:
         """Write one table as zstd parquet with its fixed schema."""
@@ -69,8 +73,28 @@ class BundleWriter:
             pq.write_table(arrow, path, compression="zstd", compression_level=3, use_dictionary=True)
             _fsync(path)
         except OSError as exc:
-            raise _output_error(self.parent, exc) from None
+            raise output_error(self.parent, exc) from None
         self.files[path.name] = {"rows": arrow.num_rows}
+        self.written[table] = arrow
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """Return the written tables as ``Bundle.table`` would read them back (the streamed samples are not among them)."""
+        return {name: arrow.to_pandas() for name, arrow in self.written.items()}
+
+    def adopt_table(self, table: str, built: Path, rows: int) -> None:
+        """Move in a table's parquet built beside the bundle (``evidence.samplestream``); its schema is checked."""
+        import pyarrow.parquet as pq
+
+        problem = schema_problem(table, pq.read_schema(built))
+        if problem:
+            raise ValueError(f"table {table}: {problem}")
+        path = self.tmp / f"{table}.parquet"
+        try:
+            os.replace(built, path)
+            _fsync(path)
+        except OSError as exc:
+            raise output_error(self.parent, exc) from None
+        self.files[path.name] = {"rows": rows}
 
     def commit(self, record: Manifest | Mapping[str, Any]) -> Path:
         """Hash every file, write the manifest, flush, rename into place; return the final path.
@@ -105,7 +129,7 @@ class BundleWriter:
                 raise
             _fsync(self.parent, directory=True)
         except OSError as exc:
-            raise _output_error(self.parent, exc) from None
+            raise output_error(self.parent, exc) from None
         return final
 
     def _existing(self, final: Path, bundle_id: str) -> Path:
