@@ -355,6 +355,11 @@ def parse_label_selector(text: str) -> list[Requirement]:
     return reqs
 
 
+def go_bool(value: str | None) -> bool:
+    """Read a boolean query parameter as the API server does (Go's strconv.ParseBool: older clients send ``True``)."""
+    return value in ("1", "t", "T", "TRUE", "true", "True")
+
+
 def status_body(code: int, message: str, details: dict[str, Any] | None = None, reason: str | None = None) -> dict[str, Any]:
     """Return a ``Status`` object as the API server writes it for an error."""
     body: dict[str, Any] = {
@@ -843,7 +848,7 @@ class KubeApiServer:
             return self._status(h, 400, f"container {container} is not valid for pod {name}")
         lines = self.log_lines if name == FLAGGER_POD else []
         half = len(lines) // 2 if self.flagger_restarted else 0
-        if query.get("previous") == "true":
+        if go_bool(query.get("previous")):
             if not half:
                 return self._status(h, 400, f'previous terminated container "{container}" in pod "{name}" not found')
             lines = lines[:half]
@@ -972,7 +977,7 @@ class KubeApiServer:
                     cursor = max(cursor, rv)
                     if k == key and matches(obj):
                         chunk({"type": kind, "object": self._present(res, copy.deepcopy(obj), in_list=False)})
-                if mark and query.get("allowWatchBookmarks") == "true":
+                if mark and go_bool(query.get("allowWatchBookmarks")):
                     chunk(
                         {
                             "type": "BOOKMARK",

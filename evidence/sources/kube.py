@@ -93,6 +93,11 @@ class KubeSource:
         self.flagger_namespace_given = flagger_namespace is not None
         self.flagger_selector = flagger_selector
         self.request_timeout = float(request_timeout)
+        # kubernetes < 36 drops a float _request_timeout (it takes an int, the total, or a (connect,
+        # read) pair): a whole number of seconds goes as an int, a fraction as the pair.
+        self._timeout: int | tuple[float, float] = (
+            int(request_timeout) if float(request_timeout).is_integer() else (float(request_timeout), float(request_timeout))
+        )
         self.page_size = max(1, int(page_size))
         self.attempts = max(1, int(attempts))
         self.backoff = backoff
@@ -194,7 +199,7 @@ class KubeSource:
             common: dict[str, Any] = {
                 "limit": self.page_size,
                 "_preload_content": False,
-                "_request_timeout": self.request_timeout,
+                "_request_timeout": self._timeout,
             }
             if token:
                 common["_continue"] = token
@@ -316,7 +321,7 @@ class KubeSource:
                 call.resource,
                 name,
                 _preload_content=False,
-                _request_timeout=self.request_timeout,
+                _request_timeout=self._timeout,
             ),
         )
 
@@ -327,7 +332,7 @@ class KubeSource:
         assert call.name is not None
         read = api.read_namespaced_deployment if kind == "Deployment" else api.read_namespaced_daemon_set
         name = call.name
-        return self._json(call, lambda: read(name, call.namespace, _preload_content=False, _request_timeout=self.request_timeout))
+        return self._json(call, lambda: read(name, call.namespace, _preload_content=False, _request_timeout=self._timeout))
 
     def _events(self, ref: CanaryRef, group: str) -> list[dict[str, Any]]:
         """List the canary's Events from core/v1 (``group`` "") or events.k8s.io/v1, page by page."""
@@ -348,7 +353,7 @@ class KubeSource:
                 limit=self.page_size,
                 _continue=token,
                 _preload_content=False,
-                _request_timeout=self.request_timeout,
+                _request_timeout=self._timeout,
             )
 
         return self._list(call, page, api_version, "Event")
@@ -471,7 +476,7 @@ class KubeSource:
                 limit=self.page_size,
                 _continue=token,
                 _preload_content=False,
-                _request_timeout=self.request_timeout,
+                _request_timeout=self._timeout,
             )
 
         return page
@@ -505,7 +510,7 @@ class KubeSource:
                     read = partial(
                         api.read_namespaced_pod_log, name, ns, container=container, previous=previous, _preload_content=False
                     )
-                    data = self._send(lcall, partial(read, _request_timeout=self.request_timeout))
+                    data = self._send(lcall, partial(read, _request_timeout=self._timeout))
                 except (KubeError, _Missing) as exc:
                     which = "previous container's log" if previous else "log"
                     warnings.append(f"Flagger's {which} of pod {ns}/{name} not read: {exc}")
