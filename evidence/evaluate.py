@@ -24,7 +24,7 @@ from evidence.analysis.blast import BlastRadius, blast_radius
 from evidence.analysis.components import Components, criterion_components
 from evidence.analysis.counters import CounterTable, prepare_counters, to_ms
 from evidence.analysis.criteria import CriterionResult, evaluate_criteria
-from evidence.analysis.findings import Finding, check_rollout_limits, grpc_findings, rollout_findings
+from evidence.analysis.findings import Finding, check_query_findings, check_rollout_limits, grpc_findings, rollout_findings
 from evidence.analysis.lag import DetectionLag, detection_lag
 from evidence.analysis.replay import Replay, analysis_ticks, replay_flagger, replay_policy
 from evidence.analysis.timeline import MANIFEST_START, Timeline, build_timeline, rollout_span
@@ -213,12 +213,14 @@ def evaluate_rollout(
     if not metric_names and len(checks):
         metric_names = sorted(str(m) for m in checks["metric"].dropna().unique())
     queried = {q.metric for q in manifest.queries if q.kind == "range" and q.metric and q.status != "failed"}
-    rf = replay_flagger(checks, metric_names, threshold, interval, ticks, queried)
+    matrix = {q.metric for q in manifest.queries if q.kind == "range" and q.metric and q.extra.get("result_type") == "matrix"}
+    rf = replay_flagger(checks, metric_names, threshold, interval, ticks, queried, matrix)
     rp = replay_policy(table, policy, threshold, interval, ticks)
 
     findings = list(check_rollout_limits(canary, policy.limits, timeline.max_weight if timeline.outcome != "failed" else None))
     findings.extend(rollout_findings(timeline, criteria, blast, lag, rf, rp, verdict, sufficient))
     findings.extend(grpc_findings(spec, grpc_protocols(table, "canary"), table.router))
+    findings.extend(check_query_findings(manifest.queries))
     notes.extend(timeline.notes)
     notes.extend(blast.notes)
     notes.extend(_gap_notes(manifest, span_start, span_end))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import math
 import re
 import statistics
@@ -56,6 +57,8 @@ class Query:
     status: str = "pending"
     error: str | None = None
     invalid: bool = False  # Prometheus rejected the query itself (400 bad_data): permanent
+    matrix: bool = False  # a check whose instant answer is a matrix: Flagger fails it at every tick
+    last_series: dict[str, str] | None = None  # a check with several series: the one Flagger's reading takes
     chunks: int = 0
     series: int = 0
     samples: int = 0
@@ -76,6 +79,10 @@ class Query:
             extra["error"] = self.error
         if self.invalid:
             extra["invalid"] = True
+        if self.matrix:
+            extra["result_type"] = "matrix"
+        if self.last_series is not None:
+            extra["last_series"] = self.last_series
         if self.failed_chunks:
             extra["failed_chunks"] = [{"from": rfc3339(a), "to": rfc3339(b)} for a, b, _ in self.failed_chunks]
         return QueryRecord(self.id, self.kind, self.status, self.metric, self.promql, self.purpose, self.start, self.end, extra)
@@ -339,35 +346,69 @@ def run_queries(
     for q in queries:
         if q.status != "failed":
             q.status = "ok" if q.answered else "empty"
+    _find_matrix_checks(prom, queries, sources or {})
+
+
+def _find_matrix_checks(prom: PrometheusSource, queries: list[Query], sources: dict[str, PrometheusSource]) -> None:
+    """Mark the checks whose query is a range vector: Flagger's instant query then gets a matrix.
+
+    ``query_range`` refuses a range vector as invalid; Flagger's instant query gets a matrix
+    answer, and ``RunQuery`` fails on any element with ``values`` ("query returned multiple
+    values", ``pkg/metrics/providers/prometheus.go:155-158``): a failed check at every tick.
+    """
+    for q in queries:
+        if q.kind != "range" or not q.invalid:
+            continue
+        src = sources.get(q.address or "", prom)
+        # An empty matrix is no proof: ask at a few points of the window (the canary may be gone at its end).
+        points = [q.start + (q.end - q.start) * k / 4 for k in (4, 2, 3, 1)]
+        try:
+            found = any("values" in r for at in points for r in src.instant(q.promql, at))
+        except PrometheusError:
+            continue
+        if found:
+            q.matrix = True
+            q.error = (
+                "Prometheus returns a matrix for this query: Flagger fails it at every tick with 'query returned multiple values'"
+            )
 
 
 def build_checks(queries: list[Query]) -> list[dict[str, Any]]:
-    """Return rows of the checks table from Flagger's re-run queries."""
+    """Return rows of the checks table from Flagger's re-run queries: one value per tick, as Flagger reads it.
+
+    Flagger's ``RunQuery`` loops over every element of the vector and keeps the **last** one
+    (``pkg/metrics/providers/prometheus.go:155-169``; ../shared/reference/flagger-traefik.md
+    §4.1): several series are no failure.  So at each timestamp the value is the one of the last
+    series Prometheus listed with a sample there (NaN there is "no values found", even when an
+    earlier series has a number).  The series it used last is recorded on the query.
+    """
     rows = []
     for q in queries:
         if q.kind != "range":
             continue
-        n = 0
-        for r in q.results:
+        at: dict[int, tuple[float, int]] = {}
+        for i, r in enumerate(q.results):
             for ts, v in r.get("values") or []:
-                value = float(v)
-                if q.metric == "request-duration" and not math.isnan(value):
-                    value = float(int(value))  # Flagger truncates to whole milliseconds
-                rows.append(
-                    {
-                        "metric": q.metric,
-                        "query_id": q.id,
-                        "timestamp": round(float(ts) * 1000),
-                        "value": value,
-                        "threshold_min": q.threshold_min,
-                        "threshold_max": q.threshold_max,
-                    }
-                )
-                n += 1
-        q.samples = n
-        q.series = len(q.results)
-        if len(q.results) > 1:
-            q.error = f"returned {len(q.results)} series; Flagger would fail with 'query returned multiple values'"
+                at[round(float(ts) * 1000)] = (float(v), i)
+        for ms in sorted(at):
+            value = at[ms][0]
+            if q.metric == "request-duration" and not math.isnan(value):
+                value = float(int(value))  # Flagger truncates to whole milliseconds
+            rows.append(
+                {
+                    "metric": q.metric,
+                    "query_id": q.id,
+                    "timestamp": ms,
+                    "value": value,
+                    "threshold_min": q.threshold_min,
+                    "threshold_max": q.threshold_max,
+                }
+            )
+        q.samples = len(at)
+        q.series = len({json.dumps(r.get("metric") or {}, sort_keys=True) for r in q.results})
+        if q.series > 1 and at:
+            last = q.results[at[max(at)][1]].get("metric") or {}
+            q.last_series = {str(k): str(v) for k, v in sorted(last.items())}
     return rows
 
 

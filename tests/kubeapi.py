@@ -221,7 +221,7 @@ def load_dump(dump: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
     return store
 
 
-def flagger_pod(namespace: str = FLAGGER_NAMESPACE, restarts: int = 0) -> dict[str, Any]:
+def flagger_pod(namespace: str = FLAGGER_NAMESPACE, restarts: int = 0, labels: dict[str, str] | None = None) -> dict[str, Any]:
     """Return the Pod that Flagger's log belongs to (in ``namespace``, its container restarted ``restarts`` times)."""
     return {
         "apiVersion": "v1",
@@ -229,7 +229,7 @@ def flagger_pod(namespace: str = FLAGGER_NAMESPACE, restarts: int = 0) -> dict[s
         "metadata": {
             "name": FLAGGER_POD,
             "namespace": namespace,
-            "labels": dict(FLAGGER_LABELS),
+            "labels": dict(FLAGGER_LABELS if labels is None else labels),
             "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, FLAGGER_POD)),
             "creationTimestamp": "2026-11-01T00:00:00Z",
         },
@@ -238,6 +238,24 @@ def flagger_pod(namespace: str = FLAGGER_NAMESPACE, restarts: int = 0) -> dict[s
             "containers": [{"name": "flagger", "image": "ghcr.io/fluxcd/flagger:1.44.0"}],
         },
         "status": {"phase": "Running", "containerStatuses": [{"name": "flagger", "ready": True, "restartCount": restarts}]},
+    }
+
+
+def flagger_deployment(namespace: str, pod_labels: dict[str, str], labels: dict[str, str]) -> dict[str, Any]:
+    """Return a Deployment of Flagger whose pods carry ``pod_labels`` (its selector) and which is labelled ``labels``."""
+    selector = {k: v for k, v in pod_labels.items() if k != "pod-template-hash"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "canary-controller", "namespace": namespace, "labels": dict(labels)},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": selector},
+                "spec": {"containers": [{"name": "controller", "image": "ghcr.io/fluxcd/flagger:1.44.0@sha256:" + "0" * 64}]},
+            },
+        },
     }
 
 
@@ -337,6 +355,11 @@ def parse_label_selector(text: str) -> list[Requirement]:
     return reqs
 
 
+def go_bool(value: str | None) -> bool:
+    """Read a boolean query parameter as the API server does (Go's strconv.ParseBool: older clients send ``True``)."""
+    return value in ("1", "t", "T", "TRUE", "true", "True")
+
+
 def status_body(code: int, message: str, details: dict[str, Any] | None = None, reason: str | None = None) -> dict[str, Any]:
     """Return a ``Status`` object as the API server writes it for an error."""
     body: dict[str, Any] = {
@@ -428,9 +451,14 @@ class KubeApiServer:
         *,
         flagger_namespace: str = FLAGGER_NAMESPACE,
         flagger_restarted: bool = False,
+        flagger_pod_labels: dict[str, str] | None = None,
+        flagger_deployment_labels: dict[str, str] | None = None,
     ) -> None:
         """Serve ``dump``; Flagger's pod runs in ``flagger_namespace``; ``flagger_restarted``: its container
-        restarted halfway through the log, so the first half is only in the previous container's log."""
+        restarted halfway through the log, so the first half is only in the previous container's log.
+
+        ``flagger_pod_labels`` replaces the pod's Helm labels; ``flagger_deployment_labels`` adds
+        Flagger's Deployment (so labelled, selecting the pod by its labels)."""
         self.dump = Path(dump)
         self.flagger_restarted = flagger_restarted
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -447,7 +475,11 @@ class KubeApiServer:
         self.proxies: dict[tuple[str, str], str] = {}
         self.log_lines = self._read_log()
         self._pristine = load_dump(self.dump)
-        self._pristine[("", "pods")].append(flagger_pod(flagger_namespace, 1 if flagger_restarted else 0))
+        self._pristine[("", "pods")].append(flagger_pod(flagger_namespace, 1 if flagger_restarted else 0, flagger_pod_labels))
+        if flagger_deployment_labels is not None:
+            pod_labels = FLAGGER_LABELS if flagger_pod_labels is None else flagger_pod_labels
+            dep = flagger_deployment(flagger_namespace, pod_labels, flagger_deployment_labels)
+            self._pristine.setdefault(("apps", "deployments"), []).append(dep)
         self._fill_metadata(self._pristine)
         self.store = copy.deepcopy(self._pristine)
         self._lock = threading.Lock()
@@ -816,7 +848,7 @@ class KubeApiServer:
             return self._status(h, 400, f"container {container} is not valid for pod {name}")
         lines = self.log_lines if name == FLAGGER_POD else []
         half = len(lines) // 2 if self.flagger_restarted else 0
-        if query.get("previous") == "true":
+        if go_bool(query.get("previous")):
             if not half:
                 return self._status(h, 400, f'previous terminated container "{container}" in pod "{name}" not found')
             lines = lines[:half]
@@ -945,7 +977,7 @@ class KubeApiServer:
                     cursor = max(cursor, rv)
                     if k == key and matches(obj):
                         chunk({"type": kind, "object": self._present(res, copy.deepcopy(obj), in_list=False)})
-                if mark and query.get("allowWatchBookmarks") == "true":
+                if mark and go_bool(query.get("allowWatchBookmarks")):
                     chunk(
                         {
                             "type": "BOOKMARK",

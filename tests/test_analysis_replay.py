@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import math
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
 from evidence.analysis.counters import prepare_counters
 from evidence.analysis.replay import analysis_ticks, replay_flagger, replay_policy
 from evidence.analysis.traffic import WeightSeries
+from evidence.bundle import read_bundle
+from evidence.collect import CollectOptions, collect_rollout
+from evidence.evaluate import Evaluation, evaluate_bundle
+from evidence.model import CanaryRef
 from evidence.policy import default_policy
+from evidence.sources.dump import DumpSource
+from evidence.sources.prometheus import PrometheusSource
+from fixtures.prom import PrometheusServer
 from tests.test_analysis_support import Frames, at, checks_frame, ms
 
 SR, RD = "request-success-rate", "request-duration"
@@ -81,3 +95,60 @@ def test_policy_replay_fails_a_tick_when_a_criterion_is_breached() -> None:
     assert fails[0] == (at(180), "error_rate_ratio")
     assert r.threshold_reached_at == at(240) and r.rollback_at == at(300)
     assert "does not fail a tick" in r.notes[0]
+
+
+SEVERAL = "shapes/several-series"
+
+
+def test_a_check_with_several_series_is_read_as_flagger_reads_it(
+    evaluated: Callable[[str], Evaluation], bundle_for: Callable[[str], Path], truth_of: Callable[[str], dict[str, Any]]
+) -> None:
+    """One series per code: Flagger reads the last (code 500) and does not fail; the replay gives its halts."""
+    ev, ro = evaluated(SEVERAL), truth_of(SEVERAL)["rollouts"][-1]
+    assert ev.outcome == ro["outcome"] == "rolled_back"
+    rf = ev.replay_flagger
+    assert rf.failed_checks == len(ro["halts"]) == 2
+    assert [t.time.timestamp() for t in rf.ticks if t.failed] == pytest.approx([h["at"] for h in ro["halts"]], abs=1)
+    assert rf.rollback_at is not None and abs(rf.rollback_at.timestamp() - ro["rollback_at"]) <= 1
+    # The values replayed are the error shares the Halt messages print (the code 500 series).
+    printed = [float(h["message"].rsplit(" ", 3)[-3]) for h in ro["halts"]]
+    assert [t.value for t in rf.ticks if t.failed] == pytest.approx(printed, abs=0.01)
+    found = [f for f in ev.findings if f.code == "check-several-series"]
+    assert len(found) == 1 and "share by code returned 2 series" in found[0].message and "code=500" in found[0].message
+    b = read_bundle(bundle_for(SEVERAL))
+    (q,) = [q for q in b.record.queries if q.kind == "range"]
+    assert q.extra["series"] == 2 and q.extra["last_series"]["code"] == "500" and "error" not in q.extra
+    checks = b.table("checks")
+    assert not checks["timestamp"].duplicated().any()  # one value per tick, as Flagger has
+    assert not [w for w in b.record.warnings if "multiple values" in w]
+
+
+def test_a_check_answered_with_a_matrix_fails_every_tick(
+    simulated: Callable[[str], Path],
+    prometheus_for: Callable[[str], PrometheusServer],
+    truth_of: Callable[[str], dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    """A range-vector template: Flagger's instant query gets a matrix, 'query returned multiple values', each tick."""
+    truth = truth_of(SEVERAL)
+    dump = tmp_path / "dump"
+    shutil.copytree(simulated(SEVERAL) / "dump", dump)
+    doc = json.loads((dump / "metrictemplates.json").read_text())
+    doc["items"][0]["spec"]["query"] = (
+        'traefik_service_requests_total{service=~"{{ namespace }}-{{ target }}-canary-.+"}[{{ interval }}]'
+    )
+    (dump / "metrictemplates.json").write_text(json.dumps(doc))
+    now = dt.datetime.fromtimestamp(truth["snapshot_at"], dt.UTC)
+    out = collect_rollout(
+        CanaryRef.parse(truth["canary"]),
+        DumpSource(dump),
+        PrometheusSource(prometheus_for(SEVERAL).url),
+        CollectOptions(out=tmp_path / "b", allow_partial=True),
+        clock=lambda: now,
+    )
+    b = read_bundle(out)
+    (q,) = [q for q in b.record.queries if q.kind == "range"]
+    assert q.extra["result_type"] == "matrix" and "query returned multiple values" in q.extra["error"]
+    rf = evaluate_bundle(b, default_policy()).replay_flagger
+    assert rf.ticks and all(t.failed and t.reason == "query returned multiple values" for t in rf.ticks)
+    assert rf.failed_checks == rf.threshold == 2 and rf.would_roll_back

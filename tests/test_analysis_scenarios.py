@@ -7,11 +7,16 @@ policy on what the simulator really served (no Prometheus, no shared code with t
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from evidence.cli import cli
 from evidence.evaluate import Evaluation
 from evidence.model import Action, OutcomeCause
 from evidence.render.evaluation import evaluation_to_json
@@ -30,6 +35,7 @@ VERDICTS = {
     "metrics-outage": "pass",
     "tutorial-404s": "abort",
     "datadog-template": "pass",
+    "inf-and-query-errors": "abort",
 }
 
 
@@ -141,3 +147,27 @@ def test_a_rollback_during_a_metrics_outage_is_explained_as_one(evaluated: Calla
     assert other.timeline.outcome_cause is OutcomeCause.THRESHOLD_REACHED
     assert {h.metric for h in other.timeline.halts} == {"404s percentage"}
     assert "metrics-unavailable" not in {f.code for f in other.findings}
+
+
+def test_inf_halts_and_query_errors_end_to_end(
+    bundle_for: Callable[[str], Path], evaluated: Callable[[str], Evaluation], truth_of: Callable[[str], dict[str, Any]]
+) -> None:
+    """``Metric query failed for …`` and ``… +Inf > 5`` failed checks: collected, then ``evaluate --json``, equal the truth."""
+    name = "inf-and-query-errors"
+    ro = truth_of(name)["rollouts"][-1]
+    res = CliRunner().invoke(cli, ["evaluate", str(bundle_for(name)), "--json"])
+    assert res.exit_code == 3, res.output  # the default --fail-on breach: the canary served only errors
+    out = json.loads(res.stdout)
+    assert out["outcome"] == ro["outcome"] == "rolled_back"
+    assert out["flagger"]["failed_checks"] == len(ro["halts"]) == 3
+    want_kinds = ["query-failed" if h["message"].startswith("Metric query failed for ") else "halt" for h in ro["halts"]]
+    assert [h["kind"] for h in out["flagger"]["halts"]] == want_kinds == ["query-failed", "halt", "halt"]
+    assert [h["message"] for h in out["flagger"]["halts"]] == [h["message"] for h in ro["halts"]]
+    infinite = [h for h in out["flagger"]["halts"] if h["kind"] == "halt"]
+    assert {h["metric"] for h in infinite} == {"5xx per 2xx"} and all(h["message"].endswith(" +Inf > 5") for h in infinite)
+    # JSON has no infinity: the value is null there, +Inf in the evaluation itself.
+    assert {h["value"] for h in infinite} == {None}
+    assert [h.value for h in evaluated(name).timeline.halts][1:] == [math.inf, math.inf]
+    assert out["verdict"] == VERDICTS[name]
+    # The real Prometheus re-runs the template to +Inf too: the replay halts where Flagger did.
+    assert "inf > 5" in {f["reason"] for f in out["replay"]["flagger"]["failures"]}

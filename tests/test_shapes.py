@@ -8,10 +8,12 @@ scraped with honorLabels, has the same seed and traffic, so both bundles must gi
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from evidence.bundle import read_bundle
@@ -178,3 +180,28 @@ def test_a_dump_saved_as_people_save_it_gives_the_same_evidence(
     got, want = evaluation_to_json(evaluate_bundle(b, default_policy())), evaluation_to_json(evaluated(DEMO))
     for key in ("outcome", "verdict", "criteria", "flagger", "blast_radius", "replay", "timeline"):
         assert got[key] == want[key], key
+
+
+LE_GO, LE_NORMALISED = "shapes/le-both-forms", "rollback-latency"
+
+
+def test_bucket_bounds_are_numbers_whichever_form_le_is_stored_in(
+    bundle_for: Callable[[str], Path], evaluated: Callable[[str], Evaluation], truth_of: Callable[[str], dict[str, Any]]
+) -> None:
+    """``le="5"`` (Traefik's form, Prometheus 2) beside ``le="5.0"`` (Prometheus 3): one bucket, the same p95."""
+    go, norm = read_bundle(bundle_for(LE_GO)), read_bundle(bundle_for(LE_NORMALISED))
+    les = {name: set(b.table("series")["le"].dropna()) for name, b in ((LE_GO, go), (LE_NORMALISED, norm))}
+    assert {"5", "5.0"} <= les[LE_GO]  # both forms in one bundle, for the same canary
+    assert "5.0" in les[LE_NORMALISED] and "5" not in les[LE_NORMALISED]
+    buckets = [*load_scenario(SCENARIOS / f"{LE_GO}.yaml").buckets, math.inf]
+    for name in (LE_GO, LE_NORMALISED):
+        table = evaluated(name).table
+        pos = table.select(TRAEFIK.duration_buckets, role="canary")
+        bounds, _ = table.bucket_increases(pos, np.array([table.times.max()]), 60_000)
+        assert bounds.tolist() == buckets, name  # 5 and 5.0 are one bound: 5
+    p95 = {name: next(c for c in evaluated(name).criteria if c.name == "p95_latency_increase") for name in (LE_GO, LE_NORMALISED)}
+    a, b = p95[LE_GO], p95[LE_NORMALISED]
+    assert a.evaluated > 0 and a.breached
+    assert a.points["value"].to_numpy() == pytest.approx(b.points["value"].to_numpy(), nan_ok=True)
+    assert (a.first_breach_at, a.worst_value) == (b.first_breach_at, b.worst_value)
+    assert truth_of(LE_GO)["rollouts"][-1]["halts"] == truth_of(LE_NORMALISED)["rollouts"][-1]["halts"]

@@ -85,6 +85,7 @@ def test_every_small_scenario_has_its_outcome(truth_of: Callable[[str], dict[str
         "metrics-outage": "rolled_back",
         "tutorial-404s": "rolled_back",
         "datadog-template": "promoted",
+        "inf-and-query-errors": "rolled_back",
     }
     assert sorted(expected) == SMALL_SCENARIOS
     for name, outcome in expected.items():

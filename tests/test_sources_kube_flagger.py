@@ -100,3 +100,56 @@ def test_a_list_that_keeps_expiring_is_an_error(tutorial: KubeApiServer) -> None
     tutorial.fail(EVENTS_PATH, status=410, message="too old", times=None, continued=True)
     with _source(tutorial, page_size=2) as src, pytest.raises(KubeError, match="410"):
         src.read(REF)
+
+
+CUSTOM_LABELS = {"component": "canary-controller", "pod-template-hash": "7c9f8d6b5"}
+
+
+@pytest.fixture(scope="module")
+def custom_install(simulated: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApiServer]:
+    """Flagger installed by hand: namespace ``delivery``, pods and Deployment with labels of the team's own."""
+    dump = simulated("rollback-error-rate") / "dump"
+    with KubeApiServer(
+        dump,
+        tmp_path_factory.mktemp("kubeapi-custom"),
+        flagger_namespace="delivery",
+        flagger_pod_labels=CUSTOM_LABELS,
+        flagger_deployment_labels={"team": "delivery"},
+    ) as s:
+        yield s
+
+
+def test_flagger_is_found_through_its_deployments_selector(custom_install: KubeApiServer) -> None:
+    custom_install.reset()
+    with _source(custom_install) as src:
+        data = src.read(REF)
+    assert data.log_lines == custom_install.log_lines
+    assert not [w for w in data.warnings if "Flagger's" in w and "log" in w], data.warnings
+    assert custom_install.requests_for("/apis/apps/v1/deployments")
+    listed = [q for _, path, q in custom_install.requests_for("/api/v1/namespaces/delivery/pods") if not path.endswith("/log")]
+    assert [q.get("labelSelector") for q in listed] == ["component=canary-controller"]
+    # The Helm/kustomize pod labels were not needed.
+    assert not custom_install.requests_for("/api/v1/pods")
+
+
+def test_the_deployment_in_the_given_namespace_is_used(custom_install: KubeApiServer) -> None:
+    custom_install.reset()
+    with _source(custom_install, flagger_namespace="delivery") as src:
+        data = src.read(REF)
+    assert data.log_lines == custom_install.log_lines
+    assert custom_install.requests_for("/apis/apps/v1/namespaces/delivery/deployments")
+    assert not custom_install.requests_for("/apis/apps/v1/deployments")
+
+
+def test_without_a_readable_deployment_the_pod_labels_are_tried_and_a_miss_is_said(
+    simulated: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """No Flagger Deployment to read and pods without Flagger's labels: the log is not read, and the warning says where it was looked for."""
+    dump = simulated("rollback-error-rate") / "dump"
+    with KubeApiServer(dump, tmp_path, flagger_namespace="delivery", flagger_pod_labels=CUSTOM_LABELS) as api:
+        with _source(api) as src:
+            data = src.read(REF)
+        assert data.log_lines == []
+        (said,) = [w for w in data.warnings if w.startswith("Flagger's log not read")]
+        assert "app.kubernetes.io/name=flagger" in said and "app=flagger" in said and "--flagger-namespace" in said
+        assert api.requests_for("/apis/apps/v1/deployments") and api.requests_for("/api/v1/pods")

@@ -253,7 +253,8 @@ def prepare_counters(series: pd.DataFrame, samples: pd.DataFrame, router: Traffi
                 if isinstance(v, str) and (col == "service" or col not in maps[i]):
                     maps[i][col] = v
     metric_names = sdf["metric"].astype(str).tolist() if "metric" in sdf else [""] * n_series
-    sdf["group"] = [f"{name}\x00{m.get('job', '')}\x00{m.get('instance', '')}" for name, m in zip(metric_names, maps)]
+    # Keys as JSON, not joined by NUL: pandas 2.2's factorize cuts object strings at a NUL byte.
+    sdf["group"] = [json.dumps([name, m.get("job", ""), m.get("instance", "")]) for name, m in zip(metric_names, maps)]
     sdf["pos"] = np.arange(n_series, dtype=np.int64)
 
     pos_of = pd.Series(np.arange(n_series, dtype=np.int64), index=sdf["series_id"].astype("int64").to_numpy())
@@ -288,7 +289,7 @@ def prepare_counters(series: pd.DataFrame, samples: pd.DataFrame, router: Traffi
     # A Traefik service's series appear and vanish together; a series without a service label
     # is its own group's only family, so it is never judged re-created.
     service_codes, _ = pd.factorize(
-        pd.Series([f"{g}\x00{m['service']}" if m.get("service") else g for g, m in zip(sdf["group"], maps)], dtype=object)
+        pd.Series([json.dumps([g, m["service"]]) if m.get("service") else g for g, m in zip(sdf["group"], maps)], dtype=object)
     )
     sample_service = np.asarray(service_codes, dtype=np.int64)[pos]
     first_scrape = np.full(len(groups), np.iinfo(np.int64).max, dtype=np.int64)

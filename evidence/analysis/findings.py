@@ -8,12 +8,12 @@ raised by ``rollout_findings`` from the analysis results.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from evidence.canary import CanarySpec
-from evidence.model import Outcome, OutcomeCause, OutcomeSource, rfc3339
+from evidence.model import Outcome, OutcomeCause, OutcomeSource, QueryRecord, rfc3339
 from evidence.policy import RolloutLimits
 from evidence.routers import TrafficMetrics
 
@@ -142,6 +142,32 @@ def grpc_findings(spec: CanarySpec, protocols: list[str], router: TrafficMetrics
             "check gRPC canaries with a MetricTemplate on those codes",
         ),
     )
+
+
+def check_query_findings(queries: Sequence[QueryRecord]) -> tuple[Finding, ...]:
+    """Return a finding for each Flagger check whose query returned several series.
+
+    Flagger does not fail such a check: ``RunQuery`` keeps the last element of the vector
+    (``pkg/metrics/providers/prometheus.go:155-169``), so the check compares whichever series
+    Prometheus lists last with its threshold, and ignores the others.
+    """
+    out = []
+    for q in queries:
+        series = q.extra.get("series")
+        if q.kind != "range" or not q.metric or not isinstance(series, int) or series < 2:
+            continue
+        last = q.extra.get("last_series")
+        used = ", ".join(f"{k}={v}" for k, v in last.items()) if isinstance(last, dict) and last else "no labels"
+        out.append(
+            Finding(
+                "check-several-series",
+                "warning",
+                f"Flagger's check {q.metric} returned {series} series: Flagger does not fail it but reads the last "
+                f"series Prometheus lists and ignores the others (the replay used {{{used}}}); aggregate the "
+                "query to one series (e.g. sum()) so the check measures what it means",
+            ),
+        )
+    return tuple(out)
 
 
 def rollout_findings(

@@ -2,8 +2,9 @@
 
 Flagger's loop (../shared/reference/flagger-traefik.md §2.2, §4.2): at each analysis tick while
 the canary has weight, it runs the metric checks in spec order and stops at the first failure,
-which adds 1 to the failed checks (a query with no values is a failure); failed checks never go
-down during a run; when they reach the threshold, the rollback happens at the **next** tick.
+which adds 1 to the failed checks (a query with no values is a failure, and so is one whose
+answer is a matrix: "query returned multiple values"; a vector of several series is not — Flagger
+reads the last one, §4.1); failed checks never go down during a run; when they reach the threshold, the rollback happens at the **next** tick.
 
 * ``replay_flagger`` re-runs that over the bundle's ``checks`` table (Flagger's queries
   evaluated at the analysis ticks, value in Flagger's unit: percent, ms for request-duration).
@@ -135,18 +136,24 @@ def replay_flagger(
     interval_seconds: float,
     ticks: IntArray,
     queried: Collection[str] | None = None,
+    matrix: Collection[str] = (),
 ) -> Replay:
     """Re-run Flagger's metric checks (``metrics`` in spec order) at each tick over the ``checks`` table.
 
     ``queried`` names the metrics whose query the collector ran: one without any row in the
-    table answered "no values found" at every tick, a failed check each time.  A metric
-    neither queried nor in the table is not replayed.
+    table answered "no values found" at every tick, a failed check each time.  ``matrix`` names
+    the metrics whose query Prometheus answers with a matrix: Flagger fails them at every tick
+    ("query returned multiple values").  A metric neither queried nor in the table is not replayed.
     """
     notes: list[str] = []
     threshold = max(1, threshold)
     by_metric: dict[str, tuple[IntArray, np.ndarray, float | None, float | None]] = {}
     for m in metrics:
         rows = checks[checks["metric"] == m] if len(checks) else checks
+        if m in matrix:
+            by_metric[m] = (np.zeros(0, dtype=np.int64), np.zeros(0), None, None)
+            notes.append(f"metric {m}: Prometheus answers its query with a matrix; Flagger fails it at every tick")
+            continue
         if not len(rows):
             if queried is not None and m in queried:
                 by_metric[m] = (np.zeros(0, dtype=np.int64), np.zeros(0), None, None)
@@ -170,6 +177,9 @@ def replay_flagger(
             break
         verdict: tuple[str, float | None, str] | None = None
         for m, (ts, vals, lo_, hi_) in by_metric.items():
+            if m in matrix:
+                verdict = (m, None, "query returned multiple values")
+                break
             i = int(np.searchsorted(ts, t))
             cands = [j for j in (i - 1, i) if 0 <= j < ts.size and abs(int(ts[j]) - t) <= _MATCH_MS]
             value = float(vals[cands[-1]]) if cands else math.nan

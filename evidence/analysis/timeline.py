@@ -115,7 +115,7 @@ def _entries(events: pd.DataFrame) -> list[TimelineEntry]:
     # costs ~100 µs a row, which is most of a minute for 100k events.
     stamps = pd.to_datetime(events["time"], utc=True, errors="coerce")
     missing = stamps.isna().to_numpy()
-    pytimes = list(stamps.dt.to_pydatetime())
+    pytimes = list(pd.DatetimeIndex(stamps).to_pydatetime())  # no Series.dt.to_pydatetime: pandas 2.2 warns on it
 
     def col(name: str) -> list[Any]:
         return events[name].tolist() if name in cols else [None] * n

@@ -93,6 +93,11 @@ class KubeSource:
         self.flagger_namespace_given = flagger_namespace is not None
         self.flagger_selector = flagger_selector
         self.request_timeout = float(request_timeout)
+        # kubernetes < 36 drops a float _request_timeout (it takes an int, the total, or a (connect,
+        # read) pair): a whole number of seconds goes as an int, a fraction as the pair.
+        self._timeout: int | tuple[float, float] = (
+            int(request_timeout) if float(request_timeout).is_integer() else (float(request_timeout), float(request_timeout))
+        )
         self.page_size = max(1, int(page_size))
         self.attempts = max(1, int(attempts))
         self.backoff = backoff
@@ -194,7 +199,7 @@ class KubeSource:
             common: dict[str, Any] = {
                 "limit": self.page_size,
                 "_preload_content": False,
-                "_request_timeout": self.request_timeout,
+                "_request_timeout": self._timeout,
             }
             if token:
                 common["_continue"] = token
@@ -359,7 +364,7 @@ class KubeSource:
                 call.resource,
                 name,
                 _preload_content=False,
-                _request_timeout=self.request_timeout,
+                _request_timeout=self._timeout,
             ),
         )
 
@@ -370,7 +375,7 @@ class KubeSource:
         assert call.name is not None
         read = api.read_namespaced_deployment if kind == "Deployment" else api.read_namespaced_daemon_set
         name = call.name
-        return self._json(call, lambda: read(name, call.namespace, _preload_content=False, _request_timeout=self.request_timeout))
+        return self._json(call, lambda: read(name, call.namespace, _preload_content=False, _request_timeout=self._timeout))
 
     def _events(self, ref: CanaryRef, group: str) -> list[dict[str, Any]]:
         """List the canary's Events from core/v1 (``group`` "") or events.k8s.io/v1, page by page."""
@@ -391,7 +396,7 @@ class KubeSource:
                 limit=self.page_size,
                 _continue=token,
                 _preload_content=False,
-                _request_timeout=self.request_timeout,
+                _request_timeout=self._timeout,
             )
 
         return self._list(call, page, api_version, "Event")
@@ -416,10 +421,66 @@ class KubeSource:
     def _flagger_pods(self) -> tuple[list[dict[str, Any]], str]:
         """Return Flagger's pods and where they were looked for.
 
-        With ``--flagger-namespace`` only there; else in every namespace by the selector, then by
-        the other labels Flagger's manifests set (Helm ``app.kubernetes.io/name``, kustomize ``app``),
-        falling back to ``flagger-system`` when pods may not be listed cluster-wide.
+        First through Flagger's Deployment (found by its labels or by the ``flagger`` image, in
+        every namespace, or only in ``--flagger-namespace``): its pods by its own
+        ``spec.selector``, whatever labels an install gives them.  Then by the pod labels: a
+        ``--flagger-selector`` of the user's, else the ones Flagger's manifests set (Helm
+        ``app.kubernetes.io/name``, kustomize ``app``), falling back to ``flagger-system`` when
+        pods may not be listed cluster-wide.
         """
+        looked: list[str] = []
+        if self.flagger_selector == FLAGGER_SELECTORS[0]:  # not a selector of the user's: ask the Deployment
+            for dep in self._flagger_deployments():
+                meta = dep.get("metadata") or {}
+                ns, name = str(meta.get("namespace") or self.flagger_namespace), str(meta.get("name"))
+                selector = _selector_text((dep.get("spec") or {}).get("selector"))
+                if not selector:
+                    continue
+                pods = self._pods_by(ns, selector)
+                where = f"namespace {ns} by Deployment {name}'s selector {selector!r}"
+                if pods:
+                    return pods, where
+                looked.append(where)
+        pods, where = self._flagger_pods_by_labels()
+        return pods, "; ".join([*looked, where])
+
+    def _flagger_deployments(self) -> list[dict[str, Any]]:
+        """Return Flagger's Deployments: everywhere (else in ``flagger_namespace``), [] when they may not be listed."""
+        from kubernetes import client
+
+        api = client.AppsV1Api(self._client)
+        calls = [
+            (
+                _Call("list", "deployments", "apps", self.flagger_namespace),
+                self._pager(api.list_namespaced_deployment, self.flagger_namespace, selector=""),
+            )
+        ]
+        if not self.flagger_namespace_given:
+            everywhere = self._pager(api.list_deployment_for_all_namespaces, selector="")
+            calls.insert(0, (_Call("list", "deployments", "apps", "(all namespaces)"), everywhere))
+        for call, page in calls:
+            try:
+                deps = self._list(call, page, "apps/v1", "Deployment")
+            except (KubeError, _Missing):
+                continue  # not allowed or not answered here: the pod labels are tried next
+            return sorted(
+                (d for d in deps if _is_flagger(d)),
+                key=lambda d: (str(d["metadata"].get("namespace")), str(d["metadata"].get("name"))),
+            )
+        return []
+
+    def _pods_by(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        from kubernetes import client
+
+        api = client.CoreV1Api(self._client)
+        page = self._pager(api.list_namespaced_pod, namespace, selector=selector)
+        try:
+            return self._list(_Call("list", "pods", "", namespace), page, "v1", "Pod")
+        except (KubeError, _Missing):
+            return []  # the pod labels are tried next; a log that is never read is a warning
+
+    def _flagger_pods_by_labels(self) -> tuple[list[dict[str, Any]], str]:
+        """Return Flagger's pods found by their labels, and where they were looked for."""
         from kubernetes import client
 
         api = client.CoreV1Api(self._client)
@@ -458,7 +519,7 @@ class KubeSource:
                 limit=self.page_size,
                 _continue=token,
                 _preload_content=False,
-                _request_timeout=self.request_timeout,
+                _request_timeout=self._timeout,
             )
 
         return page
@@ -492,7 +553,7 @@ class KubeSource:
                     read = partial(
                         api.read_namespaced_pod_log, name, ns, container=container, previous=previous, _preload_content=False
                     )
-                    data = self._send(lcall, partial(read, _request_timeout=self.request_timeout))
+                    data = self._send(lcall, partial(read, _request_timeout=self._timeout))
                 except (KubeError, _Missing) as exc:
                     which = "previous container's log" if previous else "log"
                     warnings.append(f"Flagger's {which} of pod {ns}/{name} not read: {exc}")
@@ -653,6 +714,31 @@ class _Forbidden(KubeError):
 
 class _Expired(KubeError):
     """A 410 answer: a list's continue token expired; ``_list`` starts the list again."""
+
+
+def _is_flagger(dep: dict[str, Any]) -> bool:
+    """Tell Flagger's Deployment: labelled like Flagger's manifests, or running the ``flagger`` image (not the loadtester)."""
+    labels = (dep.get("metadata") or {}).get("labels") or {}
+    if any(labels.get(k) == v for k, _, v in (s.partition("=") for s in FLAGGER_SELECTORS)):
+        return True
+    pod_spec = (((dep.get("spec") or {}).get("template") or {}).get("spec")) or {}
+    for c in pod_spec.get("containers") or []:
+        image = str(c.get("image") or "").split("@", 1)[0]
+        repo = image.rsplit("/", 1)[-1].split(":", 1)[0]
+        if repo == "flagger":
+            return True
+    return False
+
+
+def _selector_text(selector: Any) -> str:
+    """Return a LabelSelector object (``matchLabels``, ``matchExpressions``) as a label selector string."""
+    if not isinstance(selector, dict):
+        return ""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = str(e.get("key")), str(e.get("operator")), ",".join(str(v) for v in e.get("values") or [])
+        parts.append({"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})", "Exists": key}.get(op, f"!{key}"))
+    return ",".join(parts)
 
 
 def _refs(entries: Any, key: str, namespace: str) -> list[tuple[str, str]]:
