@@ -11,7 +11,7 @@ setup:
 demo: setup
 	$(PY) -m fixtures.demo --out demo-output
 
-test: setup lint types pytest
+test: setup lint types pytest test-min
 
 lint:
 	.venv/bin/ruff check evidence fixtures tests bench
@@ -24,7 +24,7 @@ pytest:
 	.venv/bin/pytest -q
 
 # The declared floors proven: the base dependencies at exactly pyproject.toml's floors in .venv-min,
-# no extras, the tests that need only the base. Separate from `make test` (it takes over 4 minutes from nothing).
+# no extras, the tests that need only the base. Part of `make test`, so CI proves the floors too.
 test-min:
 	@./scripts/test-min.sh
 

@@ -392,7 +392,7 @@ def build_checks(queries: list[Query]) -> list[dict[str, Any]]:
                 at[round(float(ts) * 1000)] = (float(v), i)
         for ms in sorted(at):
             value = at[ms][0]
-            if q.metric == "request-duration" and not math.isnan(value):
+            if q.metric == "request-duration" and math.isfinite(value):
                 value = float(int(value))  # Flagger truncates to whole milliseconds
             rows.append(
                 {

@@ -170,4 +170,4 @@ def test_inf_halts_and_query_errors_end_to_end(
     assert [h.value for h in evaluated(name).timeline.halts][1:] == [math.inf, math.inf]
     assert out["verdict"] == VERDICTS[name]
     # The real Prometheus re-runs the template to +Inf too: the replay halts where Flagger did.
-    assert "inf > 5" in {f["reason"] for f in out["replay"]["flagger"]["failures"]}
+    assert "+Inf > 5" in {f["reason"] for f in out["replay"]["flagger"]["failures"]}  # as Flagger prints it (Go)

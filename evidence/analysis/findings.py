@@ -163,8 +163,9 @@ def check_query_findings(queries: Sequence[QueryRecord]) -> tuple[Finding, ...]:
                 "check-several-series",
                 "warning",
                 f"Flagger's check {q.metric} returned {series} series: Flagger does not fail it but reads the last "
-                f"series Prometheus lists and ignores the others (the replay used {{{used}}}); aggregate the "
-                "query to one series (e.g. sum()) so the check measures what it means",
+                f"series Prometheus lists and ignores the others (the replay used {{{used}}}, the last in the range "
+                "query's order; Flagger's instant query may list them in another order, so which series Flagger read "
+                "is approximate here); aggregate the query to one series (e.g. sum()) so the check measures what it means",
             ),
         )
     return tuple(out)

@@ -186,13 +186,13 @@ def replay_flagger(
             if math.isnan(value):
                 verdict = (m, None, "no values found")
                 break
-            if m == "request-duration":
+            if m == "request-duration" and math.isfinite(value):
                 value = float(int(value))  # Flagger truncates to whole milliseconds
             if lo_ is not None and value < lo_:
-                verdict = (m, value, f"{value:g} < {lo_:g}")
+                verdict = (m, value, f"{_go(value)} < {lo_:g}")
                 break
             if hi_ is not None and value > hi_:
-                verdict = (m, value, f"{value:g} > {hi_:g}")
+                verdict = (m, value, f"{_go(value)} > {hi_:g}")
                 break
         if verdict is not None:
             failed += 1
@@ -234,3 +234,10 @@ def replay_policy(table: CounterTable, policy: Policy, threshold: int, interval_
         out.append(ReplayTick(from_epoch_ms(int(tick)), True, crit.name, value, reason, failed))
     notes = ["a criterion without data does not fail a tick (Flagger fails a check with no values)"]
     return _finish("policy", threshold, interval_seconds, [c.name for c in policy.criteria], out, notes)
+
+
+def _go(value: float) -> str:
+    """Return a value as Flagger prints it: ``+Inf`` / ``-Inf`` as Go writes infinities, else compact."""
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return f"{value:g}"
