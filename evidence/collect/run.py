@@ -124,7 +124,7 @@ def collect_rollout(
             w.write_table("checks", checks)
             counts = {"objects": len(tables.objects), "events": len(tables.events), "log_lines": len(tables.logs)}
             counts |= {"series": len(stream.series_rows), "samples": stream.rows, "checks": len(check_rows)}
-            manifest = _manifest(ref, found, ids, options, prom, now, scrape, queries, (gaps, warnings), tables.red, counts)
+            manifest = _manifest(ref, found, ids, options, prom, now, scrape, queries, (gaps, warnings), tables, counts)
             from evidence.archive.summary import write_archive_files
 
             write_archive_files(w, manifest)  # the ledger's summary row and SHA256SUMS, listed in the manifest
@@ -294,7 +294,7 @@ def _manifest(
     scrape: ScrapeLabels,
     queries: list[Query],
     losses: tuple[list[Gap], list[str]],
-    red: Redactions,
+    tables: _Tables,
     counts: dict[str, int],
 ) -> Manifest:
     """Return the bundle's manifest."""
@@ -328,10 +328,10 @@ def _manifest(
             labels=scrape,
             router=spec.router.name,
         ),
-        queries=tuple(scrubbed(q.record(), prom.auth.secrets()) for q in queries),
+        queries=tuple(scrubbed(q.record(), tables.known) for q in queries),
         gaps=tuple(gaps),
         warnings=tuple(warnings),
-        redaction=red.record(),
+        redaction=tables.red.record(),
         counts=counts,
         legal_hold=options.legal_hold,
         files={},

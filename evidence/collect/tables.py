@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields, replace
+from enum import Enum
 from typing import Any, TypeVar
 
 from evidence.canary import normalise_canary
@@ -43,7 +44,9 @@ def frame(rows: list[dict[str, Any]], table: str, time_cols: tuple[str, ...]) ->
 def scrubbed(record: _R, known: tuple[str, ...]) -> _R:
     """Return a manifest record with every string scrubbed (server error texts may echo credentials)."""
     changes: dict[str, Any] = {
-        f.name: scrub_text(v, known) for f in fields(record) if isinstance(v := getattr(record, f.name), str)
+        f.name: scrub_text(v, known)
+        for f in fields(record)
+        if isinstance(v := getattr(record, f.name), str) and not isinstance(v, Enum)  # a GapKind stays a GapKind
     }
     if isinstance(record, QueryRecord):
         changes["extra"] = {k: scrub_text(v, known) if isinstance(v, str) else v for k, v in record.extra.items()}
