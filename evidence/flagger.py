@@ -16,6 +16,9 @@ from typing import Any
 
 from evidence.model import Action, parse_go_duration
 
+#: Where Flagger's Helm chart and kustomize manifests install it.
+DEFAULT_FLAGGER_NAMESPACE = "flagger-system"
+
 COMBINED_PREFIX = "(combined from similar events): "
 #: MetricTemplate ``spec.provider.type`` values (crd.yaml's enum; reference §7.2).
 METRIC_PROVIDERS = (

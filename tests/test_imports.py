@@ -50,7 +50,7 @@ def test_help_and_verify_load_no_data_library(bundle_for: Callable[[str], Path])
     assert code == 0 and not mods & HEAVY, mods & HEAVY
     code, mods, _ = probe("verify", str(bundle_for("healthy-promotion")))
     assert code == 0
-    assert not mods & {"pandas", "plotly", "kaleido", "kubernetes", "weasyprint", "jinja2", "requests"}, mods & HEAVY
+    assert not mods & HEAVY, mods & HEAVY  # its parquet check reads the footers itself (evidence.bundle.footer)
 
 
 @pytest.mark.parametrize("command", ["evaluate", "show"])

@@ -136,6 +136,29 @@ def bundle_dirname(namespace: str, canary: str, start: dt.datetime, bundle_id: s
     return f"{safe_component(namespace)}_{safe_component(canary)}_{stamp}_{bundle_id[:8]}"
 
 
+#: Each column type's name as a parquet footer reads (evidence.bundle.footer) and pyarrow prints it.
+FOOTER_TYPES = {
+    "string": "string",
+    "int32": "int32",
+    "int64": "int64",
+    "float64": "double",
+    "bool": "bool",
+    "timestamp": "timestamp[ms, tz=UTC]",
+    "list<string>": "list<string>",
+}
+
+
+def footer_problem(table: str, columns: dict[str, str]) -> str | None:
+    """Return what is wrong with a table's columns as its parquet footer names them, or None."""
+    for name, kind, _ in SCHEMAS[table]:
+        want = FOOTER_TYPES[kind]
+        if name not in columns:
+            return f"column {name!r} of table {table} is missing"
+        if columns[name] != want:
+            return f"column {name!r} of table {table} has type {columns[name]}, expected {want}"
+    return None
+
+
 def schema_problem(table: str, schema: pa.Schema) -> str | None:
     """Return what is wrong with a table's arrow schema against SCHEMAS, or None."""
     want = arrow_schema(table)

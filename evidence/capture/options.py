@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evidence.errors import UsageError
-from evidence.sources.kube import DEFAULT_FLAGGER_NAMESPACE
+from evidence.flagger import DEFAULT_FLAGGER_NAMESPACE
 from evidence.sources.prometheus import PrometheusSource
 
 
@@ -64,7 +64,7 @@ class WatchArgs:
     selector: str | None = None
     kubeconfig: str | None = None
     context: str | None = None
-    flagger_namespace: str = DEFAULT_FLAGGER_NAMESPACE
+    flagger_namespace: str | None = None  # None: DEFAULT_FLAGGER_NAMESPACE
     dump: str | None = None
     tail: str = "2m"
     render_formats: str = ""

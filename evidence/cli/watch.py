@@ -7,7 +7,6 @@ from typing import Any
 import click
 
 from evidence.cli import _CONTEXT, _KUBECONFIG, _s3_endpoint_option, cli, handle_errors
-from evidence.sources.kube import DEFAULT_FLAGGER_NAMESPACE
 
 
 @cli.command(short_help="Capture every rollout unattended: watch Canaries, receive Flagger's webhooks, store bundles.")
@@ -30,10 +29,8 @@ from evidence.sources.kube import DEFAULT_FLAGGER_NAMESPACE
 @_CONTEXT
 @click.option(
     "--flagger-namespace",
-    default=DEFAULT_FLAGGER_NAMESPACE,
-    show_default=True,
     metavar="NS",
-    help="Where Flagger runs, to read its logs (the namespace deploy/ grants pods/log in).",
+    help="Where Flagger runs, to read its logs (the namespace deploy/ grants pods/log in; default: flagger-system).",
 )
 @click.option(
     "--from-dump",

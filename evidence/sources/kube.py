@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from evidence.errors import KubeError, NotFoundError
+from evidence.flagger import DEFAULT_FLAGGER_NAMESPACE
 from evidence.model import CanaryRef
 from evidence.sources import ClusterData
 
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 DEFAULT_KUBECONFIG = "~/.kube/config"
 DEFAULT_PAGE_SIZE = 250
-DEFAULT_FLAGGER_NAMESPACE = "flagger-system"
 #: The longest wait a 429's Retry-After is honoured for, in seconds; and how often an expired list restarts.
 MAX_RETRY_AFTER = 30.0
 MAX_LIST_RESTARTS = 3
