@@ -113,11 +113,17 @@ def detect_labels(
             warnings.append(f"the scrape labels could not be detected ({exc}); the defaults are used")
             return False
 
-    service = service_label
-    if service is None:
-        service = next((lab for lab in spec.router.service_labels if has(f"{spec.router.requests}{{{lab}=~{svc_re}}}")), None)
     nsq, tgt = promql_string(ns), promql_string(spec.target)
-    namespace = next((lab for lab in FLAGGER_NAMESPACE_LABELS if has(f"flagger_canary_status{{{lab}={nsq},name={tgt}}}")), None)
+    service_probes = (
+        [] if service_label else [(lab, f"{spec.router.requests}{{{lab}=~{svc_re}}}") for lab in spec.router.service_labels]
+    )
+    ns_probes = [(lab, f"flagger_canary_status{{{lab}={nsq},name={tgt}}}") for lab in FLAGGER_NAMESPACE_LABELS]
+    # Every form is asked at once (one round trip, not one per form); the first form in order that has series wins.
+    with ThreadPoolExecutor(max_workers=len(service_probes) + len(ns_probes)) as pool:
+        answers = list(pool.map(has, [sel for _, sel in service_probes + ns_probes]))
+    service_hits, ns_hits = answers[: len(service_probes)], answers[len(service_probes) :]
+    service = service_label or next((lab for (lab, _), hit in zip(service_probes, service_hits, strict=True) if hit), None)
+    namespace = next((lab for (lab, _), hit in zip(ns_probes, ns_hits, strict=True) if hit), None)
     chosen = "--service-label" if service_label else "detected" if service or namespace else "default"
     if service and service != spec.router.service_label and not service_label:
         warnings.append(
