@@ -22,7 +22,7 @@ import pandas as pd
 
 from evidence.analysis.blast import BlastRadius, blast_radius
 from evidence.analysis.components import Components, criterion_components
-from evidence.analysis.counters import CounterTable, prepare_counters, to_ms
+from evidence.analysis.counters import CounterTable, SampleArrays, prepare_counters, to_ms
 from evidence.analysis.criteria import CriterionResult, evaluate_criteria
 from evidence.analysis.findings import Finding, check_query_findings, check_rollout_limits, grpc_findings, rollout_findings
 from evidence.analysis.lag import DetectionLag, detection_lag
@@ -155,7 +155,7 @@ def evaluate_bundle(bundle: Bundle, policy: Policy | None = None) -> Evaluation:
         manifest=bundle.record,
         canary=canary,
         series=bundle.table("series"),
-        samples=bundle.table("samples"),
+        samples=SampleArrays(*bundle.sample_arrays()),
         events=bundle.table("events"),
         checks=bundle.table("checks"),
         policy=policy or default_policy(),
@@ -168,7 +168,7 @@ def evaluate_rollout(
     manifest: Manifest | Mapping[str, Any],
     canary: Mapping[str, Any],
     series: pd.DataFrame,
-    samples: pd.DataFrame,
+    samples: pd.DataFrame | SampleArrays,
     events: pd.DataFrame,
     checks: pd.DataFrame,
     policy: Policy,

@@ -31,6 +31,7 @@ from evidence.model import Role, ScrapeLabels
 ROW_GROUP_ROWS = 1 << 20
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from evidence.canary import CanarySpec
@@ -114,7 +115,6 @@ class SampleStream:
     def _flush(self) -> None:
         """Write the waiting samples as one row group, sorted by series (a stable sort keeps each series' time order)."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         parts, self._waiting, self._waiting_rows = self._waiting, [], 0
         if not parts:
@@ -130,9 +130,16 @@ class SampleStream:
             schema=schema,
         )
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self._file(), schema, compression="zstd", compression_level=3, use_dictionary=True)
+            self._writer = self._open(schema)
         self._writer.write_table(table)
         self.rows += table.num_rows
+
+    def _open(self, schema: pa.Schema) -> pq.ParquetWriter:
+        import pyarrow.parquet as pq
+
+        # Dictionary pages only for the series ids: on timestamps and values they made the file larger
+        # and cost about 120 bytes of peak memory a sample (46 MB for 382 k samples).
+        return pq.ParquetWriter(self._file(), schema, compression="zstd", compression_level=3, use_dictionary=["series_id"])
 
     def _file(self) -> Path:
         try:
@@ -148,10 +155,9 @@ class SampleStream:
         self._flush()
         if self._writer is None:
             import pyarrow as pa
-            import pyarrow.parquet as pq
 
             schema = arrow_schema("samples")
-            self._writer = pq.ParquetWriter(self._file(), schema, compression="zstd", compression_level=3, use_dictionary=True)
+            self._writer = self._open(schema)
             self._writer.write_table(pa.Table.from_pylist([], schema=schema))
         self._writer.close()
         assert self.path is not None

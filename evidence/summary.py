@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from evidence.analysis.counters import prepare_counters
+from evidence.analysis.counters import SampleArrays, prepare_counters
 from evidence.analysis.timeline import MANIFEST_START, Timeline
 from evidence.analysis.traffic import STATUS, WEIGHT
 from evidence.bundle import Bundle, grouped_gaps
@@ -33,11 +33,10 @@ def rollout_record(b: Bundle) -> RolloutRecord:
     """Return the bundle's rollout and Flagger's timeline of it, as ``evaluate`` reconstructs them."""
     canary = _canary(b)
     series = b.table("series")
-    samples = b.table("samples")
     # Only Flagger's weight and status gauges shape the timeline: skip the reset arithmetic of
     # every other series (the status gauge is the outcome's last fallback, as in evaluate).
     gauge_series = series[series["metric"].isin([WEIGHT, STATUS])]
-    gauge_samples = samples[samples["series_id"].isin(gauge_series["series_id"])]
+    gauge_samples = SampleArrays(*b.sample_arrays()).subset(gauge_series["series_id"].to_numpy())
     return reconstruct_rollout(b.record, canary, b.table("events"), prepare_counters(gauge_series, gauge_samples))
 
 

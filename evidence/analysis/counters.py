@@ -113,12 +113,21 @@ class CounterTable:
     reset: BoolArray = field(repr=False)  # the sample follows a counter reset or a re-creation
     router: TrafficMetrics = field(default=DEFAULT_ROUTER, repr=False)  # whose series these are: the names to select by
 
+    def _slice(self, p: int) -> slice:
+        """Return where series ``p``'s samples lie (they are contiguous, in time order)."""
+        a = int(self.first[p])
+        return slice(a, int(self.last[p]) + 1) if a >= 0 else slice(0, 0)
+
     def restarted_between(self, positions: IntArray, start: int, end: int) -> IntArray:
         """Return the positions among these whose counters reset or were re-created in ``[start, end]``."""
         pos = np.asarray(positions, dtype=np.int64)
-        hit = self.reset & (self.times >= start) & (self.times <= end)
-        owners = np.unique(self.keys[hit] // _STRIDE)
-        return pos[np.isin(pos, owners)]
+        hit = []
+        for p in pos.tolist():
+            sl = self._slice(p)
+            t = self.times[sl]
+            lo, hi = np.searchsorted(t, start, side="left"), np.searchsorted(t, end, side="right")
+            hit.append(bool(self.reset[sl][lo:hi].any()))
+        return pos[np.array(hit, dtype=bool)] if pos.size else pos
 
     @functools.cached_property
     def _metric_role(self) -> tuple[Any, Any]:
@@ -190,15 +199,19 @@ class CounterTable:
 
     def sample_times(self, positions: IntArray) -> IntArray:
         """Return the sorted distinct sample times of these series."""
-        return np.unique(self.samples_of(positions)[0])
+        pos = np.unique(np.asarray(positions, dtype=np.int64))
+        if pos.size == 0 or self.times.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate([self.times[self._slice(p)] for p in pos.tolist()]))
 
     def samples_of(self, positions: IntArray) -> tuple[IntArray, FloatArray]:
-        """Return (times, raw values) of these series' samples, sorted by time."""
-        pos = np.asarray(positions, dtype=np.int64)
+        """Return (times, raw values) of these series' samples, sorted by time (series in position order at equal times)."""
+        pos = np.unique(np.asarray(positions, dtype=np.int64))
         if pos.size == 0 or self.times.size == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        mask = np.isin(self.keys // _STRIDE, pos)
-        t, v = self.times[mask], self.raw[mask]
+        slices = [self._slice(p) for p in pos.tolist()]
+        t = np.concatenate([self.times[sl] for sl in slices])
+        v = np.concatenate([self.raw[sl] for sl in slices])
         order = np.argsort(t, kind="stable")
         return t[order], v[order]
 
@@ -227,106 +240,186 @@ def _labels_map(text: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
-def _recreated(
-    sample_group: IntArray, sample_service: IntArray, t: IntArray, prev_t: IntArray, same: BoolArray, interval: IntArray
-) -> BoolArray:
-    """Return, for each sample, whether its series was deleted and re-created in the hole before it.
+@dataclass(frozen=True, eq=False)
+class SampleArrays:
+    """The samples table as arrays: series ids, times (int64 epoch ms) and values, in the table's order.
 
-    Only when unambiguous: the hole is longer than two scrape intervals of the series' group
-    (metric, job, instance), and the group was scraped at some time inside it when no series of
-    the series' own service was — the service was gone while its target answered.
+    ``Bundle.sample_arrays`` reads them from parquet without a pandas frame: a frame of a long
+    window cost about ten times the samples' own 20 bytes.
     """
-    out = np.zeros(t.size, dtype=bool)
-    idx = np.flatnonzero(same & (interval[sample_group] > 0) & (t - prev_t > 2 * interval[sample_group]))
-    if idx.size == 0:
-        return out
-    # Distinct scrape times of each group and of each service; a service's are a subset of its group's,
-    # so the group has more of them inside the hole exactly when the service missed a scrape there.
-    g_keys = np.unique(sample_group * _STRIDE + t)
-    s_keys = np.unique(sample_service * _STRIDE + t)
-    g, sv, lo, hi = sample_group[idx] * _STRIDE, sample_service[idx] * _STRIDE, prev_t[idx], t[idx]
+
+    series_id: NDArray[np.integer[Any]]
+    ms: IntArray
+    value: FloatArray
+
+    @classmethod
+    def from_frame(cls, samples: pd.DataFrame) -> SampleArrays:
+        """Return a samples frame (``series_id``, ``timestamp``, ``value``) as arrays."""
+        if not len(samples):
+            return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+        return cls(
+            samples["series_id"].to_numpy(dtype=np.int64),
+            to_ms(samples["timestamp"]),
+            samples["value"].to_numpy(dtype=np.float64),
+        )
+
+    def subset(self, series_ids: Sequence[int] | IntArray) -> SampleArrays:
+        """Return only the samples of these series."""
+        keep = np.isin(self.series_id, np.asarray(series_ids, dtype=np.int64))
+        return SampleArrays(self.series_id[keep], self.ms[keep], self.value[keep])
+
+
+def _recreated(sample_group: IntArray, sample_service: IntArray, t: IntArray, idx: IntArray) -> BoolArray:
+    """Return, for each sample index in ``idx`` (the first sample after a long hole in its series),
+    whether the series was deleted and re-created in that hole.
+
+    ``idx`` holds only holes longer than two scrape intervals of the series' group (metric, job,
+    instance); the re-creation is read when the group was scraped at some time inside the hole
+    when no series of the series' own service was — the service was gone while its target answered.
+    """
+    # Distinct scrape times of each group and of each service, over the groups with such a hole only;
+    # a service's are a subset of its group's, so the group has more of them inside the hole exactly
+    # when the service missed a scrape there.
+    involved = np.isin(sample_group, np.unique(sample_group[idx]))
+    g_all, sv_all, t_all = sample_group[involved].astype(np.int64), sample_service[involved].astype(np.int64), t[involved]
+    g_keys = np.unique(g_all * _STRIDE + t_all)
+    s_keys = np.unique(sv_all * _STRIDE + t_all)
+    del g_all, sv_all, t_all, involved
+    g, sv = sample_group[idx].astype(np.int64) * _STRIDE, sample_service[idx].astype(np.int64) * _STRIDE
+    lo, hi = t[idx - 1], t[idx]
     in_group = np.searchsorted(g_keys, g + hi, side="left") - np.searchsorted(g_keys, g + lo, side="right")
     in_service = np.searchsorted(s_keys, sv + hi, side="left") - np.searchsorted(s_keys, sv + lo, side="right")
-    out[idx] = in_group > in_service
-    return out
+    return np.asarray(in_group > in_service, dtype=bool)
 
 
-def prepare_counters(series: pd.DataFrame, samples: pd.DataFrame, router: TrafficMetrics = DEFAULT_ROUTER) -> CounterTable:
-    """Join samples to series, sort them and correct counter resets and re-creations."""
+def _positions(ids: NDArray[np.integer[Any]], sid: NDArray[np.integer[Any]]) -> NDArray[np.int32]:
+    """Return each sample's series position (int32; -1 for an id the series table does not have; the first row of an id wins)."""
+    n_series = ids.size
+    if n_series == 0 or sid.size == 0:
+        return np.full(sid.size, -1, dtype=np.int32)
+    lo = min(int(ids.min()), int(sid.min()))
+    hi = max(int(ids.max()), int(sid.max()))
+    if lo >= 0 and hi < max(1 << 22, 4 * sid.size):
+        lut = np.full(hi + 1, -1, dtype=np.int32)
+        lut[ids[::-1]] = np.arange(n_series - 1, -1, -1, dtype=np.int32)  # written last to first: the first row of an id wins
+        return np.asarray(lut[sid], dtype=np.int32)
+    # Ids a lookup table cannot hold (negative, or far larger than the table): through a sorted index.
+    uniq, first = np.unique(ids, return_index=True)
+    at = np.clip(np.searchsorted(uniq, sid), 0, uniq.size - 1)
+    return np.where(uniq[at] == sid, first[at], -1).astype(np.int32)
+
+
+def prepare_counters(
+    series: pd.DataFrame, samples: pd.DataFrame | SampleArrays, router: TrafficMetrics = DEFAULT_ROUTER
+) -> CounterTable:
+    """Join samples to series, sort them and correct counter resets and re-creations.
+
+    Memory: about 25 bytes a sample are kept (keys, and the sample arrays themselves when they are
+    already in series and time order, as collect writes a window that fits one row group) and
+    about 60 at the peak; no sample-sized pandas object is made.
+    """
     sdf = series.reset_index(drop=True).copy()
     n_series = len(sdf)
     maps = [_labels_map(x) for x in sdf["labels"].tolist()] if "labels" in sdf else [{} for _ in range(n_series)]
     for col in ("service", "code", "le"):
         if col in sdf:
-            for i, v in enumerate(sdf[col].tolist()):
+            for i, val in enumerate(sdf[col].tolist()):
                 # The column wins: collect read the service from the label the scrape stored it under
                 # (``exported_service`` without honorLabels, where ``service`` names the scrape target).
-                if isinstance(v, str) and (col == "service" or col not in maps[i]):
-                    maps[i][col] = v
+                if isinstance(val, str) and (col == "service" or col not in maps[i]):
+                    maps[i][col] = val
     metric_names = sdf["metric"].astype(str).tolist() if "metric" in sdf else [""] * n_series
     # Keys as JSON, not joined by NUL: pandas 2.2's factorize cuts object strings at a NUL byte.
     sdf["group"] = [json.dumps([name, m.get("job", ""), m.get("instance", "")]) for name, m in zip(metric_names, maps)]
     sdf["pos"] = np.arange(n_series, dtype=np.int64)
 
-    pos_of = pd.Series(np.arange(n_series, dtype=np.int64), index=sdf["series_id"].astype("int64").to_numpy())
-    pos_of = pos_of[~pos_of.index.duplicated()]
-    sid = samples["series_id"].astype("int64").to_numpy()
-    known = np.isin(sid, pos_of.index.to_numpy())
-    pos = pos_of.reindex(sid[known]).to_numpy(dtype=np.int64)
-    t = to_ms(samples["timestamp"])[known] if len(samples) else np.zeros(0, dtype=np.int64)
-    v = samples["value"].to_numpy(dtype=np.float64)[known]
-    ok = ~np.isnan(v)
-    pos, t, v = pos[ok], t[ok], v[ok]
+    arrays = samples if isinstance(samples, SampleArrays) else SampleArrays.from_frame(samples)
+    ids = sdf["series_id"].astype("int64").to_numpy() if n_series else np.zeros(0, dtype=np.int64)
+    pos = _positions(ids, np.asarray(arrays.series_id))
+    t, v = np.asarray(arrays.ms, dtype=np.int64), np.asarray(arrays.value, dtype=np.float64)
+    keep = (pos >= 0) & ~np.isnan(v)
+    if not keep.all():
+        pos, t, v = pos[keep], t[keep], v[keep]
+    del keep
 
-    keys = pos * _STRIDE + t
-    order = np.argsort(keys, kind="stable")
-    keys, pos, t, v = keys[order], pos[order], t[order], v[order]
+    keys = pos.astype(np.int64)
+    keys *= _STRIDE
+    keys += t
+    if keys.size > 1 and not bool(np.all(keys[1:] >= keys[:-1])):
+        order = np.argsort(keys, kind="stable")
+        # One array at a time: each old one is dropped before the next is reordered.
+        keys = keys[order]
+        pos = pos[order]
+        t = t[order]
+        v = v[order]
+        del order
     # One sample per series and time (the last one wins).
-    if keys.size:
-        last_of_key = np.r_[keys[1:] != keys[:-1], True]
-        keys, pos, t, v = keys[last_of_key], pos[last_of_key], t[last_of_key], v[last_of_key]
+    if keys.size > 1:
+        dup = keys[1:] == keys[:-1]
+        if dup.any():
+            last_of_key = np.r_[~dup, True]
+            keys, pos, t, v = keys[last_of_key], pos[last_of_key], t[last_of_key], v[last_of_key]
+        del dup
 
     n = keys.size
     same = np.zeros(n, dtype=bool)
     if n > 1:
         same[1:] = pos[1:] == pos[:-1]
-    prev_v = np.r_[np.nan, v[:-1]] if n else v
+    starts = np.flatnonzero(~same)
+    ends = np.r_[starts[1:] - 1, n - 1] if n else starts
 
     # Per metric and target (the group): its first scrape in the bundle and its usual scrape
     # interval, the median spacing of each series' own samples (the union of an HA pair's
     # interleaved scrapes would halve it).
     group_codes, groups = pd.factorize(sdf["group"])
-    sample_group = np.asarray(group_codes, dtype=np.int64)[pos]
+    group_codes = np.asarray(group_codes, dtype=np.int32)
     # A Traefik service's series appear and vanish together; a series without a service label
     # is its own group's only family, so it is never judged re-created.
     service_codes, _ = pd.factorize(
         pd.Series([json.dumps([g, m["service"]]) if m.get("service") else g for g, m in zip(sdf["group"], maps)], dtype=object)
     )
-    sample_service = np.asarray(service_codes, dtype=np.int64)[pos]
+    service_codes = np.asarray(service_codes, dtype=np.int32)
     first_scrape = np.full(len(groups), np.iinfo(np.int64).max, dtype=np.int64)
     interval = np.zeros(len(groups), dtype=np.int64)
-    prev_t = np.r_[np.int64(0), t[:-1]] if n else t
+    # Each series' samples are contiguous: the spacing is worked out series by series, so no
+    # sample-sized array of spacings or limits is made.
+    segments = [(a, b, int(group_codes[p])) for a, b, p in zip(starts.tolist(), ends.tolist(), pos[starts].tolist(), strict=True)]
     if n:
-        np.minimum.at(first_scrape, sample_group, t)
-        spaced = np.flatnonzero(same)
-        if spaced.size:
-            medians = pd.Series(t[spaced] - prev_t[spaced]).groupby(sample_group[spaced]).median()
-            interval[medians.index.to_numpy(dtype=np.int64)] = medians.to_numpy().astype(np.int64)
+        np.minimum.at(first_scrape, group_codes[pos[starts]], t[starts])
+        by_group: dict[int, list[IntArray]] = {}
+        for a, b, g in segments:
+            if b > a:
+                by_group.setdefault(g, []).append(np.diff(t[a : b + 1]))
+        for g, parts in by_group.items():
+            interval[g] = int(np.median(np.concatenate(parts)))
+        del by_group
 
-    reset = same & ((v < prev_v) | _recreated(sample_group, sample_service, t, prev_t, same, interval))
-    correction = np.where(reset, prev_v, 0.0)
-    cum = np.cumsum(correction)
-    starts = np.flatnonzero(~same)
+    reset = np.zeros(n, dtype=bool)
+    if n > 1:
+        reset[1:] = same[1:] & (v[1:] < v[:-1])
+        # Holes longer than two scrape intervals of the series' group: candidates for a re-creation.
+        found = [
+            np.flatnonzero(np.diff(t[a : b + 1]) > 2 * interval[g]) + (a + 1) for a, b, g in segments if b > a and interval[g] > 0
+        ]
+        holes = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+        if holes.size:
+            reset[holes] |= _recreated(group_codes[pos], service_codes[pos], t, holes)
     first = np.full(n_series, -1, dtype=np.int64)
     last = np.full(n_series, -1, dtype=np.int64)
+    resets = np.flatnonzero(reset)
     if n:
         first[pos[starts]] = starts
-        ends = np.r_[starts[1:] - 1, n - 1]
         last[pos[starts]] = ends
-        start_of = np.repeat(starts, np.diff(np.r_[starts, n]))
-        adjusted = v + cum - cum[start_of]
+    if resets.size:
+        # A reset adds the value before the drop to everything after it, within the series.
+        cum = np.zeros(n, dtype=np.float64)
+        cum[resets] = v[resets - 1]
+        np.cumsum(cum, out=cum)
+        adjusted = v + cum
+        adjusted -= np.repeat(cum[starts], np.diff(np.r_[starts, n]))
+        del cum
     else:
-        adjusted = v.copy()
+        adjusted = v  # nothing to correct: the raw values themselves (neither is ever written to)
 
     appeared = np.zeros(n_series, dtype=bool)
     baseline = np.zeros(n_series, dtype=np.float64)
