@@ -58,16 +58,21 @@ class BundleWriter:
         except OSError as exc:
             raise output_error(self.parent, exc) from None
 
-    def write_table(self, table: str, frame: pd.DataFrame) -> None:
-        """Write one table as zstd parquet with its fixed schema."""
+    def write_table(self, table: str, frame: pd.DataFrame | pa.Table) -> None:
+        """Write one table (a frame, or an arrow table of exactly its schema) as zstd parquet with its fixed schema."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         schema = arrow_schema(table)
-        missing = [c for c in schema.names if c not in frame.columns]
-        if missing:
-            raise ValueError(f"table {table}: missing columns {missing}")
-        arrow = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+        if isinstance(frame, pa.Table):
+            if not frame.schema.equals(schema):
+                raise ValueError(f"table {table}: {schema_problem(table, frame.schema) or 'columns out of order'}")
+            arrow = frame
+        else:
+            missing = [c for c in schema.names if c not in frame.columns]
+            if missing:
+                raise ValueError(f"table {table}: missing columns {missing}")
+            arrow = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
         path = self.tmp / f"{table}.parquet"
         try:
             pq.write_table(arrow, path, compression="zstd", compression_level=3, use_dictionary=True)

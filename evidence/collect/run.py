@@ -17,7 +17,7 @@ from typing import Any
 from evidence import __version__
 from evidence.bundle import SCHEMA, SCHEMA_VERSION, bundle_dirname, bundle_writer
 from evidence.canary import CanarySpec, normalise_canary
-from evidence.collect.tables import cols, event_warnings, frame, log_rows, object_rows, scrubbed
+from evidence.collect.tables import arrow_rows, event_warnings, log_rows, object_rows, scrubbed
 from evidence.collect.window import UTC, CollectOptions, check_options, decide_window, human
 from evidence.errors import EvidenceError, PartialError
 from evidence.events import Occurrence, attach_k8s, from_log_lines, from_webhooks, merge_lossless, to_records
@@ -112,17 +112,13 @@ def collect_rollout(
         check_rows = build_checks(queries)
         gaps, warnings = _losses(queries, stream, found, warnings, tables.known)
         with bundle_writer(Path(options.out), ids.name) as w:
-            import pandas as pd
-
             w.write_table("objects", tables.objects)
             w.write_table("events", tables.events)
             w.write_table("logs", tables.logs)
-            w.write_table("series", pd.DataFrame(stream.series_rows, columns=cols("series")))
+            w.write_table("series", arrow_rows(stream.series_rows, "series"))
             w.adopt_table("samples", samples_path, stream.rows)
-            checks = pd.DataFrame(check_rows, columns=cols("checks"))
-            checks["timestamp"] = pd.to_datetime(checks["timestamp"], unit="ms", utc=True)
-            w.write_table("checks", checks)
-            counts = {"objects": len(tables.objects), "events": len(tables.events), "log_lines": len(tables.logs)}
+            w.write_table("checks", arrow_rows(check_rows, "checks"))  # timestamps in epoch ms
+            counts = {"objects": tables.objects.num_rows, "events": tables.events.num_rows, "log_lines": tables.logs.num_rows}
             counts |= {"series": len(stream.series_rows), "samples": stream.rows, "checks": len(check_rows)}
             manifest = _manifest(ref, found, ids, options, prom, now, scrape, queries, (gaps, warnings), tables, counts)
             from evidence.archive.summary import write_archive_files
@@ -200,13 +196,14 @@ def _fetch(
     fetch = threading.Thread(target=fetch_all, name="evidence-fetch", daemon=True)
     fetch.start()
     try:
-        import pandas as pd
+        # The summary's evaluation needs pandas: imported while Prometheus answers (the threads wait on sockets).
+        import pandas  # noqa: F401
 
         red = Redactions()
         known = prom.auth.secrets()
-        objects = pd.DataFrame(object_rows(found.data, red, known), columns=cols("objects"))
-        events = frame(to_records(found.rows, red, known), "events", ("time", "k8s_first", "k8s_last"))
-        logs = frame(log_rows(found.log_records, found.window, red, known), "logs", ("time",))
+        objects = arrow_rows(object_rows(found.data, red, known), "objects")
+        events = arrow_rows(to_records(found.rows, red, known), "events")
+        logs = arrow_rows(log_rows(found.log_records, found.window, red, known), "logs")
         fetch.join()
     except BaseException:
         # Ctrl-C or SIGTERM: the queued queries are never sent; nothing has been written yet.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import fields, replace
 from enum import Enum
 from typing import Any, TypeVar
@@ -16,29 +17,42 @@ from evidence.sources import ClusterData
 _R = TypeVar("_R", QueryRecord, Gap)
 
 
-def cols(table: str) -> list[str]:
-    from evidence.bundle import SCHEMAS
+def arrow_rows(rows: list[dict[str, Any]], table: str) -> Any:
+    """Return rows as the table's arrow table, without a pandas frame in between.
 
-    return [c for c, _, _ in SCHEMAS[table]]
+    As pandas frames written by ``BundleWriter.write_table`` made them: times UTC, cut to milliseconds
+    (a naive time is UTC, an int is epoch milliseconds); a missing or NaN number is null; a
+    missing flag is False.
+    """
+    import pyarrow as pa
+
+    from evidence.bundle import arrow_schema
+
+    schema = arrow_schema(table)
+    arrays = []
+    for f in schema:
+        values = [r.get(f.name) for r in rows]
+        if pa.types.is_timestamp(f.type):
+            values = [_utc_ms(v) for v in values]
+        elif pa.types.is_boolean(f.type):
+            values = [bool(v) if v is not None else False for v in values]
+        arrays.append(pa.array(values, type=f.type, from_pandas=True))
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def frame(rows: list[dict[str, Any]], table: str, time_cols: tuple[str, ...]) -> Any:
-    import pandas as pd
+def _utc_ms(value: Any) -> Any:
+    """Return a time as a UTC datetime cut to the millisecond (None stays None)."""
+    import datetime as dt
 
-    df = pd.DataFrame(rows, columns=cols(table))
-    for c in time_cols:
-        # Bundles keep milliseconds: MicroTime (events.k8s.io eventTime) and receivers may carry more.
-        df[c] = pd.to_datetime(df[c], utc=True).dt.floor("ms")
-    for c in ("k8s_count", "weight", "failed_checks"):
-        if c in df.columns:
-            df[c] = df[c].astype("Int64")
-    for c in ("value", "threshold"):
-        if c in df.columns:
-            df[c] = df[c].astype("float64")
-    for c in ("aggregated", "cross_rollout"):
-        if c in df.columns:
-            df[c] = df[c].astype(bool)
-    return df
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Integral):
+        return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=int(value))
+    t = value if isinstance(value, dt.datetime) else parse_time(value)
+    if t is None:
+        return None
+    t = t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
 def scrubbed(record: _R, known: tuple[str, ...]) -> _R:
