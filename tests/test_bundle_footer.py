@@ -136,7 +136,7 @@ def test_random_damage_never_crashes_and_is_refused_mostly_where_pyarrow_refuses
             counts["only we refuse"] += 1
     refused_by_pyarrow = counts["both refuse"] + counts["only pyarrow refuses"]
     print(counts)
-    # Measured: about 82 % (the rest are inside ARROW:schema's flatbuffer, or thrift values pyarrow's structs reject).
+    # Measured: about 85 % (the rest are inside ARROW:schema's flatbuffer, which this reader does not decode).
     assert counts["both refuse"] >= 0.75 * refused_by_pyarrow, counts
     # A damaged footer pyarrow still reads and this reader refuses: a damaged field header read
     # differently, or an ARROW:schema that is not base64 (pyarrow before 16 decodes it leniently).

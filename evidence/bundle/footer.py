@@ -4,9 +4,9 @@
 cost about 0.3 s, most of the command.  A parquet file ends with its metadata, a Thrift
 compact-protocol ``FileMetaData`` struct, its length (4 bytes, little-endian) and ``PAR1``
 (apache/parquet-format ``parquet.thrift``).  This reads that whole struct (a footer damaged
-anywhere is refused) and names each top-level column's type as pyarrow would:
-``string``, ``int32``, ``int64``, ``double``, ``bool``, ``timestamp[ms, tz=UTC]``,
-``list<string>``…
+anywhere in its framing, or without a field the format requires, is refused) and names each
+top-level column's type as pyarrow would: ``string``, ``int32``, ``int64``, ``double``,
+``bool``, ``timestamp[ms, tz=UTC]``, ``list<string>``…  About 6 ms a bundle in Python.
 
 What it cannot see: arrow details kept only in the ``ARROW:schema`` metadata, such as the
 name of a timestamp's zone (a UTC-adjusted timestamp of another zone reads as
@@ -151,7 +151,50 @@ def _metadata(data: bytes) -> dict[int, object]:
     out: dict[int, object] = {}
     for fid, kind in r.fields():
         out[fid] = r.value(kind)
+    _required(out, "FileMetaData")
     return out
+
+
+# The fields parquet.thrift marks required, with their types (i: integer, b: binary, l: list, s: struct)
+# and, for lists and structs, the struct their items are: a reader refuses a footer without them.
+_REQUIRED: dict[str, dict[int, tuple[str, str | None]]] = {
+    "FileMetaData": {1: ("i", None), 2: ("l", "SchemaElement"), 3: ("i", None), 4: ("l", "RowGroup")},
+    "SchemaElement": {4: ("b", None)},
+    "RowGroup": {1: ("l", "ColumnChunk"), 2: ("i", None), 3: ("i", None)},
+    "ColumnChunk": {2: ("i", None)},
+    "ColumnMetaData": {
+        1: ("i", None),
+        2: ("l", None),
+        3: ("l", None),
+        4: ("i", None),
+        5: ("i", None),
+        6: ("i", None),
+        7: ("i", None),
+        9: ("i", None),
+    },
+    "KeyValue": {1: ("b", None)},
+}
+_OPTIONAL_STRUCTS = {"FileMetaData": {5: "KeyValue"}, "ColumnChunk": {3: "ColumnMetaData"}}
+_KINDS = {"i": int, "b": bytes, "l": list}
+
+
+def _required(node: dict[int, object], struct_name: str) -> None:
+    """Raise FooterError when a struct lacks a required field or holds it with the wrong type."""
+    for fid, (kind, items) in _REQUIRED[struct_name].items():
+        value = node.get(fid)
+        if not isinstance(value, _KINDS[kind]) or isinstance(value, bool):
+            raise FooterError(f"its footer's {struct_name} lacks its required field {fid}")
+        if items:
+            for item in value if isinstance(value, list) else []:
+                if not isinstance(item, dict):
+                    raise FooterError(f"its footer's {struct_name} field {fid} holds something other than {items}")
+                _required(item, items)
+    for fid, name in _OPTIONAL_STRUCTS.get(struct_name, {}).items():
+        value = node.get(fid)
+        for item in value if isinstance(value, list) else [value] if value is not None else []:
+            if not isinstance(item, dict):
+                raise FooterError(f"its footer's {struct_name} field {fid} is not a {name}")
+            _required(item, name)
 
 
 def read_footer(path: Path) -> Footer:
