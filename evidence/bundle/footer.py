@@ -6,7 +6,9 @@ compact-protocol ``FileMetaData`` struct, its length (4 bytes, little-endian) an
 (apache/parquet-format ``parquet.thrift``).  This reads that whole struct (a footer damaged
 anywhere in its framing, or without a field the format requires, is refused) and names each
 top-level column's type as pyarrow would: ``string``, ``int32``, ``int64``, ``double``,
-``bool``, ``timestamp[ms, tz=UTC]``, ``list<string>``…  About 6 ms a bundle in Python.
+``bool``, ``timestamp[ms, tz=UTC]``, ``list<string>``…  About 4 ms a bundle in Python (the
+row groups stepped over, not built), against about 0.5 ms for pyarrow once it is loaded: a
+single ``verify`` saves the 0.2 s of loading it; a store of 1,000 bundles verifies about 4 s slower.
 
 What it cannot see: arrow details kept only in the ``ARROW:schema`` metadata, such as the
 name of a timestamp's zone (a UTC-adjusted timestamp of another zone reads as
@@ -146,35 +148,141 @@ def _hashable(v: object) -> object:
 
 
 def _metadata(data: bytes) -> dict[int, object]:
-    """Read the whole FileMetaData struct: a footer damaged past the schema is refused too."""
+    """Read the whole FileMetaData struct: a footer damaged past the schema is refused too.
+
+    The row groups (field 4, most of a footer) are stepped over by ``_skip``: their framing and
+    required fields are checked, nothing is built (four times faster than reading them).
+    """
     r = _Reader(data)
     out: dict[int, object] = {}
     for fid, kind in r.fields():
-        out[fid] = r.value(kind)
+        if fid == 4 and kind == _LIST:
+            r.at = _skip(data, r.at, len(data), kind, _ROW_GROUP, 1)
+            out[fid] = []  # checked, not kept
+        else:
+            out[fid] = r.value(kind)
     _required(out, "FileMetaData")
     return out
 
 
-# The fields parquet.thrift marks required, with their types (i: integer, b: binary, l: list, s: struct)
-# and, for lists and structs, the struct their items are: a reader refuses a footer without them.
+# Struct specs for _skip: field id -> (wire type, spec of the struct it holds or its list holds, required).
+_Spec = dict[int, tuple[int, "_Spec | None", bool]]
+_COLUMN_META: _Spec = {
+    f: (w, None, True) for f, w in ((1, _I32), (2, _LIST), (3, _LIST), (4, _I32), (5, _I64), (6, _I64), (7, _I64), (9, _I64))
+}
+_COLUMN_CHUNK: _Spec = {2: (_I64, None, True), 3: (_STRUCT, _COLUMN_META, False)}
+_ROW_GROUP: _Spec = {1: (_LIST, _COLUMN_CHUNK, True), 2: (_I64, None, True), 3: (_I64, None, True)}
+
+
+def _varint_end(data: bytes, i: int, n: int) -> int:
+    while True:
+        if i >= n:
+            raise FooterError("the footer ends early")
+        b = data[i]
+        i += 1
+        if not b & 0x80:
+            return i
+
+
+def _varint(data: bytes, i: int, n: int) -> tuple[int, int]:
+    out, shift = 0, 0
+    while True:
+        if i >= n:
+            raise FooterError("the footer ends early")
+        b = data[i]
+        i += 1
+        out |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return out, i
+        shift += 7
+        if shift > 70:
+            raise FooterError("a number in the footer is too long")
+
+
+def _skip(data: bytes, i: int, n: int, kind: int, spec: _Spec | None, depth: int) -> int:
+    """Return where a value of this wire type ends; a struct (or a list's structs) is checked against ``spec``."""
+    if depth > _MAX_DEPTH:
+        raise FooterError("the footer nests too deep")
+    if kind in (_TRUE, _FALSE):
+        return i
+    if kind in (_I16, _I32, _I64):
+        return _varint_end(data, i, n)
+    if kind in (_BYTE, _DOUBLE, _UUID):
+        i += 1 if kind == _BYTE else 8 if kind == _DOUBLE else 16
+    elif kind == _BINARY:
+        length, i = _varint(data, i, n)
+        i += length
+    elif kind in (_LIST, _SET):
+        if i >= n:
+            raise FooterError("the footer ends early")
+        size, elem = data[i] >> 4, data[i] & 0x0F
+        i += 1
+        if size == 15:
+            size, i = _varint(data, i, n)
+        if size > n - i:
+            raise FooterError("a list in the footer is longer than the footer")
+        if elem in (_TRUE, _FALSE, _BYTE):
+            i += size
+        else:
+            for _ in range(size):
+                i = _skip(data, i, n, elem, spec, depth + 1)
+    elif kind == _MAP:
+        size, i = _varint(data, i, n)
+        if size:
+            if size > n - i:
+                raise FooterError("a map in the footer is longer than the footer")
+            types = data[i]
+            i += 1
+            for _ in range(size):
+                i = _skip(data, i, n, types >> 4, None, depth + 1)
+                i = _skip(data, i, n, types & 0x0F, None, depth + 1)
+    elif kind == _STRUCT:
+        seen: set[int] = set()
+        last = 0
+        while True:
+            if i >= n:
+                raise FooterError("the footer ends early")
+            header = data[i]
+            i += 1
+            t = header & 0x0F
+            if t == _STOP:
+                break
+            if header >> 4:
+                last += header >> 4
+            else:
+                z, i = _varint(data, i, n)
+                last = (z >> 1) ^ -(z & 1)
+            want = spec.get(last) if spec else None
+            if want is not None and want[0] == t:
+                seen.add(last)
+            if t in (_I16, _I32, _I64):  # most fields: inline, without a call per field
+                while True:
+                    if i >= n:
+                        raise FooterError("the footer ends early")
+                    i += 1
+                    if not data[i - 1] & 0x80:
+                        break
+            elif t not in (_TRUE, _FALSE):
+                i = _skip(data, i, n, t, want[1] if want is not None and want[0] == t else None, depth + 1)
+        if spec:
+            missing = [f for f, (_, _, required) in spec.items() if required and f not in seen]
+            if missing:
+                raise FooterError(f"its footer's row groups lack required field {missing[0]}")
+    else:
+        raise FooterError(f"unknown Thrift type {kind} in the footer")
+    if i > n:
+        raise FooterError("the footer ends early")
+    return i
+
+
+# The fields parquet.thrift marks required in the structs read as values, with their types
+# (i: integer, b: binary, l: list) and the struct a list holds: a reader refuses a footer without them.
 _REQUIRED: dict[str, dict[int, tuple[str, str | None]]] = {
-    "FileMetaData": {1: ("i", None), 2: ("l", "SchemaElement"), 3: ("i", None), 4: ("l", "RowGroup")},
+    "FileMetaData": {1: ("i", None), 2: ("l", "SchemaElement"), 3: ("i", None), 4: ("l", None)},  # 4: _skip checks it
     "SchemaElement": {4: ("b", None)},
-    "RowGroup": {1: ("l", "ColumnChunk"), 2: ("i", None), 3: ("i", None)},
-    "ColumnChunk": {2: ("i", None)},
-    "ColumnMetaData": {
-        1: ("i", None),
-        2: ("l", None),
-        3: ("l", None),
-        4: ("i", None),
-        5: ("i", None),
-        6: ("i", None),
-        7: ("i", None),
-        9: ("i", None),
-    },
     "KeyValue": {1: ("b", None)},
 }
-_OPTIONAL_STRUCTS = {"FileMetaData": {5: "KeyValue"}, "ColumnChunk": {3: "ColumnMetaData"}}
+_OPTIONAL_STRUCTS = {"FileMetaData": {5: "KeyValue"}}
 _KINDS = {"i": int, "b": bytes, "l": list}
 
 
