@@ -7,6 +7,7 @@ aligned to its ticks, in pieces of at most 11,000 points.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import itertools
 import json
@@ -31,6 +32,8 @@ from evidence.sources.prometheus import MAX_POINTS, PrometheusSource, range_chun
 UTC = dt.UTC
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 RAW_CHUNK = dt.timedelta(hours=2)
+#: Chunks sent ahead per worker of the answer being taken: the answers held are bounded by these.
+LOOKAHEAD = 2
 #: After this many timed-out chunks of one query, its remaining chunks are not attempted.
 MAX_TIMEOUTS = 2
 #: MetricTemplate provider types that are not Prometheus (crd.yaml's enum); an unknown type is
@@ -333,8 +336,20 @@ def run_queries(
             return q, None, str(exc), time.monotonic() - t0
 
     progress.say(f"prometheus: 0/{len(tasks)} queries")
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for (q, res, err, secs), (_, s, e) in zip(pool.map(one, tasks), tasks):
+    workers = max(1, concurrency)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        # Answers are taken in task order (a query's chunks in time order, for the sample stream);
+        # only LOOKAHEAD chunks per worker are sent ahead of the one awaited, so the answers held
+        # are bounded by a few chunks, whatever the window (pool.map would queue every answer
+        # behind one slow chunk).
+        queue = iter(tasks)
+        pending = collections.deque((pool.submit(one, t), t) for t in itertools.islice(queue, workers * LOOKAHEAD))
+        while pending:
+            future, (_, s, e) = pending.popleft()
+            q, res, err, secs = future.result()
+            following = next(queue, None)
+            if following is not None:
+                pending.append((pool.submit(one, following), following))
             with lock:
                 done += 1
                 q.seconds += secs

@@ -29,6 +29,8 @@ from evidence.model import Role, ScrapeLabels
 
 #: Samples per row group: 20 bytes each in the arrays, so about 20 MB held at most.
 ROW_GROUP_ROWS = 1 << 20
+#: Primary request times held before they are folded into their distinct values.
+PRIMARY_COMPACT = 1 << 18
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -48,11 +50,13 @@ class SampleStream:
     series_rows: list[dict[str, Any]] = field(default_factory=list)
     rows: int = 0
     row_group_rows: int = ROW_GROUP_ROWS
+    primary_fold: int = PRIMARY_COMPACT
     path: Path | None = field(default=None, init=False)
     _ids: dict[str, int] = field(default_factory=dict, init=False)
     _last: dict[int, int] = field(default_factory=dict, init=False)  # series id -> its latest timestamp written (ms)
     _per_query: dict[str, int] = field(default_factory=dict, init=False)
     _primary_times: list[np.ndarray[Any, Any]] = field(default_factory=list, init=False)
+    _primary_waiting: int = field(default=0, init=False)  # primary times appended since the last fold
     _waiting: list[tuple[int, np.ndarray[Any, Any], np.ndarray[Any, Any]]] = field(default_factory=list, init=False)
     _waiting_rows: int = field(default=0, init=False)
     _writer: pq.ParquetWriter | None = field(default=None, init=False)
@@ -84,6 +88,12 @@ class SampleStream:
         self._per_query[row["query_id"]] = self._per_query.get(row["query_id"], 0) + len(ts)
         if row["metric"] == self.spec.router.requests and row["role"] == Role.PRIMARY:
             self._primary_times.append(ts)
+            self._primary_waiting += len(ts)
+            if self._primary_waiting >= self.primary_fold:
+                # Only the distinct scrape times are needed (for gaps): many series share each one, so
+                # the list is folded into its distinct times, bounded by the scrapes, not the samples.
+                self._primary_times = [np.unique(np.concatenate(self._primary_times))]
+                self._primary_waiting = 0
 
     def _series_id(self, q: Query, r: dict[str, Any]) -> int:
         labels = {str(k): str(v) for k, v in (r.get("metric") or {}).items()}

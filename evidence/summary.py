@@ -36,7 +36,7 @@ def rollout_record(b: Bundle) -> RolloutRecord:
     # Only Flagger's weight and status gauges shape the timeline: skip the reset arithmetic of
     # every other series (the status gauge is the outcome's last fallback, as in evaluate).
     gauge_series = series[series["metric"].isin([WEIGHT, STATUS])]
-    gauge_samples = SampleArrays(*b.sample_arrays()).subset(gauge_series["series_id"].to_numpy())
+    gauge_samples = SampleArrays(*b.sample_arrays(series_ids=gauge_series["series_id"].to_numpy()))
     return reconstruct_rollout(b.record, canary, b.table("events"), prepare_counters(gauge_series, gauge_samples))
 
 

@@ -40,6 +40,7 @@ class FaultProxy:
     rules: list[Rule] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each request, as ``requests``
     require: dict[str, str] = field(default_factory=dict)  # header -> value, else 401
 
     def __post_init__(self) -> None:
@@ -52,6 +53,7 @@ class FaultProxy:
             def do_GET(self) -> None:
                 query = urllib.parse.unquote_plus(self.path)
                 proxy.requests.append(query)
+                proxy.arrivals.append(time.monotonic())
                 proxy.headers.append({k: v for k, v in self.headers.items()})
                 if any(self.headers.get(k) != v for k, v in proxy.require.items()):
                     body = b'{"status":"error","errorType":"unauthorized","error":"missing or wrong credentials"}'

@@ -22,6 +22,7 @@ import pytest
 
 from evidence.analysis.counters import CounterTable, SampleArrays, prepare_counters
 from evidence.bundle import read_bundle
+from evidence.errors import BundleError
 
 ARRAYS = ("keys", "times", "raw", "adjusted", "first", "last", "baseline", "reset")
 
@@ -98,3 +99,43 @@ def test_preparing_counters_takes_a_bounded_memory_per_sample(order: str, bound:
     assert (peak - base) / n <= bound, f"{(peak - base) / n:.0f} bytes a sample at the peak"
     assert (kept - base) / n <= 40
     assert int(table.reset.sum()) > 0 and int(table.series["samples"].sum()) == n
+
+
+@pytest.mark.parametrize("group_rows", [97, 100_000])
+def test_reading_some_series_gives_their_samples_in_table_order(
+    bundle_for: Callable[[str], Path], tmp_path: Path, group_rows: int
+) -> None:
+    b = tmp_path / "b"
+    shutil.copytree(bundle_for("rollback-error-rate"), b)
+    table = pq.read_table(b / "samples.parquet").sort_by("series_id")  # sorted: most row groups hold few ids
+    pq.write_table(table, b / "samples.parquet", row_group_size=group_rows)
+    bundle = read_bundle(b)
+    full = SampleArrays(*bundle.sample_arrays())
+    ids = np.unique(full.series_id)
+    for wanted in (ids[:1], ids[-2:], ids[::5], np.array([10**6], dtype=np.int64), ids[:0]):
+        got = SampleArrays(*bundle.sample_arrays(series_ids=wanted))
+        want = full.subset(wanted)
+        assert got.series_id.tolist() == want.series_id.tolist()
+        assert got.ms.tolist() == want.ms.tolist() and got.value.tolist() == want.value.tolist()
+    # The cached full read is not replaced by a subset.
+    assert SampleArrays(*bundle.sample_arrays()).series_id.size == table.num_rows
+
+
+def test_a_row_group_the_ids_cannot_be_in_is_not_read(bundle_for: Callable[[str], Path], tmp_path: Path) -> None:
+    b = tmp_path / "b"
+    shutil.copytree(bundle_for("rollback-error-rate"), b)
+    table = pq.read_table(b / "samples.parquet").sort_by("series_id")
+    pq.write_table(table, b / "samples.parquet", row_group_size=97)
+    meta = pq.ParquetFile(b / "samples.parquet").metadata
+    first = int(table.column("series_id")[0].as_py())
+    # Damage the last row group's pages: reading it fails, so only skipping it can succeed.
+    last = meta.row_group(meta.num_row_groups - 1)
+    assert int(last.column(0).statistics.min) > first
+    offset = min(last.column(j).data_page_offset for j in range(last.num_columns))
+    data = bytearray((b / "samples.parquet").read_bytes())
+    data[offset : offset + 64] = b"\xff" * 64
+    (b / "samples.parquet").write_bytes(bytes(data))
+    got = SampleArrays(*read_bundle(b).sample_arrays(series_ids=[first]))
+    assert got.series_id.size > 0 and set(got.series_id.tolist()) == {first}
+    with pytest.raises(BundleError):
+        read_bundle(b).sample_arrays()

@@ -95,3 +95,23 @@ def test_a_scrape_gap_is_found_in_the_primary_times() -> None:
     (gap,) = gaps_in_times(times, TRAEFIK)
     assert gap.kind == GapKind.SCRAPE_GAP and gap.detail is not None and "310s" in gap.detail
     assert gaps_in_times(times[:2], TRAEFIK) == []
+
+
+@pytest.mark.parametrize("fold", [1, 4, 1 << 18])
+def test_the_primary_times_are_folded_to_distinct_times_without_changing_them(tmp_path: Path, fold: int) -> None:
+    # Many primary series share each scrape time; folding keeps the distinct times only, so what
+    # is held is bounded by the scrapes. The gaps found must be the same whatever the fold.
+    stream = SampleStream(tmp_path, _spec(), ScrapeLabels("service", "namespace", "default"), primary_fold=fold)
+    q = _query("raw:traefik")
+    base = T0.timestamp()
+    scrapes = [base + 30 * i for i in range(12) if i not in (5, 6, 7)]  # a 120 s hole
+    for lo in range(0, len(scrapes), 3):  # four chunks, each sharing its first scrape with the last chunk's end
+        chunk = scrapes[max(0, lo - 1) : lo + 3]
+        stream.add(q, [_series(PRIMARY, code, [(t, float(i)) for i, t in enumerate(chunk)]) for code in ("200", "500", "503")])
+    expected = [round(t * 1000) for t in scrapes]
+    assert stream.primary_times() == expected
+    if fold <= 4:
+        assert len(stream._primary_times) <= 2  # folded: the held arrays are the distinct times and the last few
+    assert gaps_in_times(stream.primary_times(), TRAEFIK) == gaps_in_times(expected, TRAEFIK)
+    stream.close()
+    stream.discard()

@@ -78,26 +78,38 @@ class Bundle:
             self._frames[name] = self._arrow(name).to_pandas()
         return self._frames[name]
 
-    def sample_arrays(self) -> tuple[Any, Any, Any]:
+    def sample_arrays(self, series_ids: Any = None) -> tuple[Any, Any, Any]:
         """Return the samples table as numpy arrays (series ids, int64 epoch ms, float64 values), without a pandas frame.
 
         A long window's samples as a frame cost about ten times their own 20 bytes each; the
-        counter arithmetic needs only these three arrays.
+        counter arithmetic needs only these three arrays.  With ``series_ids``, only those
+        series' samples (in the table's order), read a row group at a time: the peak is what is
+        kept and one group, not the window (``evidence show`` and collect's summary need only
+        Flagger's gauges); row groups whose footer statistics exclude the ids are not read.
         """
+        if series_ids is not None:
+            return self._read_samples(series_ids)
         if self._samples is None:
             self._samples = self._read_samples()
         return self._samples
 
-    def _read_samples(self) -> tuple[Any, Any, Any]:
+    def _read_samples(self, series_ids: Any = None) -> tuple[Any, Any, Any]:
         import numpy as np
         import pyarrow as pa
 
         f = self._parquet("samples")
         n = f.metadata.num_rows
-        sid, ms, value = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.float64)
+        wanted = None if series_ids is None else np.unique(np.asarray(series_ids, dtype=np.int64))
+        if wanted is None:
+            sid, ms, value = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.float64)
+        parts: list[tuple[Any, Any, Any]] = []
         at = 0
         # One row group at a time into arrays of the final size: the peak is the arrays and one group.
         for i in range(f.metadata.num_row_groups):
+            k = f.metadata.row_group(i).num_rows
+            if wanted is not None and (wanted.size == 0 or not _may_hold(f.metadata.row_group(i), wanted)):
+                at += k
+                continue
             try:
                 group = f.read_row_group(i, columns=["series_id", "timestamp", "value"])
             except (OSError, pa.ArrowException, ValueError) as exc:
@@ -105,14 +117,23 @@ class Bundle:
             k = group.num_rows
             if at + k > n:
                 raise self._unreadable(ValueError("more rows than its footer says"))
-            sid[at : at + k] = group.column("series_id").to_numpy()
-            ms[at : at + k] = group.column("timestamp").cast(pa.int64()).to_numpy()
-            value[at : at + k] = group.column("value").to_numpy()
+            g_sid = group.column("series_id").to_numpy()
+            g_ms = group.column("timestamp").cast(pa.int64()).to_numpy()
+            g_value = group.column("value").to_numpy()
+            if wanted is None:
+                sid[at : at + k], ms[at : at + k], value[at : at + k] = g_sid, g_ms, g_value
+            else:
+                keep = np.isin(g_sid, wanted)
+                parts.append((g_sid[keep].astype(np.int32), g_ms[keep], g_value[keep]))
             at += k
-            del group
+            del group, g_sid, g_ms, g_value
         if at != n:
             raise self._unreadable(ValueError("fewer rows than its footer says"))
-        return sid, ms, value
+        if wanted is None:
+            return sid, ms, value
+        if not parts:
+            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        return tuple(np.concatenate([p[j] for p in parts]) for j in range(3))  # type: ignore[return-value]
 
     def _parquet(self, name: str) -> Any:
         """Return a table's parquet file opened (its footer read), its columns checked against SCHEMAS."""
@@ -308,3 +329,19 @@ def open_bundle(path: str | Path, allow_unverified: bool = False) -> Bundle:
         )
     b.verified, b.unverified_reason = False, reason
     return b
+
+
+def _may_hold(row_group: Any, wanted: Any) -> bool:
+    """Whether a row group's ``series_id`` statistics (min, max) leave room for one of ``wanted`` (sorted)."""
+    import numpy as np
+
+    for j in range(row_group.num_columns):
+        col = row_group.column(j)
+        if col.path_in_schema != "series_id":
+            continue
+        stats = col.statistics
+        if stats is None or not stats.has_min_max:
+            return True
+        lo = int(np.searchsorted(wanted, int(stats.min), side="left"))
+        return lo < wanted.size and int(wanted[lo]) <= int(stats.max)
+    return True
