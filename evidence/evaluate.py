@@ -22,13 +22,22 @@ import pandas as pd
 
 from evidence.analysis.blast import BlastRadius, blast_radius
 from evidence.analysis.components import Components, criterion_components
-from evidence.analysis.counters import CounterTable, SampleArrays, prepare_counters, to_ms
+from evidence.analysis.counters import (
+    BATCH_SAMPLES,
+    CounterTable,
+    SampleArrays,
+    prepare_counters,
+    prepare_counters_within,
+    to_ms,
+)
 from evidence.analysis.criteria import CriterionResult, evaluate_criteria
 from evidence.analysis.findings import Finding, check_query_findings, check_rollout_limits, grpc_findings, rollout_findings
 from evidence.analysis.lag import DetectionLag, detection_lag
 from evidence.analysis.replay import Replay, analysis_ticks, replay_flagger, replay_policy
 from evidence.analysis.timeline import MANIFEST_START, Timeline, build_timeline, rollout_span
 from evidence.analysis.traffic import (
+    STATUS,
+    WEIGHT,
     WeightSeries,
     canary_active,
     grpc_protocols,
@@ -143,24 +152,69 @@ def reconstruct_rollout(
     return RolloutRecord(f"{namespace}/{name}", target, ws, we, start, end, how, gauge, timeline)
 
 
-def evaluate_bundle(bundle: Bundle, policy: Policy | None = None) -> Evaluation:
-    """Evaluate a bundle against a policy (the default policy when None)."""
+def evaluate_bundle(
+    bundle: Bundle, policy: Policy | None = None, *, bounded: bool = False, batch_samples: int = BATCH_SAMPLES
+) -> Evaluation:
+    """Evaluate a bundle against a policy (the default policy when None).
+
+    ``bounded``: prepare the samples a batch of series at a time and keep only the rollout's
+    span (``prepare_counters_within``), so memory follows the rollout, not the window; the
+    Evaluation is the same (a question the cut table cannot answer exactly sends it back to the
+    whole window), but it carries no counter table to draw charts from.  ``batch_samples``: the
+    samples a bounded evaluation prepares at once.
+    """
     try:
         canary: Mapping[str, Any] = bundle.canary
     except BundleError:
         if not bundle.record.canary.name:
             raise
         canary = {}
+    policy = policy or default_policy()
+    table = _bounded_table(bundle, canary, policy, batch_samples) if bounded else None
     ev = evaluate_rollout(
         manifest=bundle.record,
         canary=canary,
         series=bundle.table("series"),
-        samples=SampleArrays(*bundle.sample_arrays()),
+        samples=None if table is not None else SampleArrays(*bundle.sample_arrays()),
         events=bundle.table("events"),
         checks=bundle.table("checks"),
-        policy=policy or default_policy(),
+        policy=policy,
+        table=table,
     )
+    if table is not None and table.strayed:
+        return evaluate_bundle(bundle, policy)
+    if table is not None:
+        ev = replace(ev, counters=None)
     return replace(ev, verified=bundle.verified, unverified_reason=bundle.unverified_reason)
+
+
+#: How far beyond the rollout's span a bounded evaluation keeps samples, at least.
+BOUNDED_MARGIN_S = 2 * 3600
+
+
+def _bounded_table(bundle: Bundle, canary: Mapping[str, Any], policy: Policy, batch_samples: int) -> CounterTable | None:
+    """Return the rollout's counter table cut to its span (with margins), or None to use the whole window."""
+    series = bundle.table("series")
+    router = router_named(bundle.record.sources.router)
+    gauges = series[series["metric"].isin([WEIGHT, STATUS])]["series_id"].to_numpy()
+    gauge_table = prepare_counters(
+        series[series["metric"].isin([WEIGHT, STATUS])], SampleArrays(*bundle.sample_arrays(series_ids=gauges)), router
+    )
+    record = reconstruct_rollout(bundle.record, canary, bundle.table("events"), gauge_table)
+    spec = CanarySpec.from_object(dict(canary))
+    windows = [c.window_seconds for c in policy.criteria] + [spec.interval_s * (spec.threshold + 2)]
+    margin = int(max(BOUNDED_MARGIN_S, 4 * max(windows)) * 1000)
+    lo, hi = epoch_ms(record.start) - margin, epoch_ms(record.end) + margin
+    return prepare_counters_within(
+        series,
+        lambda ids: SampleArrays(*bundle.sample_arrays(series_ids=ids)),
+        bundle.sample_counts(),
+        lo,
+        hi,
+        gauges,
+        router,
+        batch_samples,
+    )
 
 
 def evaluate_rollout(
@@ -168,12 +222,16 @@ def evaluate_rollout(
     manifest: Manifest | Mapping[str, Any],
     canary: Mapping[str, Any],
     series: pd.DataFrame,
-    samples: pd.DataFrame | SampleArrays,
+    samples: pd.DataFrame | SampleArrays | None,
     events: pd.DataFrame,
     checks: pd.DataFrame,
     policy: Policy,
+    table: CounterTable | None = None,
 ) -> Evaluation:
-    """Evaluate one rollout from the bundle's tables (pure: DataFrames in, an Evaluation out)."""
+    """Evaluate one rollout from the bundle's tables (pure: DataFrames in, an Evaluation out).
+
+    ``table``: the samples already prepared (then ``samples`` is not read).
+    """
     notes: list[str] = []
     manifest = _record(manifest)
     if not canary:
@@ -181,7 +239,10 @@ def evaluate_rollout(
     spec = CanarySpec.from_object(dict(canary))
     interval, threshold = spec.interval_s, spec.threshold
 
-    table = prepare_counters(series, samples, router_named(manifest.sources.router))
+    if table is None:
+        if samples is None:
+            raise ValueError("evaluate_rollout needs the samples or their prepared table")
+        table = prepare_counters(series, samples, router_named(manifest.sources.router))
     record = reconstruct_rollout(manifest, canary, events, table)
     ws, we, target = record.window_start, record.window_end, record.target
     span_start, span_end, how = record.start, record.end, record.how

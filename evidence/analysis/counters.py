@@ -47,7 +47,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +112,19 @@ class CounterTable:
     baseline: FloatArray = field(repr=False)  # C before the first sample: 0 if it appeared, else its first value
     reset: BoolArray = field(repr=False)  # the sample follows a counter reset or a re-creation
     router: TrafficMetrics = field(default=DEFAULT_ROUTER, repr=False)  # whose series these are: the names to select by
+    # A table cut to a time range (``prepare_counters_within``): answers are exact only for times
+    # in ``exact`` (lo, hi) and, for ``samples_of``, only for the series kept ``whole``; a question
+    # outside is recorded in ``strayed`` (the caller then uses the whole-window table).
+    exact: tuple[int, int] | None = field(default=None, repr=False)
+    whole: BoolArray | None = field(default=None, repr=False)
+    strayed: list[str] = field(default_factory=list, repr=False)
+
+    def _outside(self, times: Any, what: str) -> None:
+        if self.exact is None:
+            return
+        t = np.asarray(times)
+        if t.size and (int(t.min()) < self.exact[0] or int(t.max()) > self.exact[1]):
+            self.strayed.append(what)
 
     def _slice(self, p: int) -> slice:
         """Return where series ``p``'s samples lie (they are contiguous, in time order)."""
@@ -121,6 +134,14 @@ class CounterTable:
     def restarted_between(self, positions: IntArray, start: int, end: int) -> IntArray:
         """Return the positions among these whose counters reset or were re-created in ``[start, end]``."""
         pos = np.asarray(positions, dtype=np.int64)
+        if self.exact is not None:
+            self._outside([end], "restarted_between")
+            # Before the range only the whole history is exact: the sample kept last before it
+            # carries every reset since the series' first sample.
+            if start < self.exact[0] and any(
+                start > int(self.times[self.first[p]]) + 1 for p in pos.tolist() if self.first[p] >= 0
+            ):
+                self.strayed.append("restarted_between")
         hit = []
         for p in pos.tolist():
             sl = self._slice(p)
@@ -164,6 +185,7 @@ class CounterTable:
     def values_at(self, positions: IntArray, times: IntArray, *, raw: bool = False) -> FloatArray:
         """Return ``C_s(t)`` (or the raw value) for each position (rows) and time (columns)."""
         pos = np.asarray(positions, dtype=np.int64)
+        self._outside(times, "values_at")
         t = np.clip(np.asarray(times, dtype=np.int64), 0, int(_STRIDE) - 1)
         if pos.size == 0 or t.size == 0:
             return np.zeros((pos.size, t.size), dtype=np.float64)
@@ -180,6 +202,7 @@ class CounterTable:
     def sample_time_at(self, positions: IntArray, times: IntArray) -> IntArray:
         """Return the time of each series' last sample at or before each time (-1 if none)."""
         pos = np.asarray(positions, dtype=np.int64)
+        self._outside(times, "sample_time_at")
         t = np.clip(np.asarray(times, dtype=np.int64), 0, int(_STRIDE) - 1)
         if pos.size == 0 or t.size == 0:
             return np.full((pos.size, t.size), -1, dtype=np.int64)
@@ -197,16 +220,27 @@ class CounterTable:
         inc = self.increase(positions, times, window_ms)
         return inc.sum(axis=0) if inc.shape[0] else np.zeros(np.asarray(times).size)
 
-    def sample_times(self, positions: IntArray) -> IntArray:
-        """Return the sorted distinct sample times of these series."""
+    def sample_times(self, positions: IntArray, start: int | None = None, end: int | None = None) -> IntArray:
+        """Return the sorted distinct sample times of these series (in ``[start, end]`` when given)."""
+        if self.exact is not None:
+            self._outside(
+                [self.exact[0] - 1 if start is None else start, self.exact[1] + 1 if end is None else end], "sample_times"
+            )
         pos = np.unique(np.asarray(positions, dtype=np.int64))
         if pos.size == 0 or self.times.size == 0:
             return np.zeros(0, dtype=np.int64)
-        return np.unique(np.concatenate([self.times[self._slice(p)] for p in pos.tolist()]))
+        times = np.unique(np.concatenate([self.times[self._slice(p)] for p in pos.tolist()]))
+        if start is not None:
+            times = times[times >= start]
+        if end is not None:
+            times = times[times <= end]
+        return times
 
     def samples_of(self, positions: IntArray) -> tuple[IntArray, FloatArray]:
         """Return (times, raw values) of these series' samples, sorted by time (series in position order at equal times)."""
         pos = np.unique(np.asarray(positions, dtype=np.int64))
+        if self.whole is not None and pos.size and not bool(self.whole[pos].all()):
+            self.strayed.append("samples_of")
         if pos.size == 0 or self.times.size == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         slices = [self._slice(p) for p in pos.tolist()]
@@ -309,15 +343,8 @@ def _positions(ids: NDArray[np.integer[Any]], sid: NDArray[np.integer[Any]]) -> 
     return np.where(uniq[at] == sid, first[at], -1).astype(np.int32)
 
 
-def prepare_counters(
-    series: pd.DataFrame, samples: pd.DataFrame | SampleArrays, router: TrafficMetrics = DEFAULT_ROUTER
-) -> CounterTable:
-    """Join samples to series, sort them and correct counter resets and re-creations.
-
-    Memory, traced: 10 bytes a sample kept and 38 at the peak when the samples are already in
-    series and time order (as collect writes a window that fits one row group: the sample arrays
-    themselves are kept), 26 and 54 when they must be sorted; no sample-sized pandas object is made.
-    """
+def _series_frame(series: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, str]]]:
+    """Return the series frame with its ``group`` (metric, job, instance) and ``pos`` columns, and each series' labels."""
     sdf = series.reset_index(drop=True).copy()
     n_series = len(sdf)
     maps = [_labels_map(x) for x in sdf["labels"].tolist()] if "labels" in sdf else [{} for _ in range(n_series)]
@@ -332,6 +359,20 @@ def prepare_counters(
     # Keys as JSON, not joined by NUL: pandas 2.2's factorize cuts object strings at a NUL byte.
     sdf["group"] = [json.dumps([name, m.get("job", ""), m.get("instance", "")]) for name, m in zip(metric_names, maps)]
     sdf["pos"] = np.arange(n_series, dtype=np.int64)
+    return sdf, maps
+
+
+def prepare_counters(
+    series: pd.DataFrame, samples: pd.DataFrame | SampleArrays, router: TrafficMetrics = DEFAULT_ROUTER
+) -> CounterTable:
+    """Join samples to series, sort them and correct counter resets and re-creations.
+
+    Memory, traced: 10 bytes a sample kept and 38 at the peak when the samples are already in
+    series and time order (as collect writes a window that fits one row group: the sample arrays
+    themselves are kept), 26 and 54 when they must be sorted; no sample-sized pandas object is made.
+    """
+    sdf, maps = _series_frame(series)
+    n_series = len(sdf)
 
     arrays = samples if isinstance(samples, SampleArrays) else SampleArrays.from_frame(samples)
     ids = sdf["series_id"].astype("int64").to_numpy() if n_series else np.zeros(0, dtype=np.int64)
@@ -433,6 +474,113 @@ def prepare_counters(
     sdf["restarts"] = restarts
     sdf["samples"] = np.where(has, last - first + 1, 0)
     return CounterTable(sdf, tuple(maps), keys, t, v, adjusted, first, last, baseline, reset, router)
+
+
+#: Samples prepared at once by ``prepare_counters_within``: its peak is about 60 bytes each.
+BATCH_SAMPLES = 2_000_000
+
+
+def prepare_counters_within(
+    series: pd.DataFrame,
+    read: Callable[[IntArray], SampleArrays],
+    counts: Mapping[int, int],
+    lo: int,
+    hi: int,
+    whole: Sequence[int] | IntArray = (),
+    router: TrafficMetrics = DEFAULT_ROUTER,
+    batch_samples: int = BATCH_SAMPLES,
+) -> CounterTable | None:
+    """Return a counter table exact for times in ``[lo, hi]``, prepared a batch of series at a time.
+
+    ``read(ids)`` returns those series' samples; ``counts`` is each series id's number of samples.
+    Series are prepared with ``prepare_counters`` in batches of whole groups (metric, job, instance:
+    every statistic it uses is a series' or a group's own), so each batch is exactly what the
+    whole window gives; then only the samples in ``[lo, hi]`` are kept, with each series' first
+    sample, its last before ``lo`` (flagged as a reset when any came after the first) and its
+    first after ``hi``; the series in ``whole`` (Flagger's gauges) keep every sample.  Memory is a
+    batch of the window and the range's samples, not the window.  None when the series table
+    cannot be split so (a series id listed twice): prepare the whole window instead.
+    """
+    sdf, _ = _series_frame(series)
+    ids = sdf["series_id"].astype("int64").to_numpy() if len(sdf) else np.zeros(0, dtype=np.int64)
+    if np.unique(ids).size != ids.size:
+        return None
+    keep_whole = set(int(x) for x in whole)
+    batches: list[list[int]] = []
+    size = 0
+    for rows in sdf.groupby("group", sort=False).indices.values():
+        n = sum(int(counts.get(int(ids[r]), 0)) for r in rows)
+        if not batches or (size > 0 and size + n > batch_samples):
+            batches.append([])
+            size = 0
+        batches[-1].extend(int(r) for r in rows)
+        size += n
+    parts: list[tuple[IntArray, IntArray, FloatArray, FloatArray, BoolArray]] = []
+    n_series = len(sdf)
+    appeared = np.zeros(n_series, dtype=bool)
+    restarts = np.zeros(n_series, dtype=np.int64)
+    n_samples = np.zeros(n_series, dtype=np.int64)
+    baseline = np.zeros(n_series, dtype=np.float64)
+    labels: list[dict[str, str]] = [{} for _ in range(n_series)]
+    for rows in batches:
+        at = np.asarray(sorted(rows), dtype=np.int64)
+        sub = prepare_counters(series.iloc[at], read(np.asarray(ids[at], dtype=np.int64)), router)
+        appeared[at] = sub.series["appeared"].to_numpy()
+        restarts[at] = sub.series["restarts"].to_numpy()
+        n_samples[at] = sub.series["samples"].to_numpy()
+        baseline[at] = sub.baseline
+        for local, row in enumerate(at.tolist()):
+            labels[row] = sub.labels[local]
+        parts.append(_cut(sub, at, lo, hi, np.isin(ids[at], list(keep_whole))))
+        del sub
+    pos = np.concatenate([x[0] for x in parts]) if parts else np.zeros(0, dtype=np.int64)
+    t = np.concatenate([x[1] for x in parts]) if parts else np.zeros(0, dtype=np.int64)
+    raw = np.concatenate([x[2] for x in parts]) if parts else np.zeros(0)
+    adjusted = np.concatenate([x[3] for x in parts]) if parts else np.zeros(0)
+    reset = np.concatenate([x[4] for x in parts]) if parts else np.zeros(0, dtype=bool)
+    keys = pos * _STRIDE + t
+    order = np.argsort(keys, kind="stable")
+    keys, pos, t, raw, adjusted, reset = keys[order], pos[order], t[order], raw[order], adjusted[order], reset[order]
+    first = np.full(n_series, -1, dtype=np.int64)
+    last = np.full(n_series, -1, dtype=np.int64)
+    if pos.size:
+        starts = np.flatnonzero(np.r_[True, pos[1:] != pos[:-1]])
+        first[pos[starts]] = starts
+        last[pos[starts]] = np.r_[starts[1:] - 1, pos.size - 1]
+    sdf["appeared"] = appeared
+    sdf["restarts"] = restarts
+    sdf["samples"] = n_samples
+    whole_mask = np.isin(ids, list(keep_whole))
+    return CounterTable(sdf, tuple(labels), keys, t, raw, adjusted, first, last, baseline, reset, router, (lo, hi), whole_mask)
+
+
+def _cut(
+    sub: CounterTable, at: IntArray, lo: int, hi: int, whole: BoolArray
+) -> tuple[IntArray, IntArray, FloatArray, FloatArray, BoolArray]:
+    """Return (positions in the whole table, times, raw, adjusted, reset) of the samples a cut table keeps."""
+    n = sub.times.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool)
+    local = sub.keys // _STRIDE
+    t = sub.times
+    keep = (t >= lo) & (t <= hi)
+    keep |= whole[local]
+    reset = sub.reset.copy()
+    has = np.flatnonzero(sub.first >= 0)
+    first, last = sub.first[has], sub.last[has]
+    keep[first] = True
+    carry = np.searchsorted(sub.keys, has * _STRIDE + lo, side="left") - 1
+    ok = carry >= first
+    if ok.any():
+        c, f = carry[ok], first[ok]
+        resets = np.cumsum(sub.reset, dtype=np.int64)
+        reset[c] = (resets[c] - resets[f]) > 0  # every reset since the first sample, on the sample kept last before lo
+        keep[c] = True
+    following = np.searchsorted(sub.keys, has * _STRIDE + hi, side="right")
+    ok = following <= last
+    keep[following[ok]] = True
+    idx = np.flatnonzero(keep)
+    return at[local[idx]], t[idx], sub.raw[idx], sub.adjusted[idx], reset[idx]
 
 
 def histogram_quantile(q: float, bounds: FloatArray, counts: FloatArray) -> FloatArray:

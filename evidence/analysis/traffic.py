@@ -135,8 +135,7 @@ def grpc_protocols(table: CounterTable, role: str) -> list[str]:
 def scrape_times(table: CounterTable, start: int, end: int) -> IntArray:
     """Return the distinct Traefik sample times of the primary and canary services in ``[start, end]``."""
     pos = np.concatenate([table.select([table.router.requests, table.router.duration_buckets], role=r) for r in SPLIT_ROLES])
-    times = table.sample_times(pos)
-    return times[(times >= start) & (times <= end)]
+    return table.sample_times(pos, start, end)
 
 
 def canary_active(table: CounterTable, weights: WeightSeries, times: IntArray) -> BoolArray:

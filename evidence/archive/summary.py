@@ -193,7 +193,7 @@ def write_archive_files(writer: BundleWriter, manifest: Manifest) -> None:
     evaluation: Evaluation | None = None
     error = None
     try:
-        evaluation = evaluate_bundle(Bundle(writer.tmp, manifest_to_json(manifest), writer.frames()))
+        evaluation = evaluate_bundle(Bundle(writer.tmp, manifest_to_json(manifest), writer.frames()), bounded=True)
     except EvidenceError as exc:  # a bundle that cannot be judged is still evidence: say why in its summary
         error = str(exc).replace(str(writer.tmp), "<bundle>")
     (writer.tmp / SUMMARY).write_bytes(summary_json(summary_row(manifest, evaluation, error)))
@@ -257,7 +257,7 @@ def bundle_summary(bundle_dir: Path, manifest: Mapping[str, Any]) -> dict[str, A
     if (bundle_dir / SUMMARY).is_file():
         return read_summary(bundle_dir)
     try:
-        return summary_row(manifest, evaluate_bundle(read_bundle(bundle_dir)))
+        return summary_row(manifest, evaluate_bundle(read_bundle(bundle_dir), bounded=True))
     except EvidenceError as exc:
         return summary_row(manifest, None, str(exc))
 

@@ -93,6 +93,23 @@ class Bundle:
             self._samples = self._read_samples()
         return self._samples
 
+    def sample_counts(self) -> dict[int, int]:
+        """Return each series id's number of samples, reading only the ``series_id`` column a row group at a time."""
+        import numpy as np
+        import pyarrow as pa
+
+        f = self._parquet("samples")
+        counts: dict[int, int] = {}
+        for i in range(f.metadata.num_row_groups):
+            try:
+                column = f.read_row_group(i, columns=["series_id"]).column("series_id").to_numpy()
+            except (OSError, pa.ArrowException, ValueError) as exc:
+                raise self._unreadable(exc) from None
+            ids, n = np.unique(column, return_counts=True)
+            for sid, k in zip(ids.tolist(), n.tolist(), strict=True):
+                counts[sid] = counts.get(sid, 0) + k
+        return counts
+
     def _read_samples(self, series_ids: Any = None) -> tuple[Any, Any, Any]:
         import numpy as np
         import pyarrow as pa
@@ -123,7 +140,7 @@ class Bundle:
             if wanted is None:
                 sid[at : at + k], ms[at : at + k], value[at : at + k] = g_sid, g_ms, g_value
             else:
-                keep = np.isin(g_sid, wanted)
+                keep = _member(g_sid, wanted)
                 parts.append((g_sid[keep].astype(np.int32), g_ms[keep], g_value[keep]))
             at += k
             del group, g_sid, g_ms, g_value
@@ -345,3 +362,16 @@ def _may_hold(row_group: Any, wanted: Any) -> bool:
         lo = int(np.searchsorted(wanted, int(stats.min), side="left"))
         return lo < wanted.size and int(wanted[lo]) <= int(stats.max)
     return True
+
+
+def _member(values: Any, wanted: Any) -> Any:
+    """Return which of ``values`` are in ``wanted`` (sorted, distinct): a lookup table when the ids are small."""
+    import numpy as np
+
+    if values.size and wanted.size and int(values.min()) >= 0 and 0 <= int(wanted[0]):
+        top = max(int(values.max()), int(wanted[-1]))
+        if top < (1 << 24):
+            table = np.zeros(top + 1, dtype=bool)
+            table[wanted] = True
+            return table[values]
+    return np.isin(values, wanted)

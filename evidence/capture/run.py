@@ -72,7 +72,7 @@ def _evaluate_and_render(bundle: Path, formats: tuple[str, ...]) -> dict[str, An
     from evidence.evaluate import evaluate_bundle
     from evidence.policy import default_policy
 
-    ev = evaluate_bundle(open_bundle(bundle), default_policy())
+    ev = evaluate_bundle(open_bundle(bundle), default_policy(), bounded=True)
     out: dict[str, Any] = decision(ev)
     if formats:
         from evidence.render import render_bundle

@@ -64,7 +64,7 @@ def evaluate(bundle: str, policy_file: str | None, output: str, as_json: bool, f
 
     conditions = parse_fail_on(fail_on)
     policy = load_policy(policy_file) if policy_file else default_policy()
-    ev = evaluate_bundle(open_bundle(bundle, allow_unverified), policy)
+    ev = evaluate_bundle(open_bundle(bundle, allow_unverified), policy, bounded=True)
     if as_json or output != "text":
         click.echo(dumps(document("Evaluation", evaluation_to_json(ev)), "json" if as_json else output), nl=False)
     else:
