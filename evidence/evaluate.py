@@ -170,6 +170,8 @@ def evaluate_bundle(
             raise
         canary = {}
     policy = policy or default_policy()
+    # A bundle that fits one batch is prepared whole: the same memory, without the cut's extra reads.
+    bounded = bounded and bundle.sample_rows() > batch_samples
     table = _bounded_table(bundle, canary, policy, batch_samples) if bounded else None
     ev = evaluate_rollout(
         manifest=bundle.record,

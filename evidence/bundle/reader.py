@@ -93,6 +93,10 @@ class Bundle:
             self._samples = self._read_samples()
         return self._samples
 
+    def sample_rows(self) -> int:
+        """Return the number of samples, from the samples table's footer."""
+        return int(self._parquet("samples").metadata.num_rows)
+
     def sample_counts(self) -> dict[int, int]:
         """Return each series id's number of samples, reading only the ``series_id`` column a row group at a time."""
         import numpy as np
