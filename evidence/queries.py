@@ -272,12 +272,14 @@ def run_queries(
     progress: Progress,
     cancel: threading.Event | None = None,
     sources: dict[str, PrometheusSource] | None = None,
-    on_raw: Callable[[Query, list[dict[str, Any]]], None] | None = None,
+    on_raw: Callable[[Query, Any], None] | None = None,
+    parse_raw: Callable[[list[dict[str, Any]]], Any] | None = None,
 ) -> None:
     """Run every query's chunks concurrently; record status, counts and errors on each query.
 
     ``on_raw``, when given, receives each raw query's chunk results in task order (a query's
-    chunks in time order) instead of ``results`` keeping them (``evidence.samplestream``).
+    chunks in time order) instead of ``results`` keeping them (``evidence.samplestream``);
+    with ``parse_raw``, what it returns for them, run in the thread that fetched the chunk.
 
     Setting ``cancel`` makes every chunk not yet started return at once (Ctrl-C, SIGTERM): the
     chunks in flight finish within their timeout, the queued ones are never sent.  A query with
@@ -320,6 +322,8 @@ def run_queries(
             if q.kind == "raw":
                 secs = max(1, math.ceil((e - s).total_seconds()))
                 res = src.instant(f"{q.promql}[{secs}s]", e)
+                if parse_raw is not None and on_raw is not None:
+                    res = parse_raw(res)  # here, so the answers waiting their turn are held as arrays
             else:
                 assert q.step_s is not None
                 res = src.range(q.promql, s, e, q.step_s)

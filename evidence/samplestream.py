@@ -40,6 +40,25 @@ if TYPE_CHECKING:
     from evidence.queries import Query
 
 
+#: One series of a raw chunk, parsed: its labels as Prometheus gave them, times (int64 ms), values.
+RawSeries = tuple[dict[str, Any], "np.ndarray[Any, Any]", "np.ndarray[Any, Any]"]
+
+
+def parse_raw(results: list[dict[str, Any]]) -> list[RawSeries]:
+    """Return a raw chunk's series as arrays: 16 bytes a sample instead of about 150 as parsed JSON.
+
+    Stateless, so the thread that fetched the chunk runs it (``run_queries``' ``parse_raw``): the
+    answers waiting for their turn are held as arrays, not as JSON lists.
+    """
+    out: list[RawSeries] = []
+    for r in results:
+        values = r.get("values") or []
+        ts = np.rint(np.fromiter((float(x[0]) for x in values), np.float64, len(values)) * 1000).astype(np.int64)
+        v = np.array([x[1] for x in values], dtype=np.float64) if values else np.zeros(0, dtype=np.float64)
+        out.append((r.get("metric") or {}, ts, v))
+    return out
+
+
 @dataclass
 class SampleStream:
     """Series rows and the samples parquet of the raw queries, fed one chunk at a time."""
@@ -63,14 +82,15 @@ class SampleStream:
 
     def add(self, q: Query, results: list[dict[str, Any]]) -> None:
         """Take one chunk's results of a raw query (chunks of a query in time order)."""
+        self.add_parsed(q, parse_raw(results))
+
+    def add_parsed(self, q: Query, parsed: list[RawSeries]) -> None:
+        """Take one chunk of a raw query as ``parse_raw`` returned it (chunks of a query in time order)."""
         parts: list[tuple[int, np.ndarray[Any, Any], np.ndarray[Any, Any]]] = []
-        for r in results:
-            sid = self._series_id(q, r)
-            values = r.get("values") or []
-            if not values:
+        for metric, ts, v in parsed:
+            sid = self._series_id(q, metric)
+            if not len(ts):
                 continue
-            ts = np.rint(np.fromiter((float(x[0]) for x in values), np.float64, len(values)) * 1000).astype(np.int64)
-            v = np.array([x[1] for x in values], dtype=np.float64)
             keep = ts > self._last.get(sid, np.iinfo(np.int64).min)
             if not keep.all():
                 ts, v = ts[keep], v[keep]
@@ -95,8 +115,8 @@ class SampleStream:
                 self._primary_times = [np.unique(np.concatenate(self._primary_times))]
                 self._primary_waiting = 0
 
-    def _series_id(self, q: Query, r: dict[str, Any]) -> int:
-        labels = {str(k): str(v) for k, v in (r.get("metric") or {}).items()}
+    def _series_id(self, q: Query, metric_labels: dict[str, Any]) -> int:
+        labels = {str(k): str(v) for k, v in metric_labels.items()}
         metric = labels.pop("__name__", q.promql.split("{", 1)[0])
         key = json.dumps([metric, sorted(labels.items())])
         sid = self._ids.get(key)

@@ -37,7 +37,7 @@ from evidence.model import (
 from evidence.progress import Progress
 from evidence.queries import Query, build_checks, detect_labels, empty_hint, gaps_in_times, plan_queries, run_queries
 from evidence.redact import Redactions, scrub_text
-from evidence.samplestream import SampleStream
+from evidence.samplestream import SampleStream, parse_raw
 from evidence.sources import ClusterData, ClusterSource
 from evidence.sources.prometheus import PrometheusSource
 
@@ -189,7 +189,9 @@ def _fetch(
 
     def fetch_all() -> None:
         try:
-            run_queries(prom, queries, options.concurrency, progress, cancel, sources, on_raw=stream.add)
+            run_queries(
+                prom, queries, options.concurrency, progress, cancel, sources, on_raw=stream.add_parsed, parse_raw=parse_raw
+            )
         except BaseException as exc:  # re-raised below: a bundle must never look complete without its data
             crashed.append(exc)
 
