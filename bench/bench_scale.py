@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from evidence.bundle import sha256_file
 from evidence.samplestream import ROW_GROUP_ROWS
 
 GOAL_SAMPLES = 3_000_000 * 7
@@ -40,14 +41,6 @@ WHOLE = (
     "from evidence.evaluate import evaluate_bundle; from evidence.render.evaluation import evaluation_to_json; "
     "print(dumps(document('Evaluation', evaluation_to_json(evaluate_bundle(open_bundle(sys.argv[1])))), 'json'))"
 )
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def widen(src: Path, dst: Path, goal: int = GOAL_SAMPLES) -> int:
@@ -114,16 +107,16 @@ def widen(src: Path, dst: Path, goal: int = GOAL_SAMPLES) -> int:
     writer.close()
     m = json.loads((dst / "manifest.json").read_text())
     for name, n in (("series.parquet", len(out_rows)), ("samples.parquet", total)):
-        m["files"][name] = dict(m["files"][name], rows=n, sha256=_sha256(dst / name), bytes=(dst / name).stat().st_size)
+        m["files"][name] = dict(m["files"][name], rows=n, sha256=sha256_file(dst / name), bytes=(dst / name).stat().st_size)
     m["counts"] = dict(m["counts"], series=len(out_rows), samples=total)
     sums = [
-        f"{_sha256(dst / line.split('  ', 1)[1].strip())}  {line.split('  ', 1)[1].strip()}\n"
+        f"{sha256_file(dst / line.split('  ', 1)[1].strip())}  {line.split('  ', 1)[1].strip()}\n"
         for line in (dst / "SHA256SUMS").read_text().splitlines()
         if line.strip()
     ]
     (dst / "SHA256SUMS").write_text("".join(sums), encoding="ascii")
     m["files"]["SHA256SUMS"] = dict(
-        m["files"]["SHA256SUMS"], sha256=_sha256(dst / "SHA256SUMS"), bytes=(dst / "SHA256SUMS").stat().st_size
+        m["files"]["SHA256SUMS"], sha256=sha256_file(dst / "SHA256SUMS"), bytes=(dst / "SHA256SUMS").stat().st_size
     )
     zero = "0" * 64
     m["self_sha256"] = zero

@@ -190,6 +190,19 @@ def evaluate_bundle(
     return replace(ev, verified=bundle.verified, unverified_reason=bundle.unverified_reason)
 
 
+def gauge_record(bundle: Bundle, canary: Mapping[str, Any]) -> RolloutRecord:
+    """Return the bundle's rollout and Flagger's timeline from Flagger's weight and status gauges alone.
+
+    Only those gauges shape the timeline (the status gauge is the outcome's last fallback), so
+    only their samples are read and prepared: the same record ``evaluate_rollout`` reconstructs.
+    """
+    series = bundle.table("series")
+    gauges = series[series["metric"].isin([WEIGHT, STATUS])]
+    samples = SampleArrays(*bundle.sample_arrays(series_ids=gauges["series_id"].to_numpy()))
+    table = prepare_counters(gauges, samples, router_named(bundle.record.sources.router))
+    return reconstruct_rollout(bundle.record, canary, bundle.table("events"), table)
+
+
 #: How far beyond the rollout's span a bounded evaluation keeps samples, at least.
 BOUNDED_MARGIN_S = 2 * 3600
 
@@ -199,10 +212,7 @@ def _bounded_table(bundle: Bundle, canary: Mapping[str, Any], policy: Policy, ba
     series = bundle.table("series")
     router = router_named(bundle.record.sources.router)
     gauges = series[series["metric"].isin([WEIGHT, STATUS])]["series_id"].to_numpy()
-    gauge_table = prepare_counters(
-        series[series["metric"].isin([WEIGHT, STATUS])], SampleArrays(*bundle.sample_arrays(series_ids=gauges)), router
-    )
-    record = reconstruct_rollout(bundle.record, canary, bundle.table("events"), gauge_table)
+    record = gauge_record(bundle, canary)
     spec = CanarySpec.from_object(dict(canary))
     windows = [c.window_seconds for c in policy.criteria] + [spec.interval_s * (spec.threshold + 2)]
     margin = int(max(BOUNDED_MARGIN_S, 4 * max(windows)) * 1000)

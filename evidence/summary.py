@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from evidence.analysis.counters import SampleArrays, prepare_counters
 from evidence.analysis.timeline import MANIFEST_START, Timeline
-from evidence.analysis.traffic import STATUS, WEIGHT
 from evidence.bundle import Bundle, grouped_gaps
 from evidence.errors import BundleError
-from evidence.evaluate import RolloutRecord, reconstruct_rollout
+from evidence.evaluate import RolloutRecord, gauge_record
 from evidence.model import rfc3339
 
 
@@ -31,13 +29,7 @@ def _canary(b: Bundle) -> Mapping[str, Any]:
 
 def rollout_record(b: Bundle) -> RolloutRecord:
     """Return the bundle's rollout and Flagger's timeline of it, as ``evaluate`` reconstructs them."""
-    canary = _canary(b)
-    series = b.table("series")
-    # Only Flagger's weight and status gauges shape the timeline: skip the reset arithmetic of
-    # every other series (the status gauge is the outcome's last fallback, as in evaluate).
-    gauge_series = series[series["metric"].isin([WEIGHT, STATUS])]
-    gauge_samples = SampleArrays(*b.sample_arrays(series_ids=gauge_series["series_id"].to_numpy()))
-    return reconstruct_rollout(b.record, canary, b.table("events"), prepare_counters(gauge_series, gauge_samples))
+    return gauge_record(b, _canary(b))
 
 
 def _rollout_end(tl: Timeline) -> str:

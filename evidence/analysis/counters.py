@@ -505,7 +505,7 @@ def prepare_counters_within(
     ids = sdf["series_id"].astype("int64").to_numpy() if len(sdf) else np.zeros(0, dtype=np.int64)
     if np.unique(ids).size != ids.size:
         return None
-    keep_whole = set(int(x) for x in whole)
+    whole_mask = np.isin(ids, np.asarray(whole, dtype=np.int64))
     batches: list[list[int]] = []
     size = 0
     for rows in sdf.groupby("group", sort=False).indices.values():
@@ -531,7 +531,7 @@ def prepare_counters_within(
         baseline[at] = sub.baseline
         for local, row in enumerate(at.tolist()):
             labels[row] = sub.labels[local]
-        parts.append(_cut(sub, at, lo, hi, np.isin(ids[at], list(keep_whole))))
+        parts.append(_cut(sub, at, lo, hi, whole_mask[at]))
         del sub
     pos = np.concatenate([x[0] for x in parts]) if parts else np.zeros(0, dtype=np.int64)
     t = np.concatenate([x[1] for x in parts]) if parts else np.zeros(0, dtype=np.int64)
@@ -550,7 +550,6 @@ def prepare_counters_within(
     sdf["appeared"] = appeared
     sdf["restarts"] = restarts
     sdf["samples"] = n_samples
-    whole_mask = np.isin(ids, list(keep_whole))
     return CounterTable(sdf, tuple(labels), keys, t, raw, adjusted, first, last, baseline, reset, router, (lo, hi), whole_mask)
 
 
