@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from evidence.arrays import distinct
 from evidence.bundle import arrow_schema, output_error
 from evidence.model import Role, ScrapeLabels
 
@@ -112,7 +113,7 @@ class SampleStream:
             if self._primary_waiting >= self.primary_fold:
                 # Only the distinct scrape times are needed (for gaps): many series share each one, so
                 # the list is folded into its distinct times, bounded by the scrapes, not the samples.
-                self._primary_times = [np.unique(np.concatenate(self._primary_times))]
+                self._primary_times = [distinct(np.concatenate(self._primary_times))]
                 self._primary_waiting = 0
 
     def _series_id(self, q: Query, metric_labels: dict[str, Any]) -> int:
@@ -214,4 +215,4 @@ class SampleStream:
         """Return the distinct sample times (ms) of the Traefik primary request series, sorted."""
         if not self._primary_times:
             return []
-        return [int(t) for t in np.unique(np.concatenate(self._primary_times))]
+        return [int(t) for t in distinct(np.concatenate(self._primary_times))]

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from evidence.arrays import distinct
 from evidence.routers import DEFAULT_ROUTER, TrafficMetrics
 
 if TYPE_CHECKING:
@@ -226,10 +227,10 @@ class CounterTable:
             self._outside(
                 [self.exact[0] - 1 if start is None else start, self.exact[1] + 1 if end is None else end], "sample_times"
             )
-        pos = np.unique(np.asarray(positions, dtype=np.int64))
+        pos = distinct(np.asarray(positions, dtype=np.int64))
         if pos.size == 0 or self.times.size == 0:
             return np.zeros(0, dtype=np.int64)
-        times = np.unique(np.concatenate([self.times[self._slice(p)] for p in pos.tolist()]))
+        times = distinct(np.concatenate([self.times[self._slice(p)] for p in pos.tolist()]))
         if start is not None:
             times = times[times >= start]
         if end is not None:
@@ -238,7 +239,7 @@ class CounterTable:
 
     def samples_of(self, positions: IntArray) -> tuple[IntArray, FloatArray]:
         """Return (times, raw values) of these series' samples, sorted by time (series in position order at equal times)."""
-        pos = np.unique(np.asarray(positions, dtype=np.int64))
+        pos = distinct(np.asarray(positions, dtype=np.int64))
         if self.whole is not None and pos.size and not bool(self.whole[pos].all()):
             self.strayed.append("samples_of")
         if pos.size == 0 or self.times.size == 0:
@@ -314,10 +315,10 @@ def _recreated(sample_group: IntArray, sample_service: IntArray, t: IntArray, id
     # Distinct scrape times of each group and of each service, over the groups with such a hole only;
     # a service's are a subset of its group's, so the group has more of them inside the hole exactly
     # when the service missed a scrape there.
-    involved = np.isin(sample_group, np.unique(sample_group[idx]))
+    involved = np.isin(sample_group, distinct(sample_group[idx]))
     g_all, sv_all, t_all = sample_group[involved].astype(np.int64), sample_service[involved].astype(np.int64), t[involved]
-    g_keys = np.unique(g_all * _STRIDE + t_all)
-    s_keys = np.unique(sv_all * _STRIDE + t_all)
+    g_keys = distinct(g_all * _STRIDE + t_all)
+    s_keys = distinct(sv_all * _STRIDE + t_all)
     del g_all, sv_all, t_all, involved
     g, sv = sample_group[idx].astype(np.int64) * _STRIDE, sample_service[idx].astype(np.int64) * _STRIDE
     lo, hi = t[idx - 1], t[idx]
@@ -503,7 +504,7 @@ def prepare_counters_within(
     """
     sdf, _ = _series_frame(series)
     ids = sdf["series_id"].astype("int64").to_numpy() if len(sdf) else np.zeros(0, dtype=np.int64)
-    if np.unique(ids).size != ids.size:
+    if distinct(ids).size != ids.size:
         return None
     whole_mask = np.isin(ids, np.asarray(whole, dtype=np.int64))
     batches: list[list[int]] = []

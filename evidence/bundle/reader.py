@@ -118,9 +118,11 @@ class Bundle:
         import numpy as np
         import pyarrow as pa
 
+        from evidence.arrays import distinct
+
         f = self._parquet("samples")
         n = f.metadata.num_rows
-        wanted = None if series_ids is None else np.unique(np.asarray(series_ids, dtype=np.int64))
+        wanted = None if series_ids is None else distinct(np.asarray(series_ids, dtype=np.int64))
         if wanted is None:
             sid, ms, value = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.float64)
         parts: list[tuple[Any, Any, Any]] = []

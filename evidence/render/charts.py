@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from evidence.arrays import distinct
 from evidence.model import epoch_ms
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ def downsample(
     is_min = ~missing & (low == np.minimum.reduceat(low, starts)[run])
     is_max = ~missing & (high == np.maximum.reduceat(high, starts)[run])
     keep = [np.array([0, n - 1]), *(_first_per_run(mask, run) for mask in (is_min, is_max, missing))]
-    idx = np.unique(np.concatenate(keep))
+    idx = distinct(np.concatenate(keep))
     return t[idx], v[idx]
 
 
