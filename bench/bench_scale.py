@@ -1,14 +1,19 @@
-"""The issue's memory goal measured at its own scale: ``evidence evaluate`` of 168 h at 3 M samples a day.
+"""The issue's memory goal measured at its own scale: ``evidence evaluate`` and ``evidence collect`` of 168 h at 3 M samples a day.
 
-This machine cannot backfill 21 M samples into Prometheus in a bench run, so the week's 168 h
-bundle (collected for real by the window sweep) is widened in cardinality, as a service behind
-many Traefik replicas would be: every Traefik series is copied once per replica (its
+The week's 168 h bundle (collected for real by the window sweep) is widened in cardinality, as
+a service behind many Traefik replicas would be: every Traefik series is copied once per replica (its
 ``instance`` label says which), with the same samples, until the bundle holds the goal's
 samples; Flagger's gauges stay as they are.  The samples are written the way collect writes
 them (row groups of at most ``ROW_GROUP_ROWS``, each sorted by series and time, time-major
 across groups) and the manifest and SHA256SUMS are re-recorded, so the bundle verifies.  Then,
 each as a fresh process: ``evidence evaluate -o json`` (the bounded evaluation collect's summary
 uses too) against the whole-window evaluation of the same bundle, peak RSS and seconds.
+
+``evidence collect`` itself is measured at that scale too, against a real Prometheus: the week's
+OpenMetrics is widened the same way (every Traefik series once per replica, ``instance`` naming
+it; 4 GB of text, deleted once promtool has backfilled it into one TSDB of long blocks, which is
+kept in ``bench/work`` for the next run: about 3 minutes the first time), then the 168 h window
+is collected as a fresh process: peak RSS, seconds, samples and verdict.
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ import pyarrow.parquet as pq
 
 from evidence.bundle import sha256_file
 from evidence.samplestream import ROW_GROUP_ROWS
+from fixtures.prom import PrometheusServer, backfill
 
 GOAL_SAMPLES = 3_000_000 * 7
+INSTANCE = 'instance="traefik.traefik:9100"'  # the one Traefik pod of the week scenario
 BLOCK_MS = 2 * 3600 * 1000  # collect's raw chunk: row groups fill with the chunks in time order
 PROBE = (
     "import resource, subprocess, sys, time; t0 = time.monotonic(); "
@@ -152,6 +159,84 @@ def run_goal_scale(work: Path, bundle_168h: Path) -> dict[str, Any]:
         "window_sweep.goal_scale.evaluate_vs_whole_window_rss_ratio": round(kib_b / kib_w, 2),
         "window_sweep.goal_scale.same_evaluation": bounded == json.loads(out_w),
         "window_sweep.goal_scale.verdict": bounded["verdict"],
+    }
+
+
+def widen_openmetrics(src: Path, dst: Path, goal: int = GOAL_SAMPLES) -> int:
+    """Write ``dst``: the OpenMetrics ``src`` with each Traefik series once per replica, to about ``goal`` samples; return the copies."""
+    traefik = other = 0
+    with src.open(encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("traefik_"):
+                traefik += 1
+            elif line.strip() and not line.startswith("#"):
+                other += 1
+    copies = max(1, round((goal - other) / max(1, traefik)))
+    with src.open(encoding="utf-8") as f, dst.open("w", encoding="utf-8") as out:
+        block: list[str] = []
+        key = ""
+
+        def emit() -> None:
+            text = "".join(block)
+            if INSTANCE not in text:
+                raise RuntimeError(f"{src}: a Traefik series without {INSTANCE}: the widening would merge replicas")
+            for k in range(copies):
+                out.write(text.replace(INSTANCE, f'instance="traefik-{k}.traefik:9100"'))
+            block.clear()
+
+        for line in f:
+            if line.startswith("traefik_") and line.rsplit("}", 1)[0] == key:
+                block.append(line)
+                continue
+            if block:
+                emit()
+            if line.startswith("traefik_"):
+                key = line.rsplit("}", 1)[0]
+                block.append(line)
+            else:
+                out.write(line)  # HELP/TYPE lines, Flagger's series and the closing # EOF, once
+        if block:
+            emit()
+    return copies
+
+
+def ensure_goal_tsdb(work: Path, openmetrics: Path) -> Path:
+    """Return the widened week's TSDB, backfilling it when missing or older than ``openmetrics``."""
+    tsdb = work / "goal-scale-tsdb"
+    done = tsdb / ".backfilled"
+    if done.exists() and done.stat().st_mtime >= openmetrics.stat().st_mtime:
+        return tsdb
+    shutil.rmtree(tsdb, ignore_errors=True)
+    wide = work / "goal-scale.om"
+    try:
+        widen_openmetrics(openmetrics, wide)
+        # Long blocks: promtool reads the whole input once per block, and 2 h blocks of a week are 84 passes.
+        backfill(wide, tsdb, block_hours=192)
+    finally:
+        wide.unlink(missing_ok=True)
+    done.write_text("")
+    return tsdb
+
+
+def run_goal_collect(work: Path, sim: Path, canary: str, start: str, end: str, expected_samples: int) -> dict[str, Any]:
+    """Return the ``window_sweep.goal_scale.collect_*`` figures: ``evidence collect`` of the widened week, 168 h."""
+    tsdb = ensure_goal_tsdb(work, sim / "openmetrics.txt")
+    out = work / "goal-scale-bundles"
+    shutil.rmtree(out, ignore_errors=True)
+    exe = str(Path(sys.executable).with_name("evidence"))
+    with PrometheusServer(tsdb, work / "goal-scale-prom") as server:
+        cmd = [exe, "collect", canary, "--from-dump", str(sim / "dump"), "--prometheus", server.url, "--out", str(out)]
+        seconds, kib, _ = _probe([*cmd, "--start", start, "--end", end, "--quiet"])
+    bundle = next(out.iterdir())
+    samples = int(json.loads((bundle / "manifest.json").read_text())["counts"]["samples"])
+    verdict = json.loads((bundle / "summary.json").read_text())["verdict"]
+    shutil.rmtree(out, ignore_errors=True)
+    return {
+        "window_sweep.goal_scale.collect_samples": samples,
+        "window_sweep.goal_scale.collect_peak_rss_mb": round(kib / 1024),
+        "window_sweep.goal_scale.collect_s": round(seconds, 1),
+        "window_sweep.goal_scale.collect_same_samples_as_widened_bundle": samples == expected_samples,
+        "window_sweep.goal_scale.collect_verdict": verdict,
     }
 
 

@@ -32,6 +32,7 @@ from evidence.model import Role, ScrapeLabels
 ROW_GROUP_ROWS = 1 << 20
 #: Primary request times held before they are folded into their distinct values.
 PRIMARY_COMPACT = 1 << 18
+_NEVER = int(np.iinfo(np.int64).min)  # before any sample time
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -72,7 +73,7 @@ class SampleStream:
     row_group_rows: int = ROW_GROUP_ROWS
     primary_fold: int = PRIMARY_COMPACT
     path: Path | None = field(default=None, init=False)
-    _ids: dict[str, int] = field(default_factory=dict, init=False)
+    _ids: dict[tuple[str, tuple[tuple[str, str], ...]], int] = field(default_factory=dict, init=False)
     _last: dict[int, int] = field(default_factory=dict, init=False)  # series id -> its latest timestamp written (ms)
     _per_query: dict[str, int] = field(default_factory=dict, init=False)
     _primary_times: list[np.ndarray[Any, Any]] = field(default_factory=list, init=False)
@@ -92,7 +93,7 @@ class SampleStream:
             sid = self._series_id(q, metric)
             if not len(ts):
                 continue
-            keep = ts > self._last.get(sid, np.iinfo(np.int64).min)
+            keep = ts > self._last.get(sid, _NEVER)
             if not keep.all():
                 ts, v = ts[keep], v[keep]
             if len(ts):
@@ -119,7 +120,7 @@ class SampleStream:
     def _series_id(self, q: Query, metric_labels: dict[str, Any]) -> int:
         labels = {str(k): str(v) for k, v in metric_labels.items()}
         metric = labels.pop("__name__", q.promql.split("{", 1)[0])
-        key = json.dumps([metric, sorted(labels.items())])
+        key = (metric, tuple(sorted(labels.items())))
         sid = self._ids.get(key)
         if sid is None:
             sid = len(self.series_rows)

@@ -19,6 +19,9 @@ def show(bundle: str, allow_unverified: bool, output: str) -> None:
 
     -o json|yaml prints a BundleSummary (schemas/bundlesummary.schema.json).
     """
+    from evidence.memory import tune_memory
+
+    tune_memory()
     from evidence.bundle import open_bundle
     from evidence.summary import summarise_bundle, summary_document
 
@@ -55,6 +58,9 @@ def evaluate(bundle: str, policy_file: str | None, output: str, as_json: bool, f
     Exit codes: 0 none of the --fail-on conditions holds (by default: no
     abort criterion breached), 3 at least one holds, 1 error, 2 usage.
     """
+    from evidence.memory import tune_memory
+
+    tune_memory()
     from evidence.bundle import open_bundle
     from evidence.documents import document, dumps
     from evidence.evaluate import evaluate_bundle
@@ -100,6 +106,9 @@ def render(
 
     Prints each written file's path, one a line. Never contacts a cluster or Prometheus.
     """
+    from evidence.memory import tune_memory
+
+    tune_memory()
     from evidence.render import formats_for, render_bundle
 
     paths = render_bundle(

@@ -170,10 +170,12 @@ def collect(
     from evidence.bundle import inside_bundle
     from evidence.collect import CollectOptions, check_options, collect_rollout
     from evidence.errors import UsageError
+    from evidence.memory import tune_memory
     from evidence.progress import Progress
     from evidence.sources import ClusterSource
     from evidence.sources.prometheus import PrometheusAuth, PrometheusSource, read_token_file
 
+    tune_memory(mmap_arrays=True)  # before the fetch threads start
     _canary_ref(canary, namespace)  # a bad name is a usage error before any kubeconfig is read
     if not prometheus_url and dump:
         raise UsageError("--prometheus URL is required with --from-dump (or set EVIDENCE_PROMETHEUS_URL)")

@@ -60,6 +60,9 @@ def watch(**params: Any) -> None:
     Runs until SIGTERM or Ctrl-C. Webhook answers: 202 once journalled (fsynced), 400 malformed,
     401 without the token, 409 a non-terminal post-rollout, 413 too large.
     """
+    from evidence.memory import tune_memory
+
+    tune_memory(mmap_arrays=True)
     from evidence.capture.options import WatchArgs, options_from_cli
     from evidence.capture.watch import run_watch
 
