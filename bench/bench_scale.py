@@ -36,6 +36,7 @@ from fixtures.prom import PrometheusServer, backfill
 
 GOAL_SAMPLES = 3_000_000 * 7
 INSTANCE = 'instance="traefik.traefik:9100"'  # the one Traefik pod of the week scenario
+WIDENING = "widen_openmetrics v1"  # bump when the widening changes: the kept TSDB is rebuilt
 BLOCK_MS = 2 * 3600 * 1000  # collect's raw chunk: row groups fill with the chunks in time order
 PROBE = (
     "import resource, subprocess, sys, time; t0 = time.monotonic(); "
@@ -204,7 +205,9 @@ def ensure_goal_tsdb(work: Path, openmetrics: Path) -> Path:
     """Return the widened week's TSDB, backfilling it when missing or older than ``openmetrics``."""
     tsdb = work / "goal-scale-tsdb"
     done = tsdb / ".backfilled"
-    if done.exists() and done.stat().st_mtime >= openmetrics.stat().st_mtime:
+    # What the TSDB was widened from and to: another goal, replica label or source rebuilds it.
+    made_of = f"{WIDENING} goal={GOAL_SAMPLES} {INSTANCE} source={openmetrics.stat().st_size}\n"
+    if done.exists() and done.stat().st_mtime >= openmetrics.stat().st_mtime and done.read_text() == made_of:
         return tsdb
     shutil.rmtree(tsdb, ignore_errors=True)
     wide = work / "goal-scale.om"
@@ -214,7 +217,7 @@ def ensure_goal_tsdb(work: Path, openmetrics: Path) -> Path:
         backfill(wide, tsdb, block_hours=192)
     finally:
         wide.unlink(missing_ok=True)
-    done.write_text("")
+    done.write_text(made_of)
     return tsdb
 
 

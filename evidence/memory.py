@@ -16,7 +16,7 @@ faults on every such array: the fetch waits on Prometheus anyway, so collect and
 it; the commands that only read a bundle do not.
 
 A setting made in the environment (``ARROW_DEFAULT_MEMORY_POOL``, ``MALLOC_MMAP_THRESHOLD_``,
-``MALLOC_ARENA_MAX``) wins.  The library never calls this: a program that imports ``evidence``
+``MALLOC_ARENA_MAX``, or ``glibc.malloc.*`` in ``GLIBC_TUNABLES``) wins.  The library never calls this: a program that imports ``evidence``
 keeps its own allocators.
 """
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 #: glibc's mallopt parameters (malloc.h).
 M_MMAP_THRESHOLD = -3
@@ -32,11 +33,14 @@ MMAP_THRESHOLD = 256 << 10
 ARENAS = 2
 
 
-def tune_memory(mmap_arrays: bool = False) -> None:
+def tune_memory(mmap_arrays: bool = False) -> dict[str, Any]:
     """Make freed memory go back to the system (call before the data is read and the threads start).
 
     ``mmap_arrays``: every allocation over ``MMAP_THRESHOLD`` in its own mapping (collect, watch).
+    Returns what was set: ``arrow_pool``, and on glibc ``arena_max`` and ``mmap_threshold``
+    (a setting the environment made, in its variable or in ``GLIBC_TUNABLES``, is left alone).
     """
+    applied: dict[str, Any] = {}
     if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
         if "pyarrow" in sys.modules:
             import pyarrow as pa
@@ -44,17 +48,26 @@ def tune_memory(mmap_arrays: bool = False) -> None:
             pa.set_memory_pool(pa.system_memory_pool())
         else:
             os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"  # read when pyarrow is first imported
+        applied["arrow_pool"] = "system"
     try:
         os.confstr("CS_GNU_LIBC_VERSION")  # glibc only: musl and macOS have no such mallopt
     except (ValueError, OSError, AttributeError):
-        return
+        return applied
     import ctypes
 
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
-        return
-    if mmap_arrays and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-    if "MALLOC_ARENA_MAX" not in os.environ:
-        mallopt(M_ARENA_MAX, ARENAS)
+        return applied
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    wanted = [("arena_max", M_ARENA_MAX, ARENAS, "MALLOC_ARENA_MAX")]
+    if mmap_arrays:
+        wanted.append(("mmap_threshold", M_MMAP_THRESHOLD, MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_"))
+    for name, param, value, variable in wanted:
+        if variable in os.environ or f"glibc.malloc.{name}" in tunables:
+            continue
+        if mallopt(param, value) == 1:  # mallopt answers 1 when it took the setting
+            applied[name] = value
+    return applied
