@@ -16,8 +16,8 @@ faults on every such array: the fetch waits on Prometheus anyway, so collect and
 it; the commands that only read a bundle do not.
 
 A setting made in the environment (``ARROW_DEFAULT_MEMORY_POOL``, ``MALLOC_MMAP_THRESHOLD_``,
-``MALLOC_ARENA_MAX``, or ``glibc.malloc.*`` in ``GLIBC_TUNABLES``) wins.  The library never calls this: a program that imports ``evidence``
-keeps its own allocators.
+``MALLOC_ARENA_MAX``, or ``glibc.malloc.*`` in ``GLIBC_TUNABLES``) wins.  The library never
+calls this: a program that imports ``evidence`` keeps its own allocators.
 """
 
 from __future__ import annotations
