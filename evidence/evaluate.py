@@ -34,7 +34,7 @@ from evidence.analysis.criteria import CriterionResult, evaluate_criteria
 from evidence.analysis.findings import Finding, check_query_findings, check_rollout_limits, grpc_findings, rollout_findings
 from evidence.analysis.lag import DetectionLag, detection_lag
 from evidence.analysis.replay import Replay, analysis_ticks, replay_flagger, replay_policy
-from evidence.analysis.timeline import MANIFEST_START, Timeline, build_timeline, rollout_span
+from evidence.analysis.timeline import MANIFEST_START, Timeline, build_timeline, rollout_span, timeline_entries
 from evidence.analysis.traffic import (
     STATUS,
     WEIGHT,
@@ -146,9 +146,10 @@ def reconstruct_rollout(
     if m.window is None:
         raise BundleError("the bundle's manifest has no window start/end; collect it again")
     ws, we = m.window.start, m.window.end
-    start, end, how = rollout_span(events, ws, we, m.rollout.start)
+    entries = timeline_entries(events)  # parsed once for both
+    start, end, how = rollout_span(events, ws, we, m.rollout.start, entries)
     gauge = weight_gauge(table, target)
-    timeline = build_timeline(events, start, end, canary, gauge, status_gauge(table, target))
+    timeline = build_timeline(events, start, end, canary, gauge, status_gauge(table, target), entries)
     return RolloutRecord(f"{namespace}/{name}", target, ws, we, start, end, how, gauge, timeline)
 
 

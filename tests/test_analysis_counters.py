@@ -228,3 +228,46 @@ def test_bucket_increases_sum_by_le_across_codes() -> None:
     )
     assert bounds.tolist() == BOUNDS.tolist()
     assert counts[:, 0].tolist() == [10, 20, 30, 35, 40]
+
+
+def _recreated_by_sets(group: np.ndarray, service: np.ndarray, t: np.ndarray, idx: np.ndarray) -> list[bool]:
+    """The definition, hole by hole: a time inside the hole when the group was scraped and the service was not."""
+    out = []
+    for i in idx.tolist():
+        lo, hi, g, sv = int(t[i - 1]), int(t[i]), int(group[i]), int(service[i])
+        group_times = {int(x) for x, gg in zip(t.tolist(), group.tolist(), strict=True) if gg == g and lo < x < hi}
+        service_times = {int(x) for x, ss in zip(t.tolist(), service.tolist(), strict=True) if ss == sv and lo < x < hi}
+        out.append(bool(group_times - service_times))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_recreation_in_holes_is_read_exactly_as_defined(seed: int) -> None:
+    """counters._recreated (merged holes, distinct times inside them only) against the per-hole definition."""
+    from evidence.analysis.counters import _recreated
+
+    rng = np.random.default_rng(seed)
+    groups, services, times = [], [], []
+    n_groups = int(rng.integers(1, 4))
+    for g in range(n_groups):
+        for s in range(int(rng.integers(1, 4))):
+            service = g * 10 + s
+            for _ in range(int(rng.integers(1, 3))):  # series of the service
+                # Scrapes every 15 s with random holes; some series start late or end early.
+                steps = np.arange(int(rng.integers(0, 5)), int(rng.integers(8, 40)))
+                kept = steps[rng.random(steps.size) > rng.choice([0.0, 0.2, 0.5])]
+                if kept.size == 0:
+                    continue
+                groups.append(np.full(kept.size, g))
+                services.append(np.full(kept.size, service))
+                times.append(kept * 15_000)
+    if not times:
+        return
+    sizes = [a.size for a in times]
+    group, service, t = np.concatenate(groups), np.concatenate(services), np.concatenate(times).astype(np.int64)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    first_of_series = np.zeros(t.size, dtype=bool)
+    first_of_series[starts] = True
+    holes = np.flatnonzero(~first_of_series & (np.diff(t, prepend=t[0]) > 30_000))
+    got = _recreated(group, service, t, holes).tolist()
+    assert got == _recreated_by_sets(group, service, t, holes)

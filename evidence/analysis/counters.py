@@ -161,6 +161,13 @@ class CounterTable:
         role = df["role"].to_numpy(dtype=object) if "role" in df else np.full(n, None, dtype=object)
         return metric, role
 
+    @functools.cached_property
+    def _bounds(self) -> FloatArray:
+        # Each series' ``le`` as a bound (NaN when it has none), parsed once for every histogram question.
+        df = self.series
+        les = df["le"].to_numpy(dtype=object) if "le" in df else np.full(len(df), None, dtype=object)
+        return np.array([parse_le(v) for v in les], dtype=np.float64)
+
     def select(self, metric: str | Sequence[str], role: str | None = None, match: Mapping[str, str] | None = None) -> IntArray:
         """Return the positions of series with this metric (one of these), role and label regexes."""
         metrics, roles = self._metric_role
@@ -253,7 +260,7 @@ class CounterTable:
     def bucket_increases(self, positions: IntArray, times: IntArray, window_ms: int) -> tuple[FloatArray, FloatArray]:
         """Return (bounds, counts[bucket, time]): histogram bucket increases summed by ``le``."""
         pos = np.asarray(positions, dtype=np.int64)
-        les = np.array([parse_le(v) for v in self.series["le"].to_numpy()[pos]], dtype=np.float64)
+        les = self._bounds[pos]
         keep = ~np.isnan(les)
         pos, les = pos[keep], les[keep]
         bounds = np.unique(les)
@@ -312,16 +319,28 @@ def _recreated(sample_group: IntArray, sample_service: IntArray, t: IntArray, id
     instance); the re-creation is read when the group was scraped at some time inside the hole
     when no series of the series' own service was — the service was gone while its target answered.
     """
-    # Distinct scrape times of each group and of each service, over the groups with such a hole only;
-    # a service's are a subset of its group's, so the group has more of them inside the hole exactly
-    # when the service missed a scrape there.
-    involved = np.isin(sample_group, distinct(sample_group[idx]))
-    g_all, sv_all, t_all = sample_group[involved].astype(np.int64), sample_service[involved].astype(np.int64), t[involved]
-    g_keys = distinct(g_all * _STRIDE + t_all)
-    s_keys = distinct(sv_all * _STRIDE + t_all)
-    del g_all, sv_all, t_all, involved
-    g, sv = sample_group[idx].astype(np.int64) * _STRIDE, sample_service[idx].astype(np.int64) * _STRIDE
+    # Keys are group (or service) × stride + time.  Only the samples inside some hole of their own
+    # group can count, so the distinct scrape times are taken over those alone (one search of the
+    # merged holes), not over the whole window.
+    if idx.size == 0:
+        return np.zeros(0, dtype=bool)
+    g = sample_group[idx].astype(np.int64) * _STRIDE
+    sv = sample_service[idx].astype(np.int64) * _STRIDE
     lo, hi = t[idx - 1], t[idx]
+    order = np.argsort(g + lo, kind="stable")
+    starts, ends = (g + lo)[order], np.maximum.accumulate((g + hi)[order])
+    # The holes as disjoint open intervals (a hole that begins where another ends stays apart:
+    # the shared end point is in neither).
+    opens = np.r_[True, starts[1:] >= ends[:-1]]
+    m_lo = starts[opens]
+    m_hi = ends[np.r_[np.flatnonzero(opens)[1:] - 1, opens.size - 1]]
+    keys = sample_group.astype(np.int64) * _STRIDE + t
+    at = np.searchsorted(m_lo, keys, side="left") - 1
+    inside = at >= 0
+    inside[inside] = keys[inside] < m_hi[at[inside]]
+    g_keys = distinct(keys[inside])
+    s_keys = distinct(sample_service[inside].astype(np.int64) * _STRIDE + t[inside])
+    del keys, at, inside
     in_group = np.searchsorted(g_keys, g + hi, side="left") - np.searchsorted(g_keys, g + lo, side="right")
     in_service = np.searchsorted(s_keys, sv + hi, side="left") - np.searchsorted(s_keys, sv + lo, side="right")
     return np.asarray(in_group > in_service, dtype=bool)

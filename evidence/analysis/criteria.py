@@ -204,10 +204,16 @@ def _spans(times: pd.DatetimeIndex, mask: BoolArray, reasons: Sequence[str | Non
 
 
 def summarise(
-    c: Criterion, times: IntArray, values: FloatArray, reasons: Sequence[str | None], requests: FloatArray, empty_reason: str
+    c: Criterion,
+    times: IntArray,
+    values: FloatArray,
+    reasons: Sequence[str | None],
+    requests: FloatArray,
+    empty_reason: str,
+    when: pd.DatetimeIndex | None = None,
 ) -> CriterionResult:
-    """Return a criterion's result from its values at each evaluation time."""
-    when = ms_to_datetimes(times)
+    """Return a criterion's result from its values at each evaluation time (``when``: the times as datetimes, if made)."""
+    when = ms_to_datetimes(times) if when is None else when
     has = ~np.isnan(values)
     hit = breaches(c, values)
     state = np.where(hit, BREACH, np.where(has, PASS, NO_DATA))
@@ -262,8 +268,9 @@ def evaluate_criteria(
 ) -> tuple[CriterionResult, ...]:
     """Evaluate every criterion of the policy at each time (epoch ms)."""
     t = np.asarray(times, dtype=np.int64)
+    when = ms_to_datetimes(t)  # the same evaluation times for every criterion
     out = []
     for c in policy.criteria:
         values, reasons, requests = criterion_values(table, c, t)
-        out.append(summarise(c, t, values, reasons, requests, empty_reason))
+        out.append(summarise(c, t, values, reasons, requests, empty_reason, when))
     return tuple(out)

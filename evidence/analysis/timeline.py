@@ -99,6 +99,7 @@ __all__ = [
     "WeightStep",
     "build_timeline",
     "rollout_span",
+    "timeline_entries",
 ]
 
 
@@ -106,7 +107,8 @@ __all__ = [
 _REPARSED = ("other", "error")
 
 
-def _entries(events: pd.DataFrame) -> list[TimelineEntry]:
+def timeline_entries(events: pd.DataFrame) -> list[TimelineEntry]:
+    """Return the events table as timeline entries in time order (parse once, pass to ``rollout_span`` and ``build_timeline``)."""
     cols = set(events.columns)
     if "time" not in cols or events.empty:
         return []
@@ -167,15 +169,20 @@ def _entries(events: pd.DataFrame) -> list[TimelineEntry]:
 
 
 def rollout_span(
-    events: pd.DataFrame, window_start: dt.datetime, window_end: dt.datetime, rollout_start: dt.datetime | None
+    events: pd.DataFrame,
+    window_start: dt.datetime,
+    window_end: dt.datetime,
+    rollout_start: dt.datetime | None,
+    entries: list[TimelineEntry] | None = None,
 ) -> tuple[dt.datetime, dt.datetime, str]:
     """Return (start, end, how) of the rollout to evaluate inside the bundle's window.
 
     The start is the manifest's rollout start, else the latest ``New revision detected!`` (or
     ``Restarting analysis``) event, else the window start.  The end is the window's end, cut
-    at the next rollout's start when the window holds a later one.
+    at the next rollout's start when the window holds a later one.  ``entries``: the events
+    as ``timeline_entries`` returned them, when the caller has them.
     """
-    entries = _entries(events)
+    entries = timeline_entries(events) if entries is None else entries
     starts = [e.time for e in entries if e.action in ROLLOUT_START and window_start <= e.time <= window_end]
     how = MANIFEST_START
     start = rollout_start
@@ -199,6 +206,7 @@ def build_timeline(
     canary: Mapping[str, Any] | None = None,
     gauge: WeightSeries | None = None,
     status: StatusSeries | None = None,
+    entries: list[TimelineEntry] | None = None,
 ) -> Timeline:
     """Return Flagger's timeline of the rollout between ``start`` and ``end``.
 
@@ -206,12 +214,13 @@ def build_timeline(
     a later ``New revision detected! Scaling up`` (the next rollout).  ``gauge`` (Flagger's
     weight gauge) fills in the weight steps when the events have none, and raises
     ``max_weight`` when it saw a higher weight than the events.  ``status`` (Flagger's status
-    gauge) is the last fallback for the outcome (see the module docstring).
+    gauge) is the last fallback for the outcome (see the module docstring).  ``entries``: the
+    events as ``timeline_entries`` returned them, when the caller has them.
     """
     notes: list[str] = []
     entries = [
         e
-        for e in _entries(events)
+        for e in (timeline_entries(events) if entries is None else entries)
         if (start is None or e.time >= start - TOLERANCE) and (end is None or e.time <= end) and e.action != "other"
     ]
     if start is None:

@@ -187,20 +187,20 @@ def summary_row(
 
 def write_archive_files(writer: BundleWriter, manifest: Manifest) -> None:
     """Write ``summary.parquet`` and ``SHA256SUMS`` into a bundle being built (before its manifest)."""
-    from evidence.bundle import Bundle, manifest_to_json, sha256_file
+    from evidence.bundle import Bundle, manifest_to_json
     from evidence.evaluate import evaluate_bundle
 
     evaluation: Evaluation | None = None
     error = None
     try:
-        evaluation = evaluate_bundle(Bundle(writer.tmp, manifest_to_json(manifest), writer.frames()), bounded=True)
+        # The tables the evaluation reads, as frames already (any other would be read from the files).
+        frames = writer.frames(("objects", "events", "series", "checks"))
+        evaluation = evaluate_bundle(Bundle(writer.tmp, manifest_to_json(manifest), frames), bounded=True)
     except EvidenceError as exc:  # a bundle that cannot be judged is still evidence: say why in its summary
         error = str(exc).replace(str(writer.tmp), "<bundle>")
-    (writer.tmp / SUMMARY).write_bytes(summary_json(summary_row(manifest, evaluation, error)))
-    writer.files[SUMMARY] = {"rows": 1}
-    lines = [f"{sha256_file(writer.tmp / name)}  {name}\n" for name in sorted(writer.files)]
-    (writer.tmp / CHECKSUMS).write_text("".join(lines), encoding="ascii")
-    writer.files[CHECKSUMS] = {"rows": len(lines)}
+    writer.write_bytes(SUMMARY, summary_json(summary_row(manifest, evaluation, error)), rows=1)
+    lines = [f"{writer.sealed(name)[0]}  {name}\n" for name in sorted(writer.files)]
+    writer.write_bytes(CHECKSUMS, "".join(lines).encode("ascii"), rows=len(lines))
 
 
 def summary_json(row: Mapping[str, Any]) -> bytes:

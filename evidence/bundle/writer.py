@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,9 +39,20 @@ def output_error(parent: Path, exc: OSError) -> BundleError:
     return BundleError(f"cannot write the bundle under --out {parent}: {what}; choose a writable folder with free space")
 
 
+def _flush_and_hash(path: Path) -> tuple[str, int]:
+    """Flush a finished file to disk; return its sha256 and size."""
+    _fsync(path)
+    return sha256_file(path), path.stat().st_size
+
+
 @dataclass
 class BundleWriter:
-    """Builds a bundle in a hidden temporary folder; ``commit()`` renames it into place."""
+    """Builds a bundle in a hidden temporary folder; ``commit()`` renames it into place.
+
+    Each finished file is flushed to disk and hashed by one background thread (``sealed``), so
+    the caller goes on meanwhile (collect evaluates the rollout for its summary): the disk and
+    the hash take no turn on the critical path, and no file is hashed twice.
+    """
 
     parent: Path
     name: str
@@ -48,6 +60,8 @@ class BundleWriter:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The tables written by ``write_table``, kept so the summary's evaluation need not read them back.
     written: dict[str, pa.Table] = field(default_factory=dict, repr=False)
+    _seals: dict[str, Future[tuple[str, int]]] = field(default_factory=dict, init=False, repr=False)
+    _sealer: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.parent.exists() and not self.parent.is_dir():
@@ -76,15 +90,43 @@ class BundleWriter:
         path = self.tmp / f"{table}.parquet"
         try:
             pq.write_table(arrow, path, compression="zstd", compression_level=3, use_dictionary=True)
-            _fsync(path)
         except OSError as exc:
             raise output_error(self.parent, exc) from None
-        self.files[path.name] = {"rows": arrow.num_rows}
+        self._seal(path.name, arrow.num_rows)
         self.written[table] = arrow
 
-    def frames(self) -> dict[str, pd.DataFrame]:
-        """Return the written tables as ``Bundle.table`` would read them back (the streamed samples are not among them)."""
-        return {name: arrow.to_pandas() for name, arrow in self.written.items()}
+    def write_bytes(self, name: str, data: bytes, rows: int) -> None:
+        """Write one file of the bundle that is not a table (``summary.json``, ``SHA256SUMS``)."""
+        try:
+            (self.tmp / name).write_bytes(data)
+        except OSError as exc:
+            raise output_error(self.parent, exc) from None
+        self._seal(name, rows)
+
+    def _seal(self, name: str, rows: int) -> None:
+        """List a finished file and start flushing and hashing it in the background."""
+        if self._sealer is None:
+            self._sealer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evidence-seal")
+        path = self.tmp / name
+        self.files[name] = {"rows": rows}
+        self._seals[name] = self._sealer.submit(_flush_and_hash, path)
+
+    def sealed(self, name: str) -> tuple[str, int]:
+        """Return (sha256, bytes) of a listed file once it is on disk (a file put in ``tmp`` by hand: flushed and hashed now)."""
+        seal = self._seals.get(name)
+        try:
+            return seal.result() if seal is not None else _flush_and_hash(self.tmp / name)
+        except OSError as exc:
+            raise output_error(self.parent, exc) from None
+
+    def _stop_sealing(self) -> None:
+        if self._sealer is not None:
+            self._sealer.shutdown(wait=True, cancel_futures=True)
+            self._sealer = None
+
+    def frames(self, names: tuple[str, ...] | None = None) -> dict[str, pd.DataFrame]:
+        """Return the written tables (those of ``names``) as ``Bundle.table`` would read them back (the streamed samples are not among them)."""
+        return {name: arrow.to_pandas() for name, arrow in self.written.items() if names is None or name in names}
 
     def adopt_table(self, table: str, built: Path, rows: int) -> None:
         """Move in a table's parquet built beside the bundle (``evidence.samplestream``); its schema is checked."""
@@ -96,10 +138,9 @@ class BundleWriter:
         path = self.tmp / f"{table}.parquet"
         try:
             os.replace(built, path)
-            _fsync(path)
         except OSError as exc:
             raise output_error(self.parent, exc) from None
-        self.files[path.name] = {"rows": rows}
+        self._seal(path.name, rows)
 
     def commit(self, record: Manifest | Mapping[str, Any]) -> Path:
         """Hash every file, write the manifest, flush, rename into place; return the final path.
@@ -110,9 +151,8 @@ class BundleWriter:
         temporary folder is dropped and the existing bundle's path returned.
         """
         for name, info in self.files.items():
-            p = self.tmp / name
-            info["sha256"] = sha256_file(p)
-            info["bytes"] = p.stat().st_size
+            info["sha256"], info["bytes"] = self.sealed(name)
+        self._stop_sealing()
         body = manifest_to_json(record) if isinstance(record, Manifest) else dict(record)
         manifest = dict(body, files={k: self.files[k] for k in sorted(self.files)}, self_sha256=_ZERO_HASH)
         text = json.dumps(manifest, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
@@ -148,7 +188,8 @@ class BundleWriter:
         return final
 
     def abort(self) -> None:
-        """Remove the temporary folder."""
+        """Remove the temporary folder (after the background flushes: none may run on into a removed file)."""
+        self._stop_sealing()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
