@@ -321,7 +321,7 @@ def run_queries(
         try:
             if q.kind == "raw":
                 secs = max(1, math.ceil((e - s).total_seconds()))
-                res = src.instant(f"{q.promql}[{secs}s]", e)
+                res = src.instant(f"{q.promql}[{secs}s]", e, check_samples=parse_raw is None)
                 if parse_raw is not None and on_raw is not None:
                     res = parse_raw(res)  # here, so the answers waiting their turn are held as arrays
             else:

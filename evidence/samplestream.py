@@ -27,6 +27,7 @@ import numpy as np
 from evidence.arrays import distinct
 from evidence.bundle import arrow_schema, output_error
 from evidence.model import Role, ScrapeLabels
+from evidence.sources.prometheus import sample_error
 
 #: Samples per row group: 20 bytes each in the arrays, so about 20 MB held at most.
 ROW_GROUP_ROWS = 1 << 20
@@ -55,8 +56,22 @@ def parse_raw(results: list[dict[str, Any]]) -> list[RawSeries]:
     out: list[RawSeries] = []
     for r in results:
         values = r.get("values") or []
-        ts = np.rint(np.fromiter((float(x[0]) for x in values), np.float64, len(values)) * 1000).astype(np.int64)
-        v = np.array([x[1] for x in values], dtype=np.float64) if values else np.zeros(0, dtype=np.float64)
+        if not values:
+            out.append((r.get("metric") or {}, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)))
+            continue
+        # A sample is [unix time, "value"]: one column of each, checked (an answer is untrusted input).
+        columns = tuple(zip(*values)) if all(type(x) is list for x in values) else ()
+        try:
+            if len(columns) != 2:
+                raise ValueError("not a [time, value] pair")
+            seconds = np.array(columns[0], dtype=np.float64)
+            v = np.array(columns[1], dtype=np.float64)
+            # numpy reads null as NaN: a NaN time is never valid, a NaN value only as Prometheus writes it ("NaN").
+            if not np.isfinite(seconds).all() or (np.isnan(v).any() and any(x is None for x in columns[1])):
+                raise ValueError("null or non-finite time, or a null value")
+            ts = np.rint(seconds * 1000).astype(np.int64)
+        except (TypeError, ValueError):
+            raise sample_error(values, r.get("metric") or {}) from None
         out.append((r.get("metric") or {}, ts, v))
     return out
 

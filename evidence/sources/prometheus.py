@@ -168,14 +168,23 @@ class PrometheusSource:
         if not result:
             raise PrometheusError(f"{self.url} answered vector(1) with nothing: is it a Prometheus API?")
 
-    def instant(self, query: str, at: dt.datetime) -> list[dict[str, Any]]:
-        """Run an instant query at ``at``; return the API's result list (vector or matrix)."""
-        return self._query("an instant query", "/api/v1/query", {"query": query, "time": f"{at.timestamp():.3f}"})
+    def instant(self, query: str, at: dt.datetime, check_samples: bool = True) -> list[dict[str, Any]]:
+        """Run an instant query at ``at``; return the API's result list (vector or matrix).
+
+        Every sample is checked to be [unix time, "value"]; ``check_samples=False`` leaves that to
+        the caller (collect's raw chunks: ``samplestream.parse_raw`` checks them as it parses).
+        """
+        result = self._query("an instant query", "/api/v1/query", {"query": query, "time": f"{at.timestamp():.3f}"})
+        if check_samples:
+            _check_samples(result)
+        return result
 
     def range(self, query: str, start: dt.datetime, end: dt.datetime, step_s: float) -> list[dict[str, Any]]:
         """Run a range query with exact (millisecond) bounds; the caller keeps it under MAX_POINTS points per series."""
         params = {"query": query, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}", "step": f"{step_s:g}s"}
-        return self._query("a range query", "/api/v1/query_range", params)
+        result = self._query("a range query", "/api/v1/query_range", params)
+        _check_samples(result)
+        return result
 
     def _query(self, what: str, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
         # Thanos: fail rather than answer from the stores that happened to respond.
@@ -319,6 +328,41 @@ class PrometheusSource:
         from evidence.redact import scrub_text
 
         return scrub_text(text, self.auth.secrets())
+
+
+def _number(x: Any, finite: bool = False) -> bool:
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(f) or not finite
+
+
+def _is_sample(x: Any) -> bool:
+    """Return whether an answer's sample is [unix time, "value"] (a finite time; the value a number or "NaN"/"+Inf")."""
+    return type(x) is list and len(x) >= 2 and _number(x[0], finite=True) and _number(x[1])
+
+
+def _check_samples(result: list[dict[str, Any]]) -> None:
+    """Raise PrometheusError when a series' sample (a matrix's ``values``, a vector's ``value``) is malformed."""
+    for r in result:
+        values = r.get("values") or ([r["value"]] if "value" in r else [])
+        if not all(_is_sample(x) for x in values):
+            raise sample_error(values, r.get("metric") or {})
+
+
+def sample_error(values: list[Any], metric: Any) -> PrometheusError:
+    """Return the error of a series whose samples are not all [unix time, "value"], naming the first bad one."""
+
+    def short(x: Any, limit: int = 80) -> str:
+        text = json.dumps(x, ensure_ascii=True, default=str)
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+    bad = next((x for x in values if not _is_sample(x)), values[0] if values else None)
+    return PrometheusError(
+        f"Prometheus answered with a malformed sample {short(bad)} in a series of {short(metric)} "
+        '(a sample is [unix time, "value"]): is the URL the Prometheus API, not a proxy rewriting it?'
+    )
 
 
 class _Deadline(Exception):

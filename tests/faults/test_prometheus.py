@@ -68,6 +68,24 @@ def test_an_endless_body_is_refused_at_the_size_bound(prometheus_for: Callable[[
 
 
 @pytest.mark.parametrize(
+    "result",
+    [b'{"metric":{},"value":[1764000000]}', b'{"metric":{},"value":[1764000000,null]}', b'{"metric":{},"values":[[null,"1"]]}'],
+    ids=["vector-short", "vector-null", "matrix-null-time"],
+)
+def test_every_reader_of_samples_gets_a_clear_error_for_a_malformed_one(
+    result: bytes, prometheus_for: Callable[[str], PrometheusServer]
+) -> None:
+    """The watcher's catch-up, preflight and the label probes read instant answers themselves: the source checks them."""
+    body = b'{"status":"success","data":{"resultType":"vector","result":[' + result + b"]}}"
+    with FaultProxy(prometheus_for(SCENARIO).url, [Rule("up", "body", 200, body=body)]) as proxy:
+        src = PrometheusSource(proxy.url, timeout=20)
+        with pytest.raises(PrometheusError, match="malformed sample"):
+            src.instant("up", dt.datetime.now(dt.UTC))
+        with pytest.raises(PrometheusError, match="malformed sample"):
+            src.range("up", dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5), dt.datetime.now(dt.UTC), 15)
+
+
+@pytest.mark.parametrize(
     ("body", "status", "said"),
     [
         (
@@ -78,11 +96,29 @@ def test_an_endless_body_is_refused_at_the_size_bound(prometheus_for: Callable[[
         (b'{"status":"success"}', 200, "without a result list"),
         (b'{"status":"success","data":{"resultType":"vector","result":{"a":1}}}', 200, "without a result list"),
         (b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":"x","values":"no"}]}}', 200, "malformed series"),
+        (b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1]]}]}}', 200, "malformed sample"),
+        (b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[["t","1"]]}]}}', 200, "malformed sample"),
+        (b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"x"]]}]}}', 200, "malformed sample"),
+        (b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,null]]}]}}', 200, "malformed sample"),
+        (b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[7]}]}}', 200, "malformed sample"),
         (b"<html><body>Please sign in</body></html>", 200, "HTML page"),
         (b"upstream connect error", 502, "not JSON"),
         (b"[1, 2, 3]", 200, "JSON list"),
     ],
-    ids=["status-error-in-200", "no-data", "result-not-a-list", "series-malformed", "login-page", "proxy-502-text", "json-list"],
+    ids=[
+        "status-error-in-200",
+        "no-data",
+        "result-not-a-list",
+        "series-malformed",
+        "sample-short",
+        "sample-time-text",
+        "sample-value-text",
+        "sample-value-null",
+        "sample-not-a-pair",
+        "login-page",
+        "proxy-502-text",
+        "json-list",
+    ],
 )
 def test_a_malformed_answer_is_a_clear_error_not_a_traceback(
     body: bytes,
@@ -99,6 +135,26 @@ def test_a_malformed_answer_is_a_clear_error_not_a_traceback(
     assert res.returncode == 1, res.stderr  # type: ignore[attr-defined]
     assert said in res.stderr and "unreachable" not in res.stderr, res.stderr  # type: ignore[attr-defined]
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_malformed_check_answer_blocks_the_bundle_and_is_a_gap_with_allow_partial(
+    simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer], tmp_path: Path
+) -> None:
+    """Flagger's check queries (range answers) are read after the fetch: a bad sample there was a traceback."""
+    prom = prometheus_for(SCENARIO)
+    body = b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1764000000,"1"],[5]]}]}}'
+    rules = [Rule("histogram_quantile", "body", 200, body=body)]
+    res, _ = collect_through(rules, simulated, prom, tmp_path / "out")
+    assert res.returncode == 1, res.stderr  # type: ignore[attr-defined]
+    assert "malformed sample [5]" in res.stderr and "Traceback" not in res.stderr, res.stderr  # type: ignore[attr-defined]
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    res, _ = collect_through(rules, simulated, prom, tmp_path / "out", "--allow-partial")
+    m = manifest(bundle_path(res))  # type: ignore[arg-type]
+    failed = [q for q in m["queries"] if q["status"] == "failed"]
+    if not failed:
+        LEDGER.lost("a malformed check answer was recorded as a complete query")
+    assert failed and all("malformed sample" in q["error"] for q in failed)
+    assert {g["query"] for g in m["gaps"] if g["kind"] == "query_failed"} == {q["id"] for q in failed}
 
 
 def test_an_invalid_check_query_is_recorded_and_the_bundle_still_written(
