@@ -321,9 +321,13 @@ def run_queries(
         try:
             if q.kind == "raw":
                 secs = max(1, math.ceil((e - s).total_seconds()))
-                res = src.instant(f"{q.promql}[{secs}s]", e, check_samples=parse_raw is None)
-                if parse_raw is not None and on_raw is not None:
-                    res = parse_raw(res)  # here, so the answers waiting their turn are held as arrays
+                parsed_here = parse_raw is not None and on_raw is not None
+                res = src.instant(f"{q.promql}[{secs}s]", e, check_samples=not parsed_here)  # parse_raw checks them
+                if parse_raw is not None and parsed_here:
+                    try:
+                        res = parse_raw(res)  # here, so the answers waiting their turn are held as arrays
+                    except PrometheusError as exc:
+                        raise PrometheusError(src.scrub(str(exc))) from None
             else:
                 assert q.step_s is not None
                 res = src.range(q.promql, s, e, q.step_s)

@@ -27,7 +27,7 @@ import numpy as np
 from evidence.arrays import distinct
 from evidence.bundle import arrow_schema, output_error
 from evidence.model import Role, ScrapeLabels
-from evidence.sources.prometheus import sample_error
+from evidence.sources.prometheus import MAX_SAMPLE_TIME_S, sample_error
 
 #: Samples per row group: 20 bytes each in the arrays, so about 20 MB held at most.
 ROW_GROUP_ROWS = 1 << 20
@@ -67,8 +67,9 @@ def parse_raw(results: list[dict[str, Any]]) -> list[RawSeries]:
             seconds = np.array(columns[0], dtype=np.float64)
             v = np.array(columns[1], dtype=np.float64)
             # numpy reads null as NaN: a NaN time is never valid, a NaN value only as Prometheus writes it ("NaN").
-            if not np.isfinite(seconds).all() or (np.isnan(v).any() and any(x is None for x in columns[1])):
-                raise ValueError("null or non-finite time, or a null value")
+            in_range = (seconds >= 0) & (seconds < MAX_SAMPLE_TIME_S)  # False for NaN (a null time) too
+            if not in_range.all() or (np.isnan(v).any() and any(x is None for x in columns[1])):
+                raise ValueError("a null or out-of-range time, or a null value")
             ts = np.rint(seconds * 1000).astype(np.int64)
         except (TypeError, ValueError):
             raise sample_error(values, r.get("metric") or {}) from None

@@ -318,6 +318,8 @@ def _recreated(sample_group: IntArray, sample_service: IntArray, t: IntArray, id
     ``idx`` holds only holes longer than two scrape intervals of the series' group (metric, job,
     instance); the re-creation is read when the group was scraped at some time inside the hole
     when no series of the series' own service was — the service was gone while its target answered.
+    Every service belongs to one group (its codes are made from the group's key), so the
+    service's scrape times inside a hole are among the group's samples inside it.
     """
     # Keys are group (or service) × stride + time.  Only the samples inside some hole of their own
     # group can count, so the distinct scrape times are taken over those alone (one search of the

@@ -176,15 +176,26 @@ class PrometheusSource:
         """
         result = self._query("an instant query", "/api/v1/query", {"query": query, "time": f"{at.timestamp():.3f}"})
         if check_samples:
-            _check_samples(result)
+            self._check_samples(result)
         return result
 
     def range(self, query: str, start: dt.datetime, end: dt.datetime, step_s: float) -> list[dict[str, Any]]:
         """Run a range query with exact (millisecond) bounds; the caller keeps it under MAX_POINTS points per series."""
         params = {"query": query, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}", "step": f"{step_s:g}s"}
         result = self._query("a range query", "/api/v1/query_range", params)
-        _check_samples(result)
+        self._check_samples(result)
         return result
+
+    def _check_samples(self, result: list[dict[str, Any]]) -> None:
+        """Raise PrometheusError (scrubbed, as every message built from an answer) when a sample is malformed."""
+        try:
+            _check_samples(result)
+        except PrometheusError as exc:
+            raise PrometheusError(self._clean(str(exc))) from None
+
+    def scrub(self, text: str) -> str:
+        """Return text from or about an answer with this source's credentials scrubbed out."""
+        return self._clean(text)
 
     def _query(self, what: str, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
         # Thanos: fail rather than answer from the stores that happened to respond.
@@ -338,9 +349,16 @@ def _number(x: Any, finite: bool = False) -> bool:
     return math.isfinite(f) or not finite
 
 
+#: Sample times accepted, in seconds: from the epoch to 2**42 ms (the year 2109), the range the
+#: counter arithmetic keys times in (``analysis.counters._STRIDE``).
+MAX_SAMPLE_TIME_S = 2**42 / 1000
+
+
 def _is_sample(x: Any) -> bool:
-    """Return whether an answer's sample is [unix time, "value"] (a finite time; the value a number or "NaN"/"+Inf")."""
-    return type(x) is list and len(x) >= 2 and _number(x[0], finite=True) and _number(x[1])
+    """Return whether an answer's sample is [unix time, "value"] (a time in range; the value a number or "NaN"/"+Inf")."""
+    return (
+        type(x) is list and len(x) == 2 and _number(x[0], finite=True) and 0 <= float(x[0]) < MAX_SAMPLE_TIME_S and _number(x[1])
+    )
 
 
 def _check_samples(result: list[dict[str, Any]]) -> None:

@@ -69,8 +69,15 @@ def test_an_endless_body_is_refused_at_the_size_bound(prometheus_for: Callable[[
 
 @pytest.mark.parametrize(
     "result",
-    [b'{"metric":{},"value":[1764000000]}', b'{"metric":{},"value":[1764000000,null]}', b'{"metric":{},"values":[[null,"1"]]}'],
-    ids=["vector-short", "vector-null", "matrix-null-time"],
+    [
+        b'{"metric":{},"value":[1764000000]}',
+        b'{"metric":{},"value":[1764000000,null]}',
+        b'{"metric":{},"values":[[null,"1"]]}',
+        b'{"metric":{},"value":[1764000000,"1","x"]}',
+        b'{"metric":{},"values":[[1e16,"1"]]}',
+        b'{"metric":{},"values":[[-5,"1"]]}',
+    ],
+    ids=["vector-short", "vector-null", "matrix-null-time", "vector-three-items", "time-far-future", "time-negative"],
 )
 def test_every_reader_of_samples_gets_a_clear_error_for_a_malformed_one(
     result: bytes, prometheus_for: Callable[[str], PrometheusServer]
@@ -83,6 +90,31 @@ def test_every_reader_of_samples_gets_a_clear_error_for_a_malformed_one(
             src.instant("up", dt.datetime.now(dt.UTC))
         with pytest.raises(PrometheusError, match="malformed sample"):
             src.range("up", dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5), dt.datetime.now(dt.UTC), 15)
+
+
+def test_a_malformed_sample_error_never_carries_the_credentials(prometheus_for: Callable[[str], PrometheusServer]) -> None:
+    """A proxy that echoes the bearer token into a series' labels: the error names the series, scrubbed."""
+    from evidence.progress import Progress
+    from evidence.queries import Query, run_queries
+    from evidence.samplestream import parse_raw
+    from evidence.sources.prometheus import PrometheusAuth
+
+    token = "tok-3f9a8c77d2e14b6f"
+    body = (
+        b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"t":"'
+        + token.encode()
+        + b'"},"values":[[1]]}]}}'
+    )
+    with FaultProxy(prometheus_for(SCENARIO).url, [Rule("up", "body", 200, body=body)]) as proxy:
+        src = PrometheusSource(proxy.url, timeout=20, auth=PrometheusAuth(bearer_token=token))
+        with pytest.raises(PrometheusError, match="malformed sample") as caught:
+            src.instant("up", dt.datetime.now(dt.UTC))
+        assert token not in str(caught.value)
+        # Collect's raw chunks are checked as they are parsed, in the fetch threads: scrubbed there too.
+        end = dt.datetime.now(dt.UTC)
+        q = Query("raw:up", "up", "up", "raw", end - dt.timedelta(minutes=5), end)
+        run_queries(src, [q], 1, Progress(quiet=True, warnings=False), on_raw=lambda q, r: None, parse_raw=parse_raw)
+        assert q.status == "failed" and "malformed sample" in str(q.error) and token not in str(q.error), q.error
 
 
 @pytest.mark.parametrize(
@@ -113,6 +145,16 @@ def test_every_reader_of_samples_gets_a_clear_error_for_a_malformed_one(
             "malformed sample",
         ),
         (b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[7]}]}}', 200, "malformed sample"),
+        (
+            b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1764000000,"1","x"]]}]}}',
+            200,
+            "malformed sample",
+        ),
+        (
+            b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1e16,"1"]]}]}}',
+            200,
+            "malformed sample",
+        ),
         (b"<html><body>Please sign in</body></html>", 200, "HTML page"),
         (b"upstream connect error", 502, "not JSON"),
         (b"[1, 2, 3]", 200, "JSON list"),
@@ -127,6 +169,8 @@ def test_every_reader_of_samples_gets_a_clear_error_for_a_malformed_one(
         "sample-value-text",
         "sample-value-null",
         "sample-not-a-pair",
+        "sample-three-items",
+        "sample-time-far-future",
         "login-page",
         "proxy-502-text",
         "json-list",
@@ -154,11 +198,11 @@ def test_a_malformed_check_answer_blocks_the_bundle_and_is_a_gap_with_allow_part
 ) -> None:
     """Flagger's check queries (range answers) are read after the fetch: a bad sample there was a traceback."""
     prom = prometheus_for(SCENARIO)
-    body = b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1764000000,"1"],[5]]}]}}'
+    body = b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1764000000,"1"],[5,"1","x"]]}]}}'
     rules = [Rule("histogram_quantile", "body", 200, body=body)]
     res, _ = collect_through(rules, simulated, prom, tmp_path / "out")
     assert res.returncode == 1, res.stderr  # type: ignore[attr-defined]
-    assert "malformed sample [5]" in res.stderr and "Traceback" not in res.stderr, res.stderr  # type: ignore[attr-defined]
+    assert 'malformed sample [5, "1", "x"]' in res.stderr and "Traceback" not in res.stderr, res.stderr  # type: ignore[attr-defined]
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
     res, _ = collect_through(rules, simulated, prom, tmp_path / "out", "--allow-partial")
     m = manifest(bundle_path(res))  # type: ignore[arg-type]
