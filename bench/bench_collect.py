@@ -3,7 +3,9 @@
 Figures: wall time of ``collect_rollout`` for the default window (latest rollout ± 10 min) and
 for the whole 24 h window, each against the same queries fetched with plain ``requests`` at the
 same concurrency in the same run, interleaved, best of ``ROUNDS`` each (the medians beside them;
-targets ≤ 1.5× and ≤ 1.3×); peak memory of ``evidence collect`` as a
+targets ≤ 1.5× and ≤ 1.3×), and like for like beside them (collect asks this loopback
+Prometheus uncompressed, the plain fetch takes requests' gzip): the plain fetch asked
+uncompressed and collect asked for gzip; peak memory of ``evidence collect`` as a
 process; bundle bytes against the bytes of the raw API responses; ``evidence --help`` time
 (target < 0.3 s) against ``python -c pass``; and the window sweep of ``bench/bench_window.py``
 (1 h, 24 h and 168 h windows of one rollout of the week scenario).
@@ -75,8 +77,12 @@ def collect_large_24h(work: Path, name: str) -> Path:
         )
 
 
-def plain_fetch(url: str, manifest: dict[str, Any], concurrency: int) -> tuple[float, int]:
-    """Fetch the manifest's queries, chunked the same way, with plain requests; return (seconds, bytes)."""
+def plain_fetch(url: str, manifest: dict[str, Any], concurrency: int, compressed: bool = True) -> tuple[float, int]:
+    """Fetch the manifest's queries, chunked the same way, with plain requests; return (seconds, bytes).
+
+    ``compressed``: requests' defaults (``Accept-Encoding: gzip, deflate``), the figure the goals
+    were set against; else every answer asked uncompressed, as collect asks a loopback Prometheus.
+    """
     tasks = []
     for q in manifest["queries"]:
         start = dt.datetime.fromisoformat(q["start"].replace("Z", "+00:00"))
@@ -95,6 +101,8 @@ def plain_fetch(url: str, manifest: dict[str, Any], concurrency: int) -> tuple[f
                     ("/api/v1/query_range", {"query": q["query"], "start": f"{s0:.3f}", "end": f"{e0:.3f}", "step": f"{step:g}s"})
                 )
     session = requests.Session()
+    if not compressed:
+        session.headers["Accept-Encoding"] = "identity"
 
     def one(task: tuple[str, dict[str, str]]) -> int:
         r = session.get(url + task[0], params=task[1], timeout=60)
@@ -125,17 +133,30 @@ def run(work: Path) -> dict[str, Any]:
             manifest = json.loads((path / "manifest.json").read_text())
             _, raw_bytes = plain_fetch(prom_url, manifest, options.concurrency)
             # Side by side: ROUNDS rounds of one collect and one plain fetch, the best of each
-            # (a single run on this 2-core machine varies by ±30 %).
-            collects, plains = [], []
+            # (a single run on this 2-core machine varies by ±30 %).  Collect asks this loopback
+            # Prometheus uncompressed (--prometheus-compression auto); the plain fetch of the goals
+            # takes requests' defaults (gzip).  Like for like beside them: the plain fetch asked
+            # uncompressed too, and collect asked for gzip.
+            collects, plains, plains_identity, collects_gzip = [], [], [], []
             for _ in range(ROUNDS):
                 shutil.rmtree(path)
                 t0 = time.monotonic()
                 path = collect_rollout(ref, DumpSource(sim / "dump"), PrometheusSource(prom_url), options, clock=lambda: now)
                 collects.append(time.monotonic() - t0)
                 plains.append(plain_fetch(prom_url, manifest, options.concurrency)[0])
+                plains_identity.append(plain_fetch(prom_url, manifest, options.concurrency, compressed=False)[0])
+                shutil.rmtree(path)
+                t0 = time.monotonic()
+                gz = PrometheusSource(prom_url, compression="gzip")
+                path = collect_rollout(ref, DumpSource(sim / "dump"), gz, options, clock=lambda: now)
+                collects_gzip.append(time.monotonic() - t0)
             t_collect, t_plain = min(collects), min(plains)
             figures[f"{label}.collect_s_median"] = round(statistics.median(collects), 3)
             figures[f"{label}.plain_fetch_s_median"] = round(statistics.median(plains), 3)
+            figures[f"{label}.plain_fetch_identity_s"] = round(min(plains_identity), 3)
+            figures[f"{label}.collect_vs_plain_identity_fetch_ratio"] = round(t_collect / min(plains_identity), 2)
+            figures[f"{label}.collect_gzip_s"] = round(min(collects_gzip), 3)
+            figures[f"{label}.collect_gzip_vs_plain_fetch_ratio"] = round(min(collects_gzip) / t_plain, 2)
             bundle_bytes = sum(p.stat().st_size for p in path.iterdir())
             figures[f"{label}.samples"] = manifest["counts"]["samples"]
             figures[f"{label}.queries_chunks"] = sum(q["chunks"] for q in manifest["queries"])

@@ -28,9 +28,9 @@ class RecordingSource(PrometheusSource):
         super().__init__(url)
         self.sent: list[tuple[str, dt.datetime]] = []
 
-    def instant(self, query: str, at: dt.datetime) -> list[dict[str, Any]]:
+    def instant(self, query: str, at: dt.datetime, check_samples: bool = True) -> list[dict[str, Any]]:
         self.sent.append((query, at))
-        return super().instant(query, at)
+        return super().instant(query, at, check_samples)
 
 
 def run(work: Path) -> dict[str, Any]:

@@ -67,7 +67,7 @@ def _cli_peak(exe: str, truth: dict[str, Any], sim: Path, url: str, out: Path, s
     return int(res[1])
 
 
-def run_sweep(work: Path, plain_fetch: Callable[[str, dict[str, Any], int], tuple[float, int]]) -> dict[str, Any]:
+def run_sweep(work: Path, plain_fetch: Callable[..., tuple[float, int]]) -> dict[str, Any]:
     """Return the ``window_sweep.*`` figures."""
     sim, tsdb, truth = ensure_week(work)
     now = dt.datetime.fromtimestamp(truth["snapshot_at"], dt.UTC)
@@ -84,13 +84,14 @@ def run_sweep(work: Path, plain_fetch: Callable[[str, dict[str, Any], int], tupl
             # The first collect warms Prometheus' page cache for both; then rounds side by side, the best of each.
             path = collect_rollout(ref, DumpSource(sim / "dump"), PrometheusSource(server.url), options, clock=lambda: now)
             manifest = json.loads((path / "manifest.json").read_text())
-            times, plains = [], []
+            times, plains, identity = [], [], []
             for _ in range(SWEEP_ROUNDS):
                 shutil.rmtree(out, ignore_errors=True)
                 t0 = time.monotonic()
                 path = collect_rollout(ref, DumpSource(sim / "dump"), PrometheusSource(server.url), options, clock=lambda: now)
                 times.append(time.monotonic() - t0)
                 plains.append(plain_fetch(server.url, manifest, options.concurrency)[0])
+                identity.append(plain_fetch(server.url, manifest, options.concurrency, compressed=False)[0])
             if label == "168h":
                 shutil.rmtree(work / "sweep-168h-bundle", ignore_errors=True)
                 shutil.copytree(path, work / "sweep-168h-bundle")
@@ -104,6 +105,8 @@ def run_sweep(work: Path, plain_fetch: Callable[[str, dict[str, Any], int], tupl
             figures[f"window_sweep.{label}.collect_s"] = round(t, 3)
             figures[f"window_sweep.{label}.plain_fetch_s"] = round(t_plain, 3)
             figures[f"window_sweep.{label}.collect_vs_plain_fetch_ratio"] = round(t / t_plain, 2)
+            figures[f"window_sweep.{label}.plain_fetch_identity_s"] = round(min(identity), 3)
+            figures[f"window_sweep.{label}.collect_vs_plain_identity_fetch_ratio"] = round(t / min(identity), 2)
             figures[f"window_sweep.{label}.peak_rss_mb"] = round(peak_kib / 1024)
             figures[f"window_sweep.{label}.verdict"] = verdict
     shutil.rmtree(out, ignore_errors=True)

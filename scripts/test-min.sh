@@ -33,6 +33,6 @@ exec $VENV/bin/pytest -q -p no:cacheprovider \
   tests/test_analysis_timeline.py tests/test_analysis_evaluate.py tests/test_model.py tests/test_policy.py \
   tests/test_flagger_checks.py tests/test_two_rollouts.py tests/test_kubernetes_only.py tests/test_discovery.py \
   tests/test_names.py tests/test_archive_sign.py tests/test_bundle_footer.py tests/test_counters_arrays.py tests/test_collect_tables.py \
-  tests/test_counters_within.py tests/test_queries_lookahead.py tests/test_samplestream.py tests/test_arrays.py tests/test_memory.py \
+  tests/test_counters_within.py tests/test_queries_lookahead.py tests/test_samplestream.py tests/test_arrays.py tests/test_memory.py tests/test_prometheus_compression.py \
   --deselect tests/test_collect.py::test_secrets_in_every_disguise_stay_out_of_bundles_and_reports \
   "$@"

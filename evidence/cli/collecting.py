@@ -106,6 +106,15 @@ from evidence.cli import (
     "--concurrency", default=4, show_default=True, type=click.IntRange(1, 64), help="Prometheus queries in flight at once."
 )
 @click.option(
+    "--prometheus-compression",
+    "compression",
+    type=click.Choice(["auto", "gzip", "none"]),
+    default="auto",
+    show_default=True,
+    help="Ask for gzip answers. auto: not from loopback, dotless or *.svc / *.cluster.local hosts "
+    "(compressing costs Prometheus more than a fast link saves); gzip for a port-forward over a slow link.",
+)
+@click.option(
     "--journal", metavar="DIR", type=click.Path(), help="Also read the capture journal in DIR (webhook payloads, Events)."
 )
 @_REQUEST_TIMEOUT
@@ -151,6 +160,7 @@ def collect(
     headers: tuple[str, ...],
     timeout: float,
     concurrency: int,
+    compression: str,
     journal: str | None,
     request_timeout: float | None,
     output: str,
@@ -230,7 +240,7 @@ def collect(
     )
     if not prometheus_url:
         prometheus_url, auth = _flagger_prometheus(source, auth)
-    prom = PrometheusSource(prometheus_url, auth=auth, timeout=timeout)
+    prom = PrometheusSource(prometheus_url, auth=auth, timeout=timeout, compression=compression)
     ref = _canary_ref(canary, namespace, source)
     if journal:
         from evidence.sources.journal import JournalSource

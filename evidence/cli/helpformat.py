@@ -12,7 +12,8 @@ import click
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "Connection": ("namespace", "all_namespaces", "dump", "kubeconfig", "context", "request_timeout", "prometheus_url",
-                   "flagger_namespace", "flagger_selector", "timeout", "concurrency", "s3_endpoint", "cluster"),
+                   "flagger_namespace", "flagger_selector", "timeout", "concurrency", "compression", "s3_endpoint",
+                   "cluster"),
     "Window": ("start", "end", "lead", "tail", "max_window", "at_text"),
     "Auth": ("prometheus_token", "prometheus_token_file", "prometheus_user", "prometheus_ca_file",
              "prometheus_insecure_skip_verify", "headers", "key"),

@@ -26,6 +26,10 @@ DEFAULT_MAX_BYTES = 256 * 2**20
 CHUNK_BYTES = 64 * 1024
 #: Prometheus' PromQL annotations (2.46+) travel in ``warnings`` too; they do not mean data is missing.
 _ANNOTATIONS = ("PromQL info:", "PromQL warning:")
+#: ``--prometheus-compression``: whether answers are asked for gzip-compressed.
+COMPRESSION_MODES = ("auto", "gzip", "none")
+#: Cluster-internal service names (``prometheus.monitoring.svc``, ``…svc.cluster.local``).
+_CLUSTER_SUFFIXES = (".svc", ".cluster.local")
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,33 @@ def strip_credentials(url: str) -> tuple[str, str | None, str | None]:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)), parts.username, parts.password
 
 
+def wants_gzip(url: str, mode: str = "auto") -> bool:
+    """Return whether answers from ``url`` are asked for gzip-compressed (``Accept-Encoding``).
+
+    Prometheus compresses an answer at about 15 MB/s (2.42 here: a 2.5 MB answer takes 150 ms
+    compressed, 20 ms not), which costs more than it saves on a fast link.  ``auto`` asks
+    uncompressed from a loopback address, a name without dots (``prometheus``, a compose or
+    same-namespace name) and a cluster-internal service name (``*.svc``, ``*.cluster.local``),
+    and compressed from anything else (a remote API, the API server's service proxy).  A
+    ``kubectl port-forward`` over a slow link is loopback too: ``gzip`` there.
+    """
+    if mode not in COMPRESSION_MODES:
+        raise UsageError(f"--prometheus-compression {mode!r}: choose from {', '.join(COMPRESSION_MODES)}")
+    if mode != "auto":
+        return mode == "gzip"
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost") or ("." not in host and ":" not in host):
+        return False
+    if host.endswith(_CLUSTER_SUFFIXES):
+        return False
+    import ipaddress
+
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
 def read_token_file(path: str) -> str:
     """Read a bearer token file (like a service-account token): a regular file of at most 64 KiB."""
     from evidence.errors import read_bounded
@@ -95,7 +126,8 @@ class PrometheusSource:
     size: a Thanos or Cortex answer with ``warnings`` (a store or replica did not answer)
     is partial, and taking it as complete would turn an ABORT into a PASS.  Each answer is read
     as a stream under a deadline of ``timeout`` seconds, whatever the server does (a body that
-    trickles a byte a second is cut off), and is refused beyond ``max_bytes``.
+    trickles a byte a second is cut off), and is refused beyond ``max_bytes``.  Answers are asked
+    for gzip-compressed or not as ``compression`` says (``wants_gzip``); the data is the same.
     """
 
     def __init__(
@@ -106,6 +138,7 @@ class PrometheusSource:
         retries: int = 2,
         max_bytes: int = DEFAULT_MAX_BYTES,
         backoff: float = 0.2,
+        compression: str = "auto",
     ) -> None:
         clean, user, password = _checked_url(url)
         auth = auth or PrometheusAuth()
@@ -123,6 +156,8 @@ class PrometheusSource:
         self.retries = max(0, int(retries))
         self.max_bytes = int(max_bytes)
         self.backoff = backoff
+        self.compression = compression
+        self.gzip = wants_gzip(clean, compression)
         self._session: Any = None
         self._lock = threading.Lock()
 
@@ -134,6 +169,8 @@ class PrometheusSource:
 
         session = requests.Session()
         session.verify = self.auth.ca_file or not self.auth.insecure_skip_verify
+        if not self.gzip:
+            session.headers["Accept-Encoding"] = "identity"
         session.headers.update(self.auth.headers)
         if self.auth.bearer_token:
             session.headers["Authorization"] = f"Bearer {self.auth.bearer_token}"
@@ -160,7 +197,7 @@ class PrometheusSource:
         This source's credentials are never sent to another host, and none are read from
         Kubernetes Secrets; ``timeout`` caps the probe of an address that may not be reachable from here.
         """
-        return PrometheusSource(url, None, min(self.timeout, timeout), 0, self.max_bytes, self.backoff)
+        return PrometheusSource(url, None, min(self.timeout, timeout), 0, self.max_bytes, self.backoff, self.compression)
 
     def ping(self) -> None:
         """Check that the API answers (``vector(1)``, under the same time and size bounds); raise PrometheusError otherwise."""
