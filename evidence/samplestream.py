@@ -60,16 +60,16 @@ def parse_raw(results: list[dict[str, Any]]) -> list[RawSeries]:
             out.append((r.get("metric") or {}, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)))
             continue
         # A sample is [unix time, "value"]: one column of each, checked (an answer is untrusted input).
-        columns = tuple(zip(*values)) if all(type(x) is list for x in values) else ()
+        columns = tuple(zip(*values)) if set(map(type, values)) == {list} else ()
         try:
             if len(columns) != 2:
                 raise ValueError("not a [time, value] pair")
-            seconds = np.array(columns[0], dtype=np.float64)
-            v = np.array(columns[1], dtype=np.float64)
-            # numpy reads null as NaN: a NaN time is never valid, a NaN value only as Prometheus writes it ("NaN").
+            seconds = np.array(columns[0], dtype=np.float64)  # numpy reads a null time as NaN
+            # float() parses "NaN" and "+Inf" as Prometheus writes them, as numpy would, and refuses null.
+            v = np.array(list(map(float, columns[1])), dtype=np.float64)
             in_range = (seconds >= 0) & (seconds < MAX_SAMPLE_TIME_S)  # False for NaN (a null time) too
-            if not in_range.all() or (np.isnan(v).any() and any(x is None for x in columns[1])):
-                raise ValueError("a null or out-of-range time, or a null value")
+            if not in_range.all():
+                raise ValueError("a null or out-of-range time")
             ts = np.rint(seconds * 1000).astype(np.int64)
         except (TypeError, ValueError):
             raise sample_error(values, r.get("metric") or {}) from None
