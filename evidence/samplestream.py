@@ -27,7 +27,7 @@ import numpy as np
 from evidence.arrays import distinct
 from evidence.bundle import arrow_schema, output_error
 from evidence.model import Role, ScrapeLabels
-from evidence.sources.prometheus import MAX_SAMPLE_TIME_S, sample_error
+from evidence.sources.prometheus import MAX_SAMPLE_TIME_S, TIME_TYPES, VALUE_TYPES, sample_error
 
 #: Samples per row group: 20 bytes each in the arrays, so about 20 MB held at most.
 ROW_GROUP_ROWS = 1 << 20
@@ -64,14 +64,17 @@ def parse_raw(results: list[dict[str, Any]]) -> list[RawSeries]:
         try:
             if len(columns) != 2:
                 raise ValueError("not a [time, value] pair")
-            seconds = np.array(columns[0], dtype=np.float64)  # numpy reads a null time as NaN
-            # float() parses "NaN" and "+Inf" as Prometheus writes them, as numpy would, and refuses null.
+            # The types first, one pass each: no bool (float() reads true as 1.0), no null, no list.
+            if not set(map(type, columns[0])) <= TIME_TYPES or not set(map(type, columns[1])) <= VALUE_TYPES:
+                raise ValueError("a time that is not a number, or a value that is neither a string nor a number")
+            seconds = np.array(columns[0], dtype=np.float64)
+            # float() parses "NaN" and "+Inf" as Prometheus writes them, as numpy would.
             v = np.array(list(map(float, columns[1])), dtype=np.float64)
-            in_range = (seconds >= 0) & (seconds < MAX_SAMPLE_TIME_S)  # False for NaN (a null time) too
+            in_range = (seconds >= 0) & (seconds < MAX_SAMPLE_TIME_S)  # False for NaN too
             if not in_range.all():
-                raise ValueError("a null or out-of-range time")
+                raise ValueError("an out-of-range time")
             ts = np.rint(seconds * 1000).astype(np.int64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond any float
             raise sample_error(values, r.get("metric") or {}) from None
         out.append((r.get("metric") or {}, ts, v))
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -9,33 +10,21 @@ from pathlib import Path
 import pytest
 
 from evidence.errors import UsageError
-from evidence.sources.prometheus import PrometheusSource, wants_gzip
+from evidence.sources.prometheus import NEAR_MS, PrometheusAuth, PrometheusSource
 from fixtures.prom import PrometheusServer
 
-from .faultproxy import FaultProxy
+from .faultproxy import FaultProxy, Rule
 from .test_collect import collect_args, run
 
+SCENARIO = "healthy-promotion"
 
-@pytest.mark.parametrize(
-    ("url", "gzip"),
-    [
-        ("http://127.0.0.1:9090", False),
-        ("http://127.8.9.10:9090", False),
-        ("http://[::1]:9090", False),
-        ("http://localhost:9090", False),
-        ("http://prometheus:9090", False),  # a compose or same-namespace name
-        ("http://prometheus-server.monitoring.svc:80", False),
-        ("http://prometheus.monitoring.svc.cluster.local:9090/prom", False),
-        ("https://thanos.example.com", True),
-        ("https://prometheus.monitoring.svc.example.com", True),  # a public name that only looks internal
-        ("http://10.0.0.12:9090", True),  # a private address can be across a VPN
-        ("https://api.prod.example:6443/api/v1/namespaces/monitoring/services/prometheus:9090/proxy", True),
-    ],
-)
-def test_auto_asks_uncompressed_only_from_near_addresses(url: str, gzip: bool) -> None:
-    assert wants_gzip(url) is gzip
-    assert wants_gzip(url, "gzip") is True
-    assert wants_gzip(url, "none") is False
+
+def encodings_after_ping(proxy: FaultProxy, src: PrometheusSource) -> set[str]:
+    """Ping, run one instant query, and return the Accept-Encoding of the requests after the ping's."""
+    src.ping()
+    seen = len(proxy.headers)
+    src.instant("vector(2)", dt.datetime.now(dt.UTC))
+    return {h.get("Accept-Encoding", "") for h in proxy.headers[seen:]}
 
 
 def test_an_unknown_mode_is_a_usage_error_naming_the_choices() -> None:
@@ -43,21 +32,66 @@ def test_an_unknown_mode_is_a_usage_error_naming_the_choices() -> None:
         PrometheusSource("http://127.0.0.1:9090", compression="brotli")
 
 
-def test_a_source_for_another_address_decides_for_that_address() -> None:
-    near = PrometheusSource("http://127.0.0.1:9090")
-    assert near.gzip is False and near.at("https://thanos.example.com").gzip is True
-    assert PrometheusSource("http://127.0.0.1:9090", compression="gzip").at("http://127.0.0.1:9091").gzip is True
+def test_gzip_and_none_are_decided_before_any_request_auto_by_the_ping() -> None:
+    assert PrometheusSource("http://127.0.0.1:9090", compression="gzip").gzip is True
+    assert PrometheusSource("http://127.0.0.1:9090", compression="none").gzip is False
+    auto = PrometheusSource("http://127.0.0.1:9090")
+    assert auto.gzip is True and auto.answer_ms is None  # as requests asks, until ping() has timed the server
+    other = PrometheusSource("http://127.0.0.1:9090", near_ms=1.5).at("https://thanos.example.com")
+    assert (other.compression, other.near_ms) == ("auto", 1.5)
 
 
-@pytest.mark.parametrize(("mode", "sent"), [("none", "identity"), ("auto", "identity"), ("gzip", "gzip")])
-def test_every_request_carries_the_chosen_encoding(
+def test_a_near_prometheus_is_asked_uncompressed_after_the_ping(prometheus_for: Callable[[str], PrometheusServer]) -> None:
+    with FaultProxy(prometheus_for(SCENARIO).url) as proxy:
+        near = PrometheusSource(proxy.url, near_ms=60_000)  # whatever this machine's load: near
+        assert encodings_after_ping(proxy, near) == {"identity"}
+        assert near.gzip is False and near.answer_ms is not None and near.answer_ms < 60_000
+        # The ping's own first request went out as requests asks (nothing was known yet).
+        assert "gzip" in proxy.headers[0].get("Accept-Encoding", "")
+
+
+def test_a_far_prometheus_is_asked_for_gzip(prometheus_for: Callable[[str], PrometheusServer]) -> None:
+    # A proxy that answers vector(1) 50 ms late: a port-forward to another site, as far as the ping can tell.
+    with FaultProxy(prometheus_for(SCENARIO).url, [Rule("vector(1)", "slow", delay=0.05)]) as proxy:
+        far = PrometheusSource(proxy.url)
+        assert far.near_ms == NEAR_MS
+        encodings = encodings_after_ping(proxy, far)
+        assert far.gzip is True and far.answer_ms is not None and far.answer_ms >= 50
+        assert encodings and all("gzip" in e.split(", ") for e in encodings), encodings
+
+
+def test_a_fixed_mode_is_never_changed_by_the_ping(prometheus_for: Callable[[str], PrometheusServer]) -> None:
+    with FaultProxy(prometheus_for(SCENARIO).url) as proxy:
+        none = PrometheusSource(proxy.url, compression="none")
+        assert encodings_after_ping(proxy, none) == {"identity"} and none.answer_ms is None
+    with FaultProxy(prometheus_for(SCENARIO).url) as proxy:
+        gz = PrometheusSource(proxy.url, compression="gzip", near_ms=60_000)
+        assert all("gzip" in e for e in encodings_after_ping(proxy, gz))
+
+
+def test_an_accept_encoding_header_given_by_the_user_wins(prometheus_for: Callable[[str], PrometheusServer]) -> None:
+    with FaultProxy(prometheus_for(SCENARIO).url) as proxy:
+        auth = PrometheusAuth(headers={"Accept-Encoding": "br"})
+        src = PrometheusSource(proxy.url, auth=auth, near_ms=60_000)
+        assert encodings_after_ping(proxy, src) == {"br"}
+
+
+def test_the_real_prometheus_compresses_when_asked_and_not_otherwise(prometheus_for: Callable[[str], PrometheusServer]) -> None:
+    server = prometheus_for(SCENARIO)
+    for mode, expected in (("gzip", "gzip"), ("none", None)):
+        src = PrometheusSource(server.url, compression=mode)
+        session = src._http()  # the session every query goes through, as configured for the mode
+        answer = session.get(f"{server.url}/api/v1/query", params={"query": "vector(1)"}, timeout=10)
+        assert answer.headers.get("Content-Encoding") == expected, (mode, answer.headers)
+
+
+@pytest.mark.parametrize(("mode", "sent"), [("none", "identity"), ("gzip", "gzip")])
+def test_every_request_of_a_collect_carries_the_chosen_encoding(
     simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer], tmp_path: Path, mode: str, sent: str
 ) -> None:
-    server = prometheus_for("healthy-promotion")
-    with FaultProxy(server.url) as proxy:  # loopback: auto asks uncompressed
-        res = run(
-            *collect_args(simulated("healthy-promotion") / "dump", proxy.url, tmp_path / "out", "--prometheus-compression", mode)
-        )
+    server = prometheus_for(SCENARIO)
+    with FaultProxy(server.url) as proxy:
+        res = run(*collect_args(simulated(SCENARIO) / "dump", proxy.url, tmp_path / "out", "--prometheus-compression", mode))
         assert res.returncode == 0, res.stderr
     encodings = {h.get("Accept-Encoding", "") for h in proxy.headers}
     assert len(proxy.headers) > 5
@@ -67,15 +101,23 @@ def test_every_request_carries_the_chosen_encoding(
         assert all("gzip" in e.split(", ") for e in encodings), encodings
 
 
+def test_collect_asks_a_far_prometheus_for_gzip_by_default(
+    simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer], tmp_path: Path
+) -> None:
+    with FaultProxy(prometheus_for(SCENARIO).url, [Rule("vector(1)", "slow", delay=0.05)]) as proxy:
+        res = run(*collect_args(simulated(SCENARIO) / "dump", proxy.url, tmp_path / "out"))
+        assert res.returncode == 0, res.stderr
+    encodings = {h.get("Accept-Encoding", "") for h in proxy.headers}
+    assert len(proxy.headers) > 5 and all("gzip" in e.split(", ") for e in encodings), encodings
+
+
 def test_gzip_and_uncompressed_answers_give_the_same_bundle(
     simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer], tmp_path: Path
 ) -> None:
-    server = prometheus_for("healthy-promotion")  # the real Prometheus compresses when asked
+    server = prometheus_for(SCENARIO)  # the real Prometheus compresses when asked (the test above)
     files = {}
     for mode in ("gzip", "none"):
-        res = run(
-            *collect_args(simulated("healthy-promotion") / "dump", server.url, tmp_path / mode, "--prometheus-compression", mode)
-        )
+        res = run(*collect_args(simulated(SCENARIO) / "dump", server.url, tmp_path / mode, "--prometheus-compression", mode))
         assert res.returncode == 0, res.stderr
         manifest = json.loads((Path(res.stdout.strip().splitlines()[-1]) / "manifest.json").read_text())
         assert manifest["counts"]["samples"] > 1000
@@ -85,9 +127,9 @@ def test_gzip_and_uncompressed_answers_give_the_same_bundle(
 
 
 def test_a_bad_mode_on_the_command_line_is_a_usage_error(simulated: Callable[[str], Path], tmp_path: Path) -> None:
-    res = run(
-        *collect_args(
-            simulated("healthy-promotion") / "dump", "http://127.0.0.1:9", tmp_path / "out", "--prometheus-compression", "zstd"
-        )
-    )
-    assert res.returncode == 2 and "--prometheus-compression" in res.stderr and "'zstd' is not one of" in res.stderr
+    for command in (
+        collect_args(simulated(SCENARIO) / "dump", "http://127.0.0.1:9", tmp_path / "out", "--prometheus-compression", "zstd"),
+        ["watch", "--store", str(tmp_path / "store"), "--prometheus", "http://127.0.0.1:9", "--prometheus-compression", "zstd"],
+    ):
+        res = run(*command)
+        assert res.returncode == 2 and "--prometheus-compression" in res.stderr and "'zstd' is not one of" in res.stderr

@@ -58,6 +58,7 @@ class WatchArgs:
 
     store: str
     prometheus_url: str
+    compression: str = "auto"
     listen: str | None = None
     namespaces: tuple[str, ...] = ()
     all_namespaces: bool = False
@@ -95,7 +96,7 @@ def options_from_cli(args: WatchArgs) -> WatchOptions:
             raise UsageError(f"--render {f!r}: choose from {', '.join(FORMATS)} (comma-separated)")
     return WatchOptions(
         store=args.store,
-        prometheus=PrometheusSource(args.prometheus_url),
+        prometheus=PrometheusSource(args.prometheus_url, compression=args.compression),
         listen=args.listen,
         namespaces=tuple(args.namespaces),
         selector=args.selector,

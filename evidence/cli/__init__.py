@@ -133,6 +133,15 @@ _REQUEST_TIMEOUT = click.option(
 )
 
 
+_COMPRESSION = click.option(
+    "--prometheus-compression",
+    "compression",
+    type=click.Choice(["auto", "gzip", "none"]),
+    default="auto",
+    show_default=True,
+    help="Ask Prometheus for gzip answers. auto: not when it answers a test query within 5 ms "
+    "(loopback, the same cluster), where compressing costs it more than the link saves.",
+)
 _KUBECONFIG = click.option(
     "--kubeconfig", metavar="PATH", help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)."
 )

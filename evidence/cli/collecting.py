@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from evidence.cli import (
+    _COMPRESSION,
     _CONTEXT,
     _FLAGGER_NAMESPACE,
     _FLAGGER_SELECTOR,
@@ -105,15 +106,7 @@ from evidence.cli import (
 @click.option(
     "--concurrency", default=4, show_default=True, type=click.IntRange(1, 64), help="Prometheus queries in flight at once."
 )
-@click.option(
-    "--prometheus-compression",
-    "compression",
-    type=click.Choice(["auto", "gzip", "none"]),
-    default="auto",
-    show_default=True,
-    help="Ask for gzip answers. auto: not from loopback, dotless or *.svc / *.cluster.local hosts "
-    "(compressing costs Prometheus more than a fast link saves); gzip for a port-forward over a slow link.",
-)
+@_COMPRESSION
 @click.option(
     "--journal", metavar="DIR", type=click.Path(), help="Also read the capture journal in DIR (webhook payloads, Events)."
 )

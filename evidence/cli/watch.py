@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from evidence.cli import _CONTEXT, _KUBECONFIG, _s3_endpoint_option, cli, handle_errors
+from evidence.cli import _COMPRESSION, _CONTEXT, _KUBECONFIG, _s3_endpoint_option, cli, handle_errors
 
 
 @cli.command(short_help="Capture every rollout unattended: watch Canaries, receive Flagger's webhooks, store bundles.")
@@ -19,6 +19,7 @@ from evidence.cli import _CONTEXT, _KUBECONFIG, _s3_endpoint_option, cli, handle
     metavar="URL",
     help="Prometheus base URL (or $EVIDENCE_PROMETHEUS_URL).",
 )
+@_COMPRESSION
 @click.option(
     "--listen", metavar="ADDR", help="Serve the webhook receiver on HOST:PORT (off unless given; 0.0.0.0:8080 in the image)."
 )

@@ -26,10 +26,11 @@ DEFAULT_MAX_BYTES = 256 * 2**20
 CHUNK_BYTES = 64 * 1024
 #: Prometheus' PromQL annotations (2.46+) travel in ``warnings`` too; they do not mean data is missing.
 _ANNOTATIONS = ("PromQL info:", "PromQL warning:")
-#: ``--prometheus-compression``: whether answers are asked for gzip-compressed.
+#: ``--prometheus-compression``: whether answers are asked gzip-compressed.
 COMPRESSION_MODES = ("auto", "gzip", "none")
-#: Cluster-internal service names (``prometheus.monitoring.svc``, ``…svc.cluster.local``).
-_CLUSTER_SUFFIXES = (".svc", ".cluster.local")
+#: ``auto``: a Prometheus that answers ``vector(1)`` within this many milliseconds (the better of
+#: two, on the open connection) is near, and asked for uncompressed answers.
+NEAR_MS = 5.0
 
 
 @dataclass(frozen=True)
@@ -80,33 +81,6 @@ def strip_credentials(url: str) -> tuple[str, str | None, str | None]:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)), parts.username, parts.password
 
 
-def wants_gzip(url: str, mode: str = "auto") -> bool:
-    """Return whether answers from ``url`` are asked for gzip-compressed (``Accept-Encoding``).
-
-    Prometheus compresses an answer at about 15 MB/s (2.42 here: a 2.5 MB answer takes 150 ms
-    compressed, 20 ms not), which costs more than it saves on a fast link.  ``auto`` asks
-    uncompressed from a loopback address, a name without dots (``prometheus``, a compose or
-    same-namespace name) and a cluster-internal service name (``*.svc``, ``*.cluster.local``),
-    and compressed from anything else (a remote API, the API server's service proxy).  A
-    ``kubectl port-forward`` over a slow link is loopback too: ``gzip`` there.
-    """
-    if mode not in COMPRESSION_MODES:
-        raise UsageError(f"--prometheus-compression {mode!r}: choose from {', '.join(COMPRESSION_MODES)}")
-    if mode != "auto":
-        return mode == "gzip"
-    host = (urlsplit(url).hostname or "").lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost") or ("." not in host and ":" not in host):
-        return False
-    if host.endswith(_CLUSTER_SUFFIXES):
-        return False
-    import ipaddress
-
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True
-
-
 def read_token_file(path: str) -> str:
     """Read a bearer token file (like a service-account token): a regular file of at most 64 KiB."""
     from evidence.errors import read_bounded
@@ -126,8 +100,15 @@ class PrometheusSource:
     size: a Thanos or Cortex answer with ``warnings`` (a store or replica did not answer)
     is partial, and taking it as complete would turn an ABORT into a PASS.  Each answer is read
     as a stream under a deadline of ``timeout`` seconds, whatever the server does (a body that
-    trickles a byte a second is cut off), and is refused beyond ``max_bytes``.  Answers are asked
-    for gzip-compressed or not as ``compression`` says (``wants_gzip``); the data is the same.
+    trickles a byte a second is cut off), and is refused beyond ``max_bytes``.
+
+    Answers are asked gzip-compressed (requests' default) or not as ``compression`` says; the
+    data is the same.  Prometheus compresses at about 15 MB/s (2.42 here: a 2.5 MB answer takes
+    150 ms compressed, 20 ms not), more than a fast link saves, so ``auto`` lets ``ping`` decide:
+    a Prometheus that answers within ``near_ms`` (loopback, the same cluster or host) is asked
+    uncompressed, one further away (a remote API, a ``kubectl port-forward`` or the API
+    server's service proxy to another site) compressed.  An ``Accept-Encoding`` among the
+    headers wins over both.
     """
 
     def __init__(
@@ -139,6 +120,7 @@ class PrometheusSource:
         max_bytes: int = DEFAULT_MAX_BYTES,
         backoff: float = 0.2,
         compression: str = "auto",
+        near_ms: float = NEAR_MS,
     ) -> None:
         clean, user, password = _checked_url(url)
         auth = auth or PrometheusAuth()
@@ -156,9 +138,16 @@ class PrometheusSource:
         self.retries = max(0, int(retries))
         self.max_bytes = int(max_bytes)
         self.backoff = backoff
+        if compression not in COMPRESSION_MODES:
+            raise UsageError(f"--prometheus-compression {compression!r}: choose from {', '.join(COMPRESSION_MODES)}")
         self.compression = compression
-        self.gzip = wants_gzip(clean, compression)
+        self.near_ms = float(near_ms)
+        #: Whether answers are asked gzip-compressed: under ``auto``, as requests does until ``ping`` decides.
+        self.gzip = compression != "none"
+        #: Under ``auto``, after ``ping``: the better of its two timed ``vector(1)`` answers, in ms.
+        self.answer_ms: float | None = None
         self._session: Any = None
+        self._compressed = "gzip, deflate"
         self._lock = threading.Lock()
 
     def describe(self) -> str:
@@ -169,9 +158,10 @@ class PrometheusSource:
 
         session = requests.Session()
         session.verify = self.auth.ca_file or not self.auth.insecure_skip_verify
+        self._compressed = session.headers.get("Accept-Encoding", "gzip, deflate")  # requests' own (gzip, deflate…)
         if not self.gzip:
             session.headers["Accept-Encoding"] = "identity"
-        session.headers.update(self.auth.headers)
+        session.headers.update(self.auth.headers)  # an Accept-Encoding given here wins
         if self.auth.bearer_token:
             session.headers["Authorization"] = f"Bearer {self.auth.bearer_token}"
         if self.auth.username:
@@ -197,13 +187,33 @@ class PrometheusSource:
         This source's credentials are never sent to another host, and none are read from
         Kubernetes Secrets; ``timeout`` caps the probe of an address that may not be reachable from here.
         """
-        return PrometheusSource(url, None, min(self.timeout, timeout), 0, self.max_bytes, self.backoff, self.compression)
+        return PrometheusSource(
+            url, None, min(self.timeout, timeout), 0, self.max_bytes, self.backoff, self.compression, self.near_ms
+        )
 
     def ping(self) -> None:
         """Check that the API answers (``vector(1)``, under the same time and size bounds); raise PrometheusError otherwise."""
         result = self._query("a test query (vector(1))", "/api/v1/query", {"query": "vector(1)"})
         if not result:
             raise PrometheusError(f"{self.url} answered vector(1) with nothing: is it a Prometheus API?")
+        if self.compression == "auto":
+            self._decide_compression()
+
+    def _decide_compression(self) -> None:
+        """``auto``: time ``vector(1)`` twice on the open connection; ask a near Prometheus for uncompressed answers."""
+        times = []
+        for _ in range(2):
+            t0 = time.monotonic()
+            self._query("a test query (vector(1))", "/api/v1/query", {"query": "vector(1)"})
+            times.append((time.monotonic() - t0) * 1000)
+        self.answer_ms = min(times)
+        with self._lock:
+            self.gzip = self.answer_ms > self.near_ms
+            if self._session is not None and not self._own_encoding():
+                self._session.headers["Accept-Encoding"] = self._compressed if self.gzip else "identity"
+
+    def _own_encoding(self) -> bool:
+        return any(k.lower() == "accept-encoding" for k in self.auth.headers)
 
     def instant(self, query: str, at: dt.datetime, check_samples: bool = True) -> list[dict[str, Any]]:
         """Run an instant query at ``at``; return the API's result list (vector or matrix).
@@ -379,9 +389,11 @@ class PrometheusSource:
 
 
 def _number(x: Any, finite: bool = False) -> bool:
+    if type(x) is bool:  # JSON true is no number (float() would read it as 1.0)
+        return False
     try:
         f = float(x)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond any float
         return False
     return math.isfinite(f) or not finite
 
@@ -389,12 +401,21 @@ def _number(x: Any, finite: bool = False) -> bool:
 #: Sample times accepted, in seconds: from the epoch to 2**42 ms (the year 2109), the range the
 #: counter arithmetic keys times in (``analysis.counters._STRIDE``).
 MAX_SAMPLE_TIME_S = 2**42 / 1000
+#: A sample's time is a JSON number; its value a string as Prometheus writes it ("1.5", "NaN", "+Inf") or a number.
+TIME_TYPES = frozenset({int, float})
+VALUE_TYPES = frozenset({str, int, float})
 
 
 def _is_sample(x: Any) -> bool:
-    """Return whether an answer's sample is [unix time, "value"] (a time in range; the value a number or "NaN"/"+Inf")."""
+    """Return whether an answer's sample is [unix time, "value"] (a JSON number of seconds in range; the value a number or "NaN"/"+Inf")."""
     return (
-        type(x) is list and len(x) == 2 and _number(x[0], finite=True) and 0 <= float(x[0]) < MAX_SAMPLE_TIME_S and _number(x[1])
+        type(x) is list
+        and len(x) == 2
+        and type(x[0]) in TIME_TYPES
+        and _number(x[0], finite=True)
+        and 0 <= float(x[0]) < MAX_SAMPLE_TIME_S
+        and type(x[1]) in VALUE_TYPES
+        and _number(x[1])
     )
 
 

@@ -76,8 +76,23 @@ def test_an_endless_body_is_refused_at_the_size_bound(prometheus_for: Callable[[
         b'{"metric":{},"value":[1764000000,"1","x"]}',
         b'{"metric":{},"values":[[1e16,"1"]]}',
         b'{"metric":{},"values":[[-5,"1"]]}',
+        b'{"metric":{},"value":[1764000000,1' + b"0" * 400 + b"]}",
+        b'{"metric":{},"values":[[[1764000000],"1"]]}',
+        b'{"metric":{},"value":[1764000000,true]}',
+        b'{"metric":{},"value":["1764000000","1"]}',
     ],
-    ids=["vector-short", "vector-null", "matrix-null-time", "vector-three-items", "time-far-future", "time-negative"],
+    ids=[
+        "vector-short",
+        "vector-null",
+        "matrix-null-time",
+        "vector-three-items",
+        "time-far-future",
+        "time-negative",
+        "value-integer-beyond-float",
+        "time-a-list",
+        "value-true",
+        "time-a-string",
+    ],
 )
 def test_every_reader_of_samples_gets_a_clear_error_for_a_malformed_one(
     result: bytes, prometheus_for: Callable[[str], PrometheusServer]
@@ -155,6 +170,30 @@ def test_a_malformed_sample_error_never_carries_the_credentials(prometheus_for: 
             200,
             "malformed sample",
         ),
+        (
+            b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1764000000,"1'
+            + b"0" * 400
+            + b'"],[1'
+            + b"0" * 400
+            + b',"1"]]}]}}',
+            200,
+            "malformed sample",
+        ),
+        (
+            b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[[1764000000,1764000001],"1"]]}]}}',
+            200,
+            "malformed sample",
+        ),
+        (
+            b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1764000000,true]]}]}}',
+            200,
+            "malformed sample",
+        ),
+        (
+            b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[true,"1"]]}]}}',
+            200,
+            "malformed sample",
+        ),
         (b"<html><body>Please sign in</body></html>", 200, "HTML page"),
         (b"upstream connect error", 502, "not JSON"),
         (b"[1, 2, 3]", 200, "JSON list"),
@@ -171,6 +210,10 @@ def test_a_malformed_sample_error_never_carries_the_credentials(prometheus_for: 
         "sample-not-a-pair",
         "sample-three-items",
         "sample-time-far-future",
+        "sample-time-integer-beyond-float",
+        "sample-time-a-list",
+        "sample-value-true",
+        "sample-time-true",
         "login-page",
         "proxy-502-text",
         "json-list",
