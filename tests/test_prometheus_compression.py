@@ -133,3 +133,12 @@ def test_a_bad_mode_on_the_command_line_is_a_usage_error(simulated: Callable[[st
     ):
         res = run(*command)
         assert res.returncode == 2 and "--prometheus-compression" in res.stderr and "'zstd' is not one of" in res.stderr
+
+
+def test_credentials_in_the_url_keep_every_other_setting_of_the_auth() -> None:
+    """user:password in the URL used to rebuild the auth and drop its client certificate (the service proxy's)."""
+    auth = PrometheusAuth(bearer_token=None, ca_file=None, headers={"X-Scope-OrgID": "a"}, client_cert=("c.pem", "k.pem"))
+    src = PrometheusSource("http://alice:s3cret@127.0.0.1:9090", auth=auth, compression="none")
+    assert (src.auth.username, src.auth.password) == ("alice", "s3cret")
+    assert src.auth.client_cert == ("c.pem", "k.pem") and src.auth.headers == {"X-Scope-OrgID": "a"}
+    assert "s3cret" not in src.describe()

@@ -12,7 +12,7 @@ import json
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -125,9 +125,7 @@ class PrometheusSource:
         clean, user, password = _checked_url(url)
         auth = auth or PrometheusAuth()
         if user is not None and not auth.username:
-            auth = PrometheusAuth(
-                auth.bearer_token, user, password or "", auth.ca_file, auth.insecure_skip_verify, dict(auth.headers)
-            )
+            auth = replace(auth, username=user, password=password or "", headers=dict(auth.headers))  # the rest kept
         if auth.ca_file and not Path(auth.ca_file).is_file():
             raise UsageError(f"--prometheus-ca-file {auth.ca_file}: no such file")
         if not timeout > 0 or not math.isfinite(timeout):
