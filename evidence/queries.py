@@ -34,6 +34,8 @@ _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 RAW_CHUNK = dt.timedelta(hours=2)
 #: Chunks sent ahead per worker of the answer being taken: the answers held are bounded by these.
 LOOKAHEAD = 2
+#: The label the scrape-label probe tags each form's count with.
+_PROBE_LABEL = "evidence_probe"
 #: After this many timed-out chunks of one query, its remaining chunks are not attempted.
 MAX_TIMEOUTS = 2
 #: MetricTemplate provider types that are not Prometheus (crd.yaml's enum); an unknown type is
@@ -109,21 +111,13 @@ def detect_labels(
     svc_re = promql_string(spec.router.services_regex(ns, spec.apex, spec.port, (Role.PRIMARY, Role.CANARY)))
     warnings: list[str] = []
 
-    def has(selector: str) -> bool:
-        try:
-            return bool(prom.instant(f"count(count_over_time({selector}[{secs}s]))", window.end))
-        except PrometheusError as exc:
-            warnings.append(f"the scrape labels could not be detected ({exc}); the defaults are used")
-            return False
-
     nsq, tgt = promql_string(ns), promql_string(spec.target)
     service_probes = (
         [] if service_label else [(lab, f"{spec.router.requests}{{{lab}=~{svc_re}}}") for lab in spec.router.service_labels]
     )
     ns_probes = [(lab, f"flagger_canary_status{{{lab}={nsq},name={tgt}}}") for lab in FLAGGER_NAMESPACE_LABELS]
-    # Every form is asked at once (one round trip, not one per form); the first form in order that has series wins.
-    with ThreadPoolExecutor(max_workers=len(service_probes) + len(ns_probes)) as pool:
-        answers = list(pool.map(has, [sel for _, sel in service_probes + ns_probes]))
+    # Every form is asked in one query (one round trip, not one per form); the first form in order that has series wins.
+    answers = _which_have_series(prom, [sel for _, sel in service_probes + ns_probes], secs, window.end, warnings)
     service_hits, ns_hits = answers[: len(service_probes)], answers[len(service_probes) :]
     service = service_label or next((lab for (lab, _), hit in zip(service_probes, service_hits, strict=True) if hit), None)
     namespace = next((lab for (lab, _), hit in zip(ns_probes, ns_hits, strict=True) if hit), None)
@@ -136,6 +130,25 @@ def detect_labels(
         )
     found = ScrapeLabels(service or spec.router.service_label, namespace or DEFAULT_LABELS.namespace, chosen)
     return found, list(dict.fromkeys(warnings))
+
+
+def _which_have_series(
+    prom: PrometheusSource, selectors: list[str], secs: int, at: dt.datetime, warnings: list[str]
+) -> list[bool]:
+    """Return, per selector, whether it has series in the ``secs`` before ``at``: one query, each form tagged by its position."""
+    if not selectors:
+        return []
+    query = " or ".join(
+        f'label_replace(count(count_over_time({sel}[{secs}s])), "{_PROBE_LABEL}", "{i}", "", "")'
+        for i, sel in enumerate(selectors)
+    )
+    try:
+        result = prom.instant(query, at)
+    except PrometheusError as exc:
+        warnings.append(f"the scrape labels could not be detected ({exc}); the defaults are used")
+        return [False] * len(selectors)
+    hits = {str((r.get("metric") or {}).get(_PROBE_LABEL)) for r in result}
+    return [str(i) in hits for i in range(len(selectors))]
 
 
 def plan_queries(

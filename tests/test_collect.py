@@ -285,6 +285,21 @@ def test_a_failing_query_is_a_gap_not_silence(
     assert gap["from"] == m["window"]["start"] and gap["to"] == m["window"]["end"]
 
 
+def test_the_scrape_label_probe_is_one_query_and_its_failure_a_recorded_warning(
+    simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer], tmp_path: Path
+) -> None:
+    server = prometheus_for("healthy-promotion")
+    with FaultProxy(server.url, [Rule("evidence_probe", "status", 400)]) as proxy:
+        res = run(*collect_args(simulated("healthy-promotion") / "dump", proxy.url, tmp_path / "out"))
+        assert res.returncode == 0, res.stderr
+    probes = [r for r in proxy.requests if "evidence_probe" in r]
+    assert len(probes) == 1 and probes[0].count("count_over_time") == 4  # every form in one round trip
+    m = json.loads((Path(res.stdout.strip().splitlines()[-1]) / "manifest.json").read_text())
+    assert m["sources"]["labels"]["chosen"] == "default"
+    assert any("scrape labels could not be detected" in w and "the defaults are used" in w for w in m["warnings"]), m["warnings"]
+    assert m["counts"]["samples"] > 1000  # the defaults are this scenario's labels: the bundle is whole
+
+
 def test_transient_5xx_is_retried(
     simulated: Callable[[str], Path], prometheus_for: Callable[[str], PrometheusServer], tmp_path: Path
 ) -> None:
