@@ -60,7 +60,8 @@ def parse_raw(results: list[dict[str, Any]]) -> list[RawSeries]:
             out.append((r.get("metric") or {}, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)))
             continue
         # A sample is [unix time, "value"]: one column of each, checked (an answer is untrusted input).
-        columns = tuple(zip(*values)) if set(map(type, values)) == {list} else ()
+        # Every sample a list of two (zip would cut a longer one to the shortest without a word).
+        columns = tuple(zip(*values)) if set(map(type, values)) == {list} and set(map(len, values)) == {2} else ()
         try:
             if len(columns) != 2:
                 raise ValueError("not a [time, value] pair")

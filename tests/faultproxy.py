@@ -32,6 +32,8 @@ class Rule:
     body: bytes = b""
     content_type: str = "application/json"
     delay: float = 0.5
+    after: int = 0  # the first ``after`` matching requests pass through untouched
+    seen: int = 0
 
 
 @dataclass
@@ -64,6 +66,9 @@ class FaultProxy:
                     self.wfile.write(body)
                     return
                 for rule in proxy.rules:
+                    if rule.match in query and rule.seen < rule.after:
+                        rule.seen += 1
+                        continue
                     if rule.match in query and (rule.times is None or rule.hits < rule.times):
                         rule.hits += 1
                         if rule.action == "hang":

@@ -142,3 +142,19 @@ def test_credentials_in_the_url_keep_every_other_setting_of_the_auth() -> None:
     assert (src.auth.username, src.auth.password) == ("alice", "s3cret")
     assert src.auth.client_cert == ("c.pem", "k.pem") and src.auth.headers == {"X-Scope-OrgID": "a"}
     assert "s3cret" not in src.describe()
+
+
+def test_a_failed_timing_query_leaves_the_answers_compressed(prometheus_for: Callable[[str], PrometheusServer]) -> None:
+    """The health check answered, the timing queries after it fail: the collect goes on, compressed."""
+    with FaultProxy(prometheus_for(SCENARIO).url, [Rule("vector(1)", "status", 500, after=1)]) as proxy:
+        src = PrometheusSource(proxy.url, near_ms=60_000, retries=0)
+        src.ping()
+        assert src.gzip is True and src.answer_ms is None
+        assert sum("vector(1)" in r for r in proxy.requests) == 2  # the check, and the first timing query that failed
+
+
+def test_a_user_encoding_skips_the_timing_queries(prometheus_for: Callable[[str], PrometheusServer]) -> None:
+    with FaultProxy(prometheus_for(SCENARIO).url) as proxy:
+        src = PrometheusSource(proxy.url, auth=PrometheusAuth(headers={"Accept-Encoding": "identity"}))
+        src.ping()
+        assert len(proxy.requests) == 1 and src.answer_ms is None

@@ -107,8 +107,9 @@ class PrometheusSource:
     150 ms compressed, 20 ms not), more than a fast link saves, so ``auto`` lets ``ping`` decide:
     a Prometheus that answers within ``near_ms`` (loopback, the same cluster or host) is asked
     uncompressed, one further away (a remote API, a ``kubectl port-forward`` or the API
-    server's service proxy to another site) compressed.  An ``Accept-Encoding`` among the
-    headers wins over both.
+    server's service proxy to another site) compressed; a source that is never pinged
+    (preflight's, the watcher's before its first capture: small answers) asks as requests does.
+    An ``Accept-Encoding`` among the headers wins over both.
     """
 
     def __init__(
@@ -194,20 +195,28 @@ class PrometheusSource:
         result = self._query("a test query (vector(1))", "/api/v1/query", {"query": "vector(1)"})
         if not result:
             raise PrometheusError(f"{self.url} answered vector(1) with nothing: is it a Prometheus API?")
-        if self.compression == "auto":
+        if self.compression == "auto" and not self._own_encoding():
             self._decide_compression()
 
     def _decide_compression(self) -> None:
-        """``auto``: time ``vector(1)`` twice on the open connection; ask a near Prometheus for uncompressed answers."""
+        """``auto``: time ``vector(1)`` twice on the open connection; ask a near Prometheus for uncompressed answers.
+
+        A failed timing query leaves the answers compressed (the health check itself passed).  The
+        session's headers change here, before collect's fetch threads start; the watcher runs its
+        captures one at a time, so no request is being prepared meanwhile.
+        """
         times = []
-        for _ in range(2):
-            t0 = time.monotonic()
-            self._query("a test query (vector(1))", "/api/v1/query", {"query": "vector(1)"})
-            times.append((time.monotonic() - t0) * 1000)
+        try:
+            for _ in range(2):
+                t0 = time.monotonic()
+                self._query("a test query (vector(1))", "/api/v1/query", {"query": "vector(1)"})
+                times.append((time.monotonic() - t0) * 1000)
+        except PrometheusError:
+            return
         self.answer_ms = min(times)
         with self._lock:
             self.gzip = self.answer_ms > self.near_ms
-            if self._session is not None and not self._own_encoding():
+            if self._session is not None:
                 self._session.headers["Accept-Encoding"] = self._compressed if self.gzip else "identity"
 
     def _own_encoding(self) -> bool:

@@ -171,6 +171,11 @@ def test_a_malformed_sample_error_never_carries_the_credentials(prometheus_for: 
             "malformed sample",
         ),
         (
+            b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1764000000,"1","x"],[1764000015,"2"]]}]}}',
+            200,
+            "malformed sample",
+        ),
+        (
             b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1764000000,"1'
             + b"0" * 400
             + b'"],[1'
@@ -210,6 +215,7 @@ def test_a_malformed_sample_error_never_carries_the_credentials(prometheus_for: 
         "sample-not-a-pair",
         "sample-three-items",
         "sample-time-far-future",
+        "sample-rows-of-mixed-length",
         "sample-time-integer-beyond-float",
         "sample-time-a-list",
         "sample-value-true",
