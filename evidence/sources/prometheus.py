@@ -146,7 +146,6 @@ class PrometheusSource:
         #: Under ``auto``, after ``ping``: the better of its two timed ``vector(1)`` answers, in ms.
         self.answer_ms: float | None = None
         self._session: Any = None
-        self._compressed = "gzip, deflate"
         self._lock = threading.Lock()
 
     def describe(self) -> str:
@@ -157,7 +156,6 @@ class PrometheusSource:
 
         session = requests.Session()
         session.verify = self.auth.ca_file or not self.auth.insecure_skip_verify
-        self._compressed = session.headers.get("Accept-Encoding", "gzip, deflate")  # requests' own (gzip, deflate…)
         if not self.gzip:
             session.headers["Accept-Encoding"] = "identity"
         session.headers.update(self.auth.headers)  # an Accept-Encoding given here wins
@@ -192,8 +190,7 @@ class PrometheusSource:
 
     def ping(self) -> None:
         """Check that the API answers (``vector(1)``, under the same time and size bounds); raise PrometheusError otherwise."""
-        result = self._query("a test query (vector(1))", "/api/v1/query", {"query": "vector(1)"})
-        if not result:
+        if not self._vector1():
             raise PrometheusError(f"{self.url} answered vector(1) with nothing: is it a Prometheus API?")
         if self.compression == "auto" and not self._own_encoding():
             self._decide_compression()
@@ -209,7 +206,7 @@ class PrometheusSource:
         try:
             for _ in range(2):
                 t0 = time.monotonic()
-                self._query("a test query (vector(1))", "/api/v1/query", {"query": "vector(1)"})
+                self._vector1()
                 times.append((time.monotonic() - t0) * 1000)
         except PrometheusError:
             return
@@ -217,7 +214,13 @@ class PrometheusSource:
         with self._lock:
             self.gzip = self.answer_ms > self.near_ms
             if self._session is not None:
-                self._session.headers["Accept-Encoding"] = self._compressed if self.gzip else "identity"
+                import requests
+
+                compressed = requests.utils.default_headers()["Accept-Encoding"]  # requests' own: gzip, deflate…
+                self._session.headers["Accept-Encoding"] = compressed if self.gzip else "identity"
+
+    def _vector1(self) -> list[dict[str, Any]]:
+        return self._query("a test query (vector(1))", "/api/v1/query", {"query": "vector(1)"})
 
     def _own_encoding(self) -> bool:
         return any(k.lower() == "accept-encoding" for k in self.auth.headers)
@@ -396,8 +399,6 @@ class PrometheusSource:
 
 
 def _number(x: Any, finite: bool = False) -> bool:
-    if type(x) is bool:  # JSON true is no number (float() would read it as 1.0)
-        return False
     try:
         f = float(x)
     except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond any float
